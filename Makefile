@@ -1,0 +1,43 @@
+# Everything runs from a virtual environment inside the checkout; only Python 3.11
+# and the package registries are needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export IMPTRACK_HOME ?= $(CURDIR)/var
+
+.PHONY: demo up down status test check format bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	IMPTRACK_HOME=$(CURDIR)/var/demo $(BIN)/imptrack demo
+
+up: $(STAMP)
+	$(BIN)/imptrack up
+
+down: $(STAMP)
+	$(BIN)/imptrack down
+
+status: $(STAMP)
+	$(BIN)/imptrack status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+check: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

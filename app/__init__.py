@@ -1,0 +1,1 @@
+"""imptrack: full-cycle impression tracking for affiliate networks."""

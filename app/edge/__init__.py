@@ -1,0 +1,1 @@
+"""The HTTP edge: validates, assigns IDs, produces acknowledged events, answers fast."""

@@ -1,0 +1,51 @@
+"""``GET /imp``: the impression pixel and impression link."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from app import topic_names
+from app.edge.client_ip import client_ip, user_agent
+from app.edge.keys import PRODUCER, SETTINGS
+from app.edge.params import parse_pixel
+from app.edge.producer import BrokerUnavailable
+from app.edge.responses import invalid_parameter, unavailable
+from app.exceptions import InvalidParameter
+from app.ids import new_id
+from app.records import impression_payload
+
+# The smallest transparent 1x1 GIF: 43 bytes.
+TRANSPARENT_GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00"
+    b"\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+_GIF_HEADERS = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
+
+
+async def pixel(request: web.Request) -> web.Response:
+    """Accept one impression; the GIF means the broker has it."""
+    try:
+        wanted = parse_pixel(request.query)
+    except InvalidParameter as exc:
+        return invalid_parameter(exc)
+    settings = request.app[SETTINGS]
+    aimp_id = new_id()
+    payload = impression_payload(
+        aimp_id=aimp_id,
+        offer_id=wanted.offer_id,
+        pid=wanted.pid,
+        imp_id=wanted.imp_id,
+        subs=dict(wanted.subs),
+        ua=user_agent(request),
+        ip=client_ip(request, settings.edge_trusted_proxy_hops),
+    )
+    try:
+        await request.app[PRODUCER].produce(topic_names.IMPRESSIONS, aimp_id, orjson.dumps(payload))
+    except BrokerUnavailable:
+        return unavailable("the impression could not be stored; retry shortly")
+    return web.Response(
+        body=TRANSPARENT_GIF,
+        content_type="image/gif",
+        headers={**_GIF_HEADERS, "X-Aimp-Id": aimp_id},
+    )

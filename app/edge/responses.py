@@ -1,0 +1,23 @@
+"""JSON answers the edge gives when it cannot accept a request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.exceptions import InvalidParameter
+
+RETRY_AFTER_SECONDS = 1
+
+
+def invalid_parameter(exc: InvalidParameter) -> web.Response:
+    return web.json_response(
+        {"error": f"{exc.parameter} {exc.problem}", "parameter": exc.parameter}, status=400
+    )
+
+
+def unavailable(message: str) -> web.Response:
+    return web.json_response(
+        {"error": message},
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

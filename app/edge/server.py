@@ -1,0 +1,87 @@
+"""The edge's aiohttp application factory and process runner."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import AsyncIterator
+
+import uvloop
+from aiohttp import web
+
+from app.edge.keys import PRODUCER, SETTINGS
+from app.edge.pixel import pixel
+from app.edge.producer import EventProducer
+from app.settings import Settings
+
+# Bounds on what a client may send (see README, "Request limits").
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+
+
+async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    producer = EventProducer(s.broker, s.edge_linger_ms, s.edge_produce_timeout)
+    await producer.start()
+    app[PRODUCER] = producer
+    yield
+    await producer.stop()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Healthy while the last produce, if any, was acknowledged."""
+    producer = request.app[PRODUCER]
+    if producer.last_error is not None:
+        return web.json_response({"status": "unhealthy", "broker": producer.last_error}, status=503)
+    return web.json_response({"status": "ok", "broker": request.app[SETTINGS].broker})
+
+
+def create_edge_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_producer_ctx)
+    app.router.add_get("/imp", pixel)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def run_edge(settings: Settings) -> None:
+    """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    web.run_app(
+        create_edge_app(settings),
+        host=settings.edge_host,
+        port=settings.edge_port,
+        reuse_port=True,
+        access_log=None,
+        print=None,
+        shutdown_timeout=5,
+        handler_cancellation=False,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+    )
+
+
+def run_edge_processes(settings: Settings) -> None:
+    """Run ``EDGE_PROCESSES`` edge processes on one port; stop them all on SIGTERM/SIGINT."""
+    if settings.edge_processes == 1:
+        run_edge(settings)
+        return
+    # "spawn" gives every process its own interpreter, hence its own aimp_id node bits.
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=run_edge, args=(settings,), name=f"edge-{n}")
+        for n in range(settings.edge_processes)
+    ]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()

@@ -1,0 +1,31 @@
+"""The one Faust application; every agent, table and topic module imports it from here."""
+
+from __future__ import annotations
+
+import faust
+
+from app.settings import settings
+
+_s = settings()
+
+app = faust.App(
+    "imptrack",
+    broker=f"kafka://{_s.broker}",
+    store="rocksdb://",
+    datadir=str(_s.worker_data_dir),
+    topic_partitions=_s.topic_partitions,
+    topic_replication_factor=1 if _s.kafka_broker is None else 3,
+    broker_session_timeout=_s.broker_session_timeout,
+    broker_rebalance_timeout=_s.broker_rebalance_timeout,
+    broker_heartbeat_interval=min(3.0, _s.broker_session_timeout / 3),
+    # The memory-only embedded broker cannot run InitProducerId, so no idempotent
+    # producer and no exactly_once; effects are made idempotent downstream instead.
+    producer_acks=-1,
+    producer_linger_ms=5,
+    consumer_auto_offset_reset="earliest",
+    web_bind="127.0.0.1",
+    web_port=_s.worker_web_port,
+    web_in_thread=False,
+    autodiscover=["agents", "app.worker_views"],
+    origin="app",
+)

@@ -1,0 +1,87 @@
+"""Health probes ``imptrack up`` waits on: is each service really serving?"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def http_json(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The JSON body of a 2xx answer, or None when the service is not (yet) healthy."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+async def _broker_ready(bootstrap: str) -> bool:
+    # "Connection refused" is the expected answer while the broker starts.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await producer.start()
+    except (KafkaError, OSError):
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
+def broker_ready(bootstrap: str) -> bool:
+    return asyncio.run(_broker_ready(bootstrap))
+
+
+async def _redis_ready(url: str) -> bool:
+    client = aioredis.from_url(url, socket_connect_timeout=1)
+    try:
+        return bool(await client.ping())
+    except (OSError, aioredis.RedisError):
+        return False
+    finally:
+        await client.aclose()
+
+
+def redis_ready(url: str) -> bool:
+    return asyncio.run(_redis_ready(url))
+
+
+async def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+    finally:
+        await admin.close()
+
+
+def create_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> None:
+    """Create the event topics up front so the edge can produce before a worker ran."""
+    asyncio.run(_create_topics(bootstrap, names, partitions))

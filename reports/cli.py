@@ -1,0 +1,141 @@
+"""The ``imptrack`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from app.exceptions import ImptrackError
+from app.settings import settings
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from app.stack import Stack
+
+    s = settings()
+    stack = Stack(s)
+    stack.up(on_ready=lambda name, took: print(f"  {name:<9} ready in {took:.1f} s"))
+    print(
+        f"\nimptrack is up\n"
+        f"  edge      {s.edge_url}   (pixel: {s.edge_url}/imp?offer_id=1&pid=1)\n"
+        f"  broker    {s.broker}{'' if s.kafka_broker else '   (embedded, memory only)'}\n"
+        f"  redis     {s.redis}{'' if s.redis_url else '   (embedded)'}\n"
+        f"  exporter  {s.exporter_url}/healthz\n"
+        f"  worker    {s.worker_url}/healthz\n"
+        f"  duckdb    {s.duckdb_path}\n"
+        f"  logs      {s.log_dir}\n"
+        f"  data      {s.data_dir}\n"
+        f"Stop it with `make down`."
+    )
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from app.stack import Stack
+
+    stack = Stack(settings())
+    if not stack.running():
+        print("nothing is running")
+        return 0
+    stack.down(on_stopped=lambda name: print(f"  {name:<9} stopped"))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from app.stack import Stack
+
+    stack = Stack(settings())
+    running = stack.running()
+    for part in stack.components():
+        pid = running.get(part.name)
+        state = "stopped" if pid is None else ("ready" if part.ready() else "starting/unhealthy")
+        print(f"  {part.name:<9} {state}{'' if pid is None else f'  (pid {pid})'}")
+    return 0 if running else 1
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from app.faust_app import app
+
+    # Faust's own CLI runs the worker (signals, logging, recovery); we only choose
+    # its arguments.
+    sys.argv = ["imptrack worker", "--loop", "uvloop", "worker", "--loglevel", settings().log_level]
+    app.main()
+
+
+def _cmd_edge(args: argparse.Namespace) -> int:
+    from app.edge.server import run_edge_processes
+
+    run_edge_processes(settings())
+    return 0
+
+
+def _cmd_exporter(args: argparse.Namespace) -> int:
+    from reports.exporter_server import run_exporter
+
+    run_exporter(settings())
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from reports.reading import print_report
+
+    print(print_report(args.slice, args.date_from, args.date_to, args.tz, args.format))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from reports.demo import run_demo
+
+    return run_demo(args.requests)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reports.formatting import FORMATS
+    from reports.slices import SLICES
+
+    parser = argparse.ArgumentParser(
+        prog="imptrack", description="Full-cycle impression tracking for affiliate networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="start the stack and wait until every part is ready").set_defaults(
+        run=_cmd_up
+    )
+    sub.add_parser("down", help="stop everything `up` started").set_defaults(run=_cmd_down)
+    sub.add_parser("status", help="show which parts run").set_defaults(run=_cmd_status)
+    sub.add_parser("worker", help="run a Faust worker in the foreground").set_defaults(
+        run=_cmd_worker
+    )
+    sub.add_parser("edge", help="run the HTTP edge in the foreground").set_defaults(run=_cmd_edge)
+    sub.add_parser("exporter", help="run the DuckDB exporter in the foreground").set_defaults(
+        run=_cmd_exporter
+    )
+    report = sub.add_parser("report", help="print a statistics slice")
+    report.add_argument("slice", choices=sorted(SLICES))
+    report.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
+    report.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
+    report.add_argument("--tz", default="UTC", help="IANA timezone of the days (default UTC)")
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.set_defaults(run=_cmd_report)
+    demo = sub.add_parser("demo", help="start, send pixels, report, stop")
+    demo.add_argument("--requests", type=int, default=3000, help="pixel requests to send")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=settings().log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        code: int = args.run(args)
+    except ImptrackError as exc:
+        print(f"imptrack: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Opening the reporting database and bringing its schema up to date."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from app.exceptions import ReportError
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """Every shipped migration as (version, file name, SQL), in version order."""
+    folder = resources.files("reports").joinpath("sql", "migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    return sorted(found)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply missing migrations, each in its own transaction; return the schema version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    known = migrations()
+    newest_known = known[-1][0] if known else 0
+    if applied and max(applied) > newest_known:
+        raise ReportError(
+            f"the database has schema version {max(applied)} but this imptrack knows only up "
+            f"to {newest_known}; upgrade imptrack before opening it"
+        )
+    for version, name, sql in known:
+        if version in applied:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return max(applied | {v for v, _, _ in known}, default=0)
+
+
+def open_writer(path: Path) -> duckdb.DuckDBPyConnection:
+    """The exporter's read-write connection, schema migrated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    migrate(con)
+    return con
+
+
+def open_reader(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; raises ``duckdb.IOException`` while a writer holds the file."""
+    if not path.exists():
+        raise ReportError(f"no reporting database at {path}; start imptrack (`make up`) first")
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    return con

@@ -1,0 +1,98 @@
+"""The statistics slices, as queries over the reporting database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+
+from app.exceptions import ReportError
+from reports import sql
+
+DEFAULT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Whole days ``first``..``last`` (inclusive) in timezone ``tz``."""
+
+    first: date
+    last: date
+    tz: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), self.zone).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(), self.zone).astimezone(UTC)
+
+    @property
+    def whole_hour_offsets(self) -> bool:
+        """Whether every UTC hour falls inside one local day, so hourly rollups are exact."""
+        probe = self.start
+        while probe <= self.end:
+            offset = probe.astimezone(self.zone).utcoffset() or timedelta()
+            if offset.total_seconds() % 3600:
+                return False
+            probe += timedelta(hours=6)
+        return True
+
+
+def date_range(
+    first: str | None, last: str | None, tz: str, today: date | None = None
+) -> DateRange:
+    """Parse CLI/API dates (``YYYY-MM-DD``); default: the last seven days up to today in ``tz``."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(
+            f"--tz {tz!r} is not an IANA timezone name (e.g. UTC, Europe/Berlin)"
+        ) from None
+    today = today or datetime.now(zone).date()
+
+    def parse(value: str | None, name: str, default: date) -> date:
+        if value is None:
+            return default
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ReportError(f"{name} {value!r} is not a date in the form YYYY-MM-DD") from None
+
+    last_day = parse(last, "--to", today)
+    first_day = parse(first, "--from", last_day - timedelta(days=DEFAULT_DAYS - 1))
+    if first_day > last_day:
+        raise ReportError(f"--from {first_day} is after --to {last_day}")
+    return DateRange(first_day, last_day, tz)
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def _run(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> SliceResult:
+    cursor = con.execute(query, params)
+    columns = [d[0] for d in cursor.description or []]
+    return SliceResult(columns, cursor.fetchall())
+
+
+def daily(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
+    """Impressions per day of ``period`` in its timezone."""
+    name = "slices/daily" if period.whole_hour_offsets else "slices/daily_exact"
+    return _run(con, sql.load(name), {"tz": period.tz, "start": period.start, "end": period.end})
+
+
+SLICES = {"daily": daily}

@@ -1,0 +1,21 @@
+-- New impressions of one batch: not yet stored, each aimp_id once. aimp_ids are
+-- time-ordered, so only stored rows at or after the batch's smallest id can match,
+-- which keeps the anti-join on recent row groups.
+CREATE OR REPLACE TEMP TABLE fresh_impressions AS
+SELECT *
+FROM (
+    SELECT * FROM batch_impressions
+    QUALIFY row_number() OVER (PARTITION BY aimp_id) = 1
+) AS b
+ANTI JOIN (
+    SELECT aimp_id FROM impressions WHERE aimp_id >= $min_aimp_id
+) AS stored USING (aimp_id);
+
+INSERT INTO impressions BY NAME SELECT * FROM fresh_impressions;
+
+INSERT INTO impressions_hourly
+SELECT time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, count(*) AS impressions
+FROM fresh_impressions
+GROUP BY ALL
+ON CONFLICT (hour, offer_id, pid)
+DO UPDATE SET impressions = impressions_hourly.impressions + excluded.impressions;

@@ -1,0 +1,1 @@
+"""Faust tables and the helpers that write them."""

@@ -1,0 +1,24 @@
+"""Writing tables from batches taken with ``stream.take_events``."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from faust.streams import _current_event
+
+
+def write_in_event_partition(event: Any, table: Any, key: Any, value: Any) -> None:
+    """Set ``table[key] = value`` on the partition ``event`` came from.
+
+    Faust picks a table write's changelog partition and RocksDB shard from the
+    current event, a task-local context variable that batch iteration leaves
+    unset. Only that variable is set here: ``Stream.current_event`` must not be
+    touched, because ``take_events`` reads it, across an await, to know which event
+    it is buffering — overwriting it there duplicates some events and drops others.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        table[key] = value
+    finally:
+        _current_event.reset(token)
