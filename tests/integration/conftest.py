@@ -1,0 +1,121 @@
+"""A real embedded stack (broker, Redis, worker, exporter, two edge processes) on free
+ports under a temporary home, shared by the integration tests of one session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app import probes
+from app.settings import Settings
+from app.stack import Stack
+from reports import db
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [s.getsockname()[1] for s in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+class RunningStack:
+    """The stack under test, with the helpers the tests share."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.settings = stack.settings
+
+    @property
+    def edge_url(self) -> str:
+        return self.settings.edge_url
+
+    def exported_impressions(self) -> int:
+        status = probes.http_json(f"{self.settings.exporter_url}/healthz")
+        assert status is not None, "exporter is not answering"
+        return int(status["exported"]["impressions"])
+
+    def wait_exported(self, expected: int, timeout: float = 60.0) -> int:
+        """Wait until the exporter has exactly ``expected`` impressions, then a little
+        longer to catch any that would arrive twice."""
+        deadline = time.monotonic() + timeout
+        seen = self.exported_impressions()
+        while time.monotonic() < deadline and seen < expected:
+            time.sleep(0.2)
+            seen = self.exported_impressions()
+        time.sleep(1.5)
+        return self.exported_impressions()
+
+    def settle(self, quiet_seconds: float = 1.5, timeout: float = 60.0) -> int:
+        """Wait until the exported count stops moving: earlier traffic is all in."""
+        deadline = time.monotonic() + timeout
+        last, quiet_since = self.exported_impressions(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.exported_impressions()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_seconds:
+                return now
+        raise AssertionError("the exporter never went quiet")
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """Run SQL on the DuckDB file: the exporter holds its lock, so it is stopped
+        for the query and started again."""
+        self.stack.stop("exporter")
+        try:
+            con = db.open_reader(self.settings.duckdb_path)
+            try:
+                return con.execute(sql, params or []).fetchall()
+            finally:
+                con.close()
+        finally:
+            self.stack.start("exporter")
+
+
+@pytest.fixture(scope="session")
+def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("imptrack")
+
+
+@pytest.fixture(scope="session")
+def running_stack(stack_home: Path) -> Iterator[RunningStack]:
+    broker, redis, worker, exporter, edge = _free_ports(5)
+    env = {
+        **os.environ,
+        "IMPTRACK_HOME": str(stack_home),
+        "IMPTRACK_BROKER_PORT": str(broker),
+        "IMPTRACK_REDIS_PORT": str(redis),
+        "WORKER_WEB_PORT": str(worker),
+        "EXPORTER_PORT": str(exporter),
+        "EDGE_PORT": str(edge),
+        "EDGE_PROCESSES": "2",
+        "EXPORT_BATCH_SECONDS": "0.2",
+        "BROKER_SESSION_TIMEOUT": "6",
+        "BROKER_REBALANCE_TIMEOUT": "6",
+    }
+    env.pop("KAFKA_BROKER", None)
+    env.pop("REDIS_URL", None)
+    stack = Stack(Settings.from_env(env), env)
+    try:
+        stack.up()
+        yield RunningStack(stack)
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def stack(running_stack: RunningStack) -> RunningStack:
+    """The shared stack, once every earlier test's traffic has been exported."""
+    running_stack.settle()
+    return running_stack

@@ -1,0 +1,59 @@
+"""Sending pixels to the edge under test, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+@dataclass
+class PixelRun:
+    accepted: dict[str, dict[str, str]] = field(default_factory=dict)  # aimp_id -> params
+    refused: int = 0
+
+
+async def send_pixels(
+    edge_url: str,
+    params: list[dict[str, str]],
+    concurrency: int = 32,
+    run: PixelRun | None = None,
+    fresh_connections: bool = False,
+) -> PixelRun:
+    """Send one pixel per params dict; record the aimp_id of every GIF answered."""
+    run = run or PixelRun()
+    queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    for p in params:
+        queue.put_nowait(p)
+    connector = aiohttp.TCPConnector(force_close=fresh_connections, limit=concurrency)
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            p = queue.get_nowait()
+            try:
+                async with session.get(f"{edge_url}/imp", params=p) as response:
+                    body = await response.read()
+                    if response.status == 200 and body.startswith(b"GIF89a"):
+                        run.accepted[response.headers["X-Aimp-Id"]] = p
+                    else:
+                        run.refused += 1
+            except aiohttp.ClientError:
+                run.refused += 1
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+    return run
+
+
+def pixel_params(count: int, offer_id: int = 1, prefix: str = "t") -> list[dict[str, str]]:
+    return [
+        {
+            "offer_id": str(offer_id),
+            "pid": str(100 + n % 7),
+            "imp_id": f"{prefix}-{n}",
+            "sub1": f"s1-{n}",
+            "sub8": f"s8 {n}&x=y",
+        }
+        for n in range(count)
+    ]
