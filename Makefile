@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export IMPTRACK_HOME ?= $(CURDIR)/var
 
-.PHONY: demo up down status test check format bench clean
+.PHONY: demo up down status test check format clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -74,10 +75,9 @@ async def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int
             if name not in existing
         ]
         if missing:
-            try:
+            # Another process may create them first; either way they exist.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them first
     finally:
         await admin.close()
 

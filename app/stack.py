@@ -6,6 +6,7 @@ so the way the stack is run in tests is the way operators run it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -229,10 +230,8 @@ class Stack:
         """SIGTERM and wait; SIGKILL only if it does not stop within the grace period."""
         pid = self.pid(name)
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             if not _wait_gone(pid, STOP_GRACE_SECONDS):
                 os.killpg(pid, signal.SIGKILL)
                 _wait_gone(pid, 5.0)

@@ -15,7 +15,7 @@ async def healthz(self: web.View, request: web.Request) -> Any:
 
     Faust serves pages before recovery finishes, so readiness is checked here.
     """
-    recovered = app.tables.recovery.completed.is_set()
+    recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
     body = {
         "status": "ok" if recovered and not app.rebalancing else "starting",
         "recovered": recovered,

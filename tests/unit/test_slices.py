@@ -1,0 +1,85 @@
+"""The Daily slice and its date ranges."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from app.exceptions import ReportError
+from reports import db, store
+from reports.columns import impressions_batch
+from reports.formatting import render
+from reports.slices import daily, date_range
+from tests.unit.test_store import impression_factory
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    con = db.open_writer(tmp_path / "s.duckdb")
+    events = (
+        impression_factory(4, datetime(2026, 3, 1, 22, 10, tzinfo=UTC))
+        + impression_factory(3, datetime(2026, 3, 1, 23, 30, tzinfo=UTC))
+        + impression_factory(2, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    )
+    store.write_batch(con, "c", store.Batch(impressions_batch(events), {("t", 0): 9}))
+    return con
+
+
+def test_daily_in_utc(con: duckdb.DuckDBPyConnection) -> None:
+    """Impressions are counted on their UTC day."""
+    result = daily(con, date_range("2026-03-01", "2026-03-02", "UTC"))
+    assert result.rows == [(date(2026, 3, 1), 7), (date(2026, 3, 2), 2)]
+
+
+def test_an_event_at_2330_utc_is_next_day_in_utc_plus_1(con: duckdb.DuckDBPyConnection) -> None:
+    """In Europe/Berlin (UTC+1 in March) 23:30 UTC is already the next day."""
+    result = daily(con, date_range("2026-03-01", "2026-03-02", "Europe/Berlin"))
+    assert result.rows == [(date(2026, 3, 1), 4), (date(2026, 3, 2), 5)]
+
+
+def test_half_hour_timezones_are_exact(con: duckdb.DuckDBPyConnection) -> None:
+    """Asia/Kolkata (UTC+5:30) is answered from the rows, not the hourly rollup: 18:45 UTC
+    is 00:15 next day there, though its UTC hour bucket starts at 23:30 the day before."""
+    extra = impression_factory(1, datetime(2026, 3, 1, 18, 45, tzinfo=UTC))
+    store.write_batch(con, "c", store.Batch(impressions_batch(extra), {("t", 0): 10}))
+    period = date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")
+    assert not period.whole_hour_offsets
+    assert daily(con, period).rows == [(date(2026, 3, 2), 10)]
+
+
+def test_days_outside_the_range_are_left_out(con: duckdb.DuckDBPyConnection) -> None:
+    """--from/--to bound the days in the chosen timezone, both inclusive."""
+    assert daily(con, date_range("2026-03-02", "2026-03-02", "UTC")).rows == [(date(2026, 3, 2), 2)]
+
+
+def test_default_range_is_the_last_seven_days() -> None:
+    period = date_range(None, None, "UTC", today=date(2026, 11, 23))
+    assert (period.first, period.last) == (date(2026, 11, 17), date(2026, 11, 23))
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "tz", "message"),
+    [
+        ("2026-13-01", None, "UTC", "--from '2026-13-01' is not a date"),
+        (None, "yesterday", "UTC", "--to 'yesterday' is not a date"),
+        ("2026-03-05", "2026-03-01", "UTC", "--from 2026-03-05 is after --to 2026-03-01"),
+        (None, None, "Mars/Olympus", "is not an IANA timezone"),
+    ],
+)
+def test_bad_ranges_say_what_is_wrong(
+    first: str | None, last: str | None, tz: str, message: str
+) -> None:
+    with pytest.raises(ReportError, match=message):
+        date_range(first, last, tz)
+
+
+def test_formats(con: duckdb.DuckDBPyConnection) -> None:
+    """The same slice as a terminal table, CSV and JSON."""
+    result = daily(con, date_range("2026-03-01", "2026-03-02", "UTC"))
+    assert render(result, "csv") == "day,impressions\n2026-03-01,7\n2026-03-02,2"
+    assert '"impressions": 7' in render(result, "json")
+    table = render(result, "table").splitlines()
+    assert table[0].split() == ["day", "impressions"] and table[2].split() == ["2026-03-01", "7"]

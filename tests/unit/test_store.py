@@ -1,0 +1,84 @@
+"""The exporter's DuckDB writes: rows, rollup and offsets in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from app.exceptions import ReportError
+from app.ids import IdGenerator
+from reports import db, store
+from reports.columns import impressions_batch
+
+
+def impression_factory(count: int, at: datetime, offer_id: int = 1) -> list[dict[str, Any]]:
+    gen = IdGenerator()
+    ms = int(at.timestamp() * 1000)
+    return [
+        {"aimp_id": gen.new_id(now_ms=ms), "offer_id": offer_id, "pid": 2, "sub1": f"s{n}"}
+        for n in range(count)
+    ]
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    return db.open_writer(tmp_path / "t.duckdb")
+
+
+def test_a_replayed_batch_is_stored_once(con: duckdb.DuckDBPyConnection) -> None:
+    """Events delivered twice (across batches and inside one) become one row each."""
+    events = impression_factory(100, datetime(2026, 11, 1, 10, 15, tzinfo=UTC))
+    first = store.Batch(impressions_batch(events[:60]), {("t", 0): 60})
+    again = store.Batch(impressions_batch(events + events[:5]), {("t", 0): 105})
+    assert store.write_batch(con, "c1", first) == 60
+    assert store.write_batch(con, "c1", again) == 40
+    assert con.execute("SELECT count(*), count(DISTINCT aimp_id) FROM impressions").fetchall() == [
+        (100, 100)
+    ]
+    assert con.execute("SELECT sum(impressions) FROM impressions_hourly").fetchall() == [(100,)]
+    assert store.load_offsets(con, "c1") == {("t", 0): 105}
+
+
+def test_rollup_is_per_utc_hour(con: duckdb.DuckDBPyConnection) -> None:
+    """Impressions in two hours land in two hourly rows, keyed by the UTC hour start."""
+    events = impression_factory(3, datetime(2026, 11, 1, 10, 59, tzinfo=UTC)) + impression_factory(
+        2, datetime(2026, 11, 1, 11, 0, tzinfo=UTC)
+    )
+    store.write_batch(con, "c1", store.Batch(impressions_batch(events), {("t", 0): 5}))
+    rows = con.execute("SELECT hour, impressions FROM impressions_hourly ORDER BY hour").fetchall()
+    assert [(h.astimezone(UTC).hour, n) for h, n in rows] == [(10, 3), (11, 2)]
+
+
+def test_a_failed_batch_leaves_no_rows_and_no_offsets(con: duckdb.DuckDBPyConnection) -> None:
+    """If the transaction fails, neither the rows nor the offsets move."""
+    events = impression_factory(10, datetime(2026, 11, 1, tzinfo=UTC))
+    store.write_batch(con, "c1", store.Batch(impressions_batch(events[:5]), {("t", 0): 5}))
+    con.execute("DROP TABLE export_offsets")  # make the offsets statement fail
+    with pytest.raises(duckdb.Error):
+        store.write_batch(con, "c1", store.Batch(impressions_batch(events[5:]), {("t", 0): 10}))
+    assert con.execute("SELECT count(*) FROM impressions").fetchall() == [(5,)]
+    assert con.execute("SELECT sum(impressions) FROM impressions_hourly").fetchall() == [(5,)]
+
+
+def test_offsets_are_kept_per_cluster(con: duckdb.DuckDBPyConnection) -> None:
+    """Offsets of one broker cluster are not applied to another."""
+    store.write_batch(con, "old", store.Batch(impressions_batch([]), {("t", 0): 500}))
+    assert store.load_offsets(con, "new") == {}
+    assert store.load_offsets(con, "old") == {("t", 0): 500}
+
+
+def test_migrations_run_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:
+    """Re-opening keeps the schema; a file from a newer imptrack is refused with a clear error."""
+    path = tmp_path / "m.duckdb"
+    db.open_writer(path).close()
+    con = db.open_writer(path)
+    versions = con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
+    assert versions == [(v,) for v, _, _ in db.migrations()]
+    con.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future.sql')")
+    con.close()
+    with pytest.raises(ReportError, match="upgrade imptrack"):
+        db.open_writer(path)
