@@ -94,7 +94,7 @@ def run_demo(requests: int) -> int:
         print(render(daily, "table"))
         reported = sum(row[daily.columns.index("impressions")] for row in daily.rows)
         print(f"\nDuckDB file: {s.duckdb_path}")
-        print(f"  duckdb {s.duckdb_path} -c 'select * from impressions_hourly'")
+        print(f"  read it again: IMPTRACK_HOME={s.home} .venv/bin/imptrack report daily")
     finally:
         print("\nStopping ...")
         stack.down()

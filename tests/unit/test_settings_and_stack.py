@@ -1,0 +1,53 @@
+"""Settings from the environment, and which processes a stack runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.exceptions import ConfigurationError
+from app.settings import Settings
+from app.stack import Stack
+
+
+def test_defaults_use_the_embedded_services(tmp_path: Path) -> None:
+    """Without KAFKA_BROKER / REDIS_URL, `up` starts its own broker and Redis."""
+    s = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
+    assert s.broker == "127.0.0.1:19092" and s.edge_url == "http://127.0.0.1:8080"
+    names = [c.name for c in Stack(s, {}).components()]
+    assert names == ["broker", "redis", "worker", "exporter", "edge"]
+
+
+def test_external_broker_and_redis_are_used_instead(tmp_path: Path) -> None:
+    """With KAFKA_BROKER and REDIS_URL set, nothing of ours is started in their place."""
+    s = Settings.from_env(
+        {
+            "IMPTRACK_HOME": str(tmp_path),
+            "KAFKA_BROKER": "kafka://kafka-1:9092",
+            "REDIS_URL": "redis://cache:6379/2",
+        }
+    )
+    assert s.broker == "kafka-1:9092" and s.redis == "redis://cache:6379/2"
+    assert [c.name for c in Stack(s, {}).components()] == ["worker", "exporter", "edge"]
+
+
+def test_profiles_choose_the_group_timeouts(tmp_path: Path) -> None:
+    """dev rejoins fast after a killed worker; production keeps patient timeouts."""
+    dev = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
+    prod = Settings.from_env({"IMPTRACK_HOME": str(tmp_path), "IMPTRACK_PROFILE": "production"})
+    assert dev.broker_session_timeout == 6.0 and prod.broker_session_timeout == 60.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EDGE_PORT": "http"}, "EDGE_PORT='http' is not a whole number"),
+        ({"EDGE_PROCESSES": "0"}, "EDGE_PROCESSES=0 must be at least 1"),
+        ({"IMPTRACK_PROFILE": "prod"}, "IMPTRACK_PROFILE='prod' is not one of dev, production"),
+        ({"EXPORT_BATCH_SECONDS": "-1"}, "must be greater than 0"),
+    ],
+)
+def test_bad_settings_say_which_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env(env)
