@@ -1,0 +1,298 @@
+"""Turning admin API / catalog file input into catalog entities, or saying what is wrong.
+
+Every error names the field and the problem, e.g.
+``impressions_url: {clickid} cannot be used in an impressions destination URL ...``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from app.catalog.model import (
+    ACCESS_MODES,
+    OFFER_STATUSES,
+    PARTNER_STATUSES,
+    PAYMENT_TYPES,
+    Advertiser,
+    Affiliate,
+    Destination,
+    Offer,
+    Payment,
+)
+from app.exceptions import ImptrackError
+
+MAX_ADDITIONAL_URLS = 10
+MAX_URL_LENGTH = 2048
+
+SUB_MACROS = frozenset(f"sub{n}" for n in range(1, 9))
+IMPRESSION_MACROS = (
+    frozenset(
+        {"offer_id", "pid", "advertiser_id", "impression_id", "aimp_id", "ua", "ip", "time", "rand"}
+    )
+    | SUB_MACROS
+)
+TRACKING_MACROS = IMPRESSION_MACROS | {"clickid"}
+TRAFFICBACK_MACROS = frozenset({"offer_id", "pid", "ua", "ip", "time", "rand"}) | SUB_MACROS
+
+_MACRO = re.compile(r"\{([^{}]*)\}")
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class CatalogError(ImptrackError):
+    """A catalog entity was refused; ``field`` says which input was wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _known(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise CatalogError(
+            unknown[0], f"is not a field of {what}; known: {', '.join(sorted(allowed))}"
+        )
+
+
+def _whole(value: Any, field: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CatalogError(field, f"must be a whole number, not {value!r}")
+    if value < minimum:
+        raise CatalogError(field, f"must be at least {minimum}")
+    return value
+
+
+def _text(value: Any, field: str, max_length: int = 255) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise CatalogError(field, "must be a non-empty string")
+    if len(value) > max_length:
+        raise CatalogError(field, f"is {len(value)} characters long; the limit is {max_length}")
+    return value
+
+
+def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise CatalogError(field, f"must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def _duration(value: Any, field: str) -> int:
+    """Seconds, as a whole number or text like ``90m``, ``24h``, ``30d``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION.match(value.strip())):
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise CatalogError(field, f"must be seconds or a duration like 24h or 30d, not {value!r}")
+    if seconds <= 0:
+        raise CatalogError(field, "must be longer than zero")
+    return seconds
+
+
+def check_url(value: Any, field: str, macros: frozenset[str], *, impressions: bool = False) -> str:
+    """An http(s) URL whose ``{macros}`` are all known for this kind of URL."""
+    url = _text(value, field, MAX_URL_LENGTH)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise CatalogError(
+            field, f"must be an http or https URL, not {parts.scheme or 'schemeless'!r}"
+        )
+    if not parts.hostname:
+        raise CatalogError(field, "must name a host, as in https://advertiser.example/imp")
+    for name in _MACRO.findall(url):
+        if name == "clickid" and impressions:
+            raise CatalogError(
+                field,
+                "{clickid} cannot be used in an impressions destination URL: an impression "
+                "has no click; use {aimp_id} to identify it",
+            )
+        if name not in macros:
+            raise CatalogError(
+                field, f"unknown macro {{{name}}}; known: {', '.join(sorted(macros))}"
+            )
+    return url
+
+
+def _destinations(value: Any) -> tuple[Destination, ...]:
+    field = "additional_impressions_urls"
+    if not isinstance(value, list):
+        raise CatalogError(field, "must be a list of {url, weight} objects")
+    if len(value) > MAX_ADDITIONAL_URLS:
+        raise CatalogError(
+            field, f"has {len(value)} URLs; at most {MAX_ADDITIONAL_URLS} are allowed"
+        )
+    found = []
+    for n, item in enumerate(value):
+        where = f"{field}[{n}]"
+        if not isinstance(item, Mapping) or set(item) != {"url", "weight"}:
+            raise CatalogError(where, "must be an object with exactly url and weight")
+        weight = item["weight"]
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
+            raise CatalogError(
+                f"{where}.weight", f"must be a whole number from 1 to 100, not {weight!r}"
+            )
+        url = check_url(item["url"], f"{where}.url", IMPRESSION_MACROS, impressions=True)
+        found.append(Destination(url, weight))
+    total = sum(d.weight for d in found)
+    if total > 100:
+        raise CatalogError(
+            field,
+            f"weights add up to {total}; they may add up to at most 100 "
+            "(the main URL takes the rest)",
+        )
+    return tuple(found)
+
+
+def _money(value: Any, field: str) -> str:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise CatalogError(field, f"must be a decimal amount, not {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise CatalogError(field, "must be a finite amount of at least 0")
+    return str(amount)
+
+
+def _payments(value: Any) -> tuple[Payment, ...]:
+    if not isinstance(value, list):
+        raise CatalogError("payments", "must be a list of payment objects")
+    found, seen = [], set()
+    for n, item in enumerate(value):
+        where = f"payments[{n}]"
+        if not isinstance(item, Mapping):
+            raise CatalogError(where, "must be an object")
+        _known(item, {"type", "revenue", "payout", "currency", "goal"}, "a payment")
+        kind = _choice(item.get("type"), f"{where}.type", PAYMENT_TYPES)
+        currency = item.get("currency", "USD")
+        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+            raise CatalogError(
+                f"{where}.currency", f"must be a three-letter code like USD, not {currency!r}"
+            )
+        goal = _text(str(item.get("goal", "1")), f"{where}.goal", 64)
+        if (kind, goal, currency) in seen:
+            raise CatalogError(where, f"repeats the {kind} payment for goal {goal!r} in {currency}")
+        seen.add((kind, goal, currency))
+        found.append(
+            Payment(
+                kind,
+                _money(item.get("revenue"), f"{where}.revenue"),
+                _money(item.get("payout"), f"{where}.payout"),
+                currency,
+                goal,
+            )
+        )
+    return tuple(found)
+
+
+def _whitelist(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise CatalogError("postback_ip_whitelist", "must be a list of IP addresses or networks")
+    found = []
+    for n, item in enumerate(value):
+        try:
+            found.append(str(ipaddress.ip_network(str(item), strict=False)))
+        except ValueError:
+            raise CatalogError(
+                f"postback_ip_whitelist[{n}]", f"{item!r} is not an IP address or network"
+            ) from None
+    return tuple(found)
+
+
+_OFFER_PARSERS: dict[str, Any] = {
+    "title": lambda v: _text(v, "title"),
+    "advertiser_id": lambda v: _whole(v, "advertiser_id"),
+    "status": lambda v: _choice(v, "status", OFFER_STATUSES),
+    "access": lambda v: _choice(v, "access", ACCESS_MODES),
+    "allow_impressions": lambda v: v if isinstance(v, bool) else _bad_bool("allow_impressions", v),
+    "impressions_url": lambda v: (
+        None if v is None else check_url(v, "impressions_url", IMPRESSION_MACROS, impressions=True)
+    ),
+    "additional_impressions_urls": _destinations,
+    "tracking_url": lambda v: None if v is None else check_url(v, "tracking_url", TRACKING_MACROS),
+    "trafficback_url": lambda v: (
+        None if v is None else check_url(v, "trafficback_url", TRAFFICBACK_MACROS)
+    ),
+    "view_through_window": lambda v: _duration(v, "view_through_window"),
+    "click_session": lambda v: _duration(v, "click_session"),
+    "payments": _payments,
+    "postback_token": lambda v: None if v is None else _text(v, "postback_token", 128),
+    "postback_ip_whitelist": _whitelist,
+}
+
+
+def _bad_bool(field: str, value: Any) -> bool:
+    raise CatalogError(field, f"must be true or false, not {value!r}")
+
+
+def parse_offer(data: Mapping[str, Any], existing: Offer | None = None) -> Offer:
+    """A new offer from ``data`` (which needs id, title, advertiser_id), or ``existing``
+    with the fields in ``data`` changed."""
+    if not isinstance(data, Mapping):
+        raise CatalogError("offer", "must be a JSON object")
+    _known(data, {"id", *_OFFER_PARSERS}, "an offer")
+    changes = {name: _OFFER_PARSERS[name](value) for name, value in data.items() if name != "id"}
+    if existing is None:
+        offer_id = _whole(data.get("id"), "id")
+        for required in ("title", "advertiser_id"):
+            if required not in changes:
+                raise CatalogError(required, "is required for a new offer")
+        offer = Offer(id=offer_id, **changes)
+    else:
+        if "id" in data and data["id"] != existing.id:
+            raise CatalogError("id", f"cannot change an offer's id ({existing.id})")
+        offer = replace(existing, **changes)
+    if (
+        offer.allow_impressions
+        and offer.impressions_url is None
+        and offer.additional_impressions_urls
+    ):
+        raise CatalogError(
+            "impressions_url", "is required when additional impressions destination URLs are set"
+        )
+    return offer
+
+
+def _parse_partner(data: Mapping[str, Any], kind: str, existing: Any, cls: Any) -> Any:
+    if not isinstance(data, Mapping):
+        raise CatalogError(kind, "must be a JSON object")
+    _known(data, {"id", "name", "status"}, f"an {kind}")
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = _text(data["name"], "name")
+    if "status" in data:
+        changes["status"] = _choice(data["status"], "status", PARTNER_STATUSES)
+    if existing is None:
+        if "name" not in changes:
+            raise CatalogError("name", f"is required for a new {kind}")
+        return cls(id=_whole(data.get("id"), "id"), **changes)
+    if "id" in data and data["id"] != existing.id:
+        raise CatalogError("id", f"cannot change an {kind}'s id ({existing.id})")
+    return replace(existing, **changes)
+
+
+def parse_advertiser(data: Mapping[str, Any], existing: Advertiser | None = None) -> Advertiser:
+    advertiser: Advertiser = _parse_partner(data, "advertiser", existing, Advertiser)
+    return advertiser
+
+
+def parse_affiliate(data: Mapping[str, Any], existing: Affiliate | None = None) -> Affiliate:
+    affiliate: Affiliate = _parse_partner(data, "affiliate", existing, Affiliate)
+    return affiliate
+
+
+def as_dict(entity: Advertiser | Affiliate | Offer) -> dict[str, Any]:
+    """The JSON shape of an entity, as the admin API answers and catalog files hold it."""
+    data = asdict(entity)
+    for name, value in data.items():
+        if isinstance(value, tuple):
+            data[name] = list(value)
+    return data
