@@ -191,12 +191,6 @@ class Stack:
                     f"see {self.settings.log_dir / (name + '.log')}"
                 )
             if part.ready():
-                if name == "broker":
-                    probes.create_topics(
-                        self.settings.broker,
-                        topic_names.EVENT_TOPICS,
-                        self.settings.topic_partitions,
-                    )
                 return process.pid
             time.sleep(0.2)
         self.stop(name)
@@ -205,16 +199,22 @@ class Stack:
             f"see {self.settings.log_dir / (name + '.log')}"
         )
 
+    def _create_topics(self) -> None:
+        """Before any worker or edge runs, so none of them meets a missing topic."""
+        probes.create_topics(
+            self.settings.broker, topic_names.EVENT_TOPICS, self.settings.topic_partitions
+        )
+
     def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:
+        if self.settings.kafka_broker is not None:
+            self._create_topics()
         for part in self.components():
             started = time.monotonic()
             self.start(part.name)
+            if part.name == "broker":
+                self._create_topics()
             if on_ready is not None:
                 on_ready(part.name, time.monotonic() - started)
-        if self.settings.kafka_broker is not None:
-            probes.create_topics(
-                self.settings.broker, topic_names.EVENT_TOPICS, self.settings.topic_partitions
-            )
 
     # -- stop -------------------------------------------------------------------
 

@@ -207,30 +207,32 @@ def _whitelist(value: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _optional_url(field: str, macros: frozenset[str], *, impressions: bool = False) -> Any:
+    return lambda v: None if v is None else check_url(v, field, macros, impressions=impressions)
+
+
+def _bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise CatalogError(field, f"must be true or false, not {value!r}")
+    return value
+
+
 _OFFER_PARSERS: dict[str, Any] = {
     "title": lambda v: _text(v, "title"),
     "advertiser_id": lambda v: _whole(v, "advertiser_id"),
     "status": lambda v: _choice(v, "status", OFFER_STATUSES),
     "access": lambda v: _choice(v, "access", ACCESS_MODES),
-    "allow_impressions": lambda v: v if isinstance(v, bool) else _bad_bool("allow_impressions", v),
-    "impressions_url": lambda v: (
-        None if v is None else check_url(v, "impressions_url", IMPRESSION_MACROS, impressions=True)
-    ),
+    "allow_impressions": lambda v: _bool(v, "allow_impressions"),
+    "impressions_url": _optional_url("impressions_url", IMPRESSION_MACROS, impressions=True),
     "additional_impressions_urls": _destinations,
-    "tracking_url": lambda v: None if v is None else check_url(v, "tracking_url", TRACKING_MACROS),
-    "trafficback_url": lambda v: (
-        None if v is None else check_url(v, "trafficback_url", TRAFFICBACK_MACROS)
-    ),
+    "tracking_url": _optional_url("tracking_url", TRACKING_MACROS),
+    "trafficback_url": _optional_url("trafficback_url", TRAFFICBACK_MACROS),
     "view_through_window": lambda v: _duration(v, "view_through_window"),
     "click_session": lambda v: _duration(v, "click_session"),
     "payments": _payments,
     "postback_token": lambda v: None if v is None else _text(v, "postback_token", 128),
     "postback_ip_whitelist": _whitelist,
 }
-
-
-def _bad_bool(field: str, value: Any) -> bool:
-    raise CatalogError(field, f"must be true or false, not {value!r}")
 
 
 def parse_offer(data: Mapping[str, Any], existing: Offer | None = None) -> Offer:
