@@ -1,13 +1,21 @@
-"""The impressions agent: records each accepted impression and emits it for export."""
+"""The impressions agent: judges each accepted impression against the catalog, records
+the eligible ones and emits every impression for export, recorded or rejected."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from app.catalog.eligibility import rejection_reason
 from app.faust_app import app
-from app.topics import impressions_topic, recorded_impressions_topic
+from app.ids import id_ms, is_valid_id
+from app.records import RejectedImpression
+from app.topics import impressions_topic, recorded_impressions_topic, rejected_impressions_topic
 from tables.batches import write_in_event_partition
+from tables.catalog import catalog
 from tables.impressions import impressions_table
+
+log = logging.getLogger("imptrack.impressions")
 
 BATCH_SIZE = 1000
 BATCH_WINDOW_SECONDS = 0.05
@@ -15,10 +23,35 @@ BATCH_WINDOW_SECONDS = 0.05
 
 @app.agent(impressions_topic)
 async def record_impressions(stream: Any) -> None:
+    # Nothing is judged before the whole catalog is loaded: an empty catalog would
+    # reject every impression as unknown.
+    await catalog.ready.wait()
     # Replays after a crash record and emit again: the table write is keyed by
     # aimp_id and the exporter deduplicates by aimp_id, so both are idempotent.
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
         for event in events:
             impression = event.value
-            write_in_event_partition(event, impressions_table, impression.aimp_id, impression)
-            await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
+            if not is_valid_id(impression.aimp_id):
+                # Only the edge writes here; anything else is not ours to count.
+                log.error("skipped an impression with a malformed aimp_id at %s", event.message)
+                continue
+            # Judged by the catalog in force when the edge accepted it, so lag and
+            # replays do not change the verdict (see app.catalog.history).
+            reason = rejection_reason(
+                catalog.catalog_at(id_ms(impression.aimp_id)),
+                impression.offer_id,
+                impression.pid,
+                impression=True,
+            )
+            if reason is None:
+                write_in_event_partition(event, impressions_table, impression.aimp_id, impression)
+                await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
+            else:
+                rejected = RejectedImpression(
+                    aimp_id=impression.aimp_id,
+                    offer_id=impression.offer_id,
+                    pid=impression.pid,
+                    reason=reason.value,
+                    imp_id=impression.imp_id,
+                )
+                await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)

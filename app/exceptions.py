@@ -24,3 +24,30 @@ class StackError(ImptrackError):
 
 class ReportError(ImptrackError):
     """A report cannot be produced with the options given."""
+
+
+class CatalogError(ImptrackError):
+    """A catalog change was refused; ``field`` says which input was wrong."""
+
+    status = 400
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class UnknownEntity(CatalogError):
+    """The advertiser, affiliate or offer named does not exist."""
+
+    status = 404
+
+
+class EntityExists(CatalogError):
+    """A create named an id that is already taken."""
+
+    status = 409
+
+
+class CatalogUnavailable(ImptrackError):
+    """The catalog topic could not be read or written in time."""

@@ -43,6 +43,11 @@ def is_valid_id(value: str) -> bool:
     return bool(ID_PATTERN.match(value))
 
 
+def id_ms(value: str) -> int:
+    """When an ID was issued, in milliseconds since the epoch (the ID must be valid)."""
+    return int(value[:12], 16)
+
+
 def id_time(value: str) -> datetime:
     """The moment an ID was issued (UTC, millisecond precision)."""
     if not is_valid_id(value):

@@ -9,6 +9,7 @@ import logging
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -64,15 +65,28 @@ def redis_ready(url: str) -> bool:
     return asyncio.run(_redis_ready(url))
 
 
-async def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> None:
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+async def _create_topics(bootstrap: str, specs: list[TopicSpec]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
-            for name in names
-            if name not in existing
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=spec.replication_factor,
+                topic_configs=spec.configs,
+            )
+            for spec in specs
+            if spec.name not in existing
         ]
         if missing:
             # Another process may create them first; either way they exist.
@@ -82,6 +96,6 @@ async def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int
         await admin.close()
 
 
-def create_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> None:
-    """Create the event topics up front so the edge can produce before a worker ran."""
-    asyncio.run(_create_topics(bootstrap, names, partitions))
+def create_topics(bootstrap: str, specs: list[TopicSpec]) -> None:
+    """Create topics up front so the edge can produce before a worker ran."""
+    asyncio.run(_create_topics(bootstrap, specs))

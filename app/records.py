@@ -32,6 +32,17 @@ class Impression(faust.Record, serializer="json"):
     ip: str | None = None
 
 
+class RejectedImpression(faust.Record, serializer="json"):
+    """An impression that was not tracked, and the rule it broke (a reason code of
+    :class:`app.catalog.eligibility.RejectionReason`)."""
+
+    aimp_id: str
+    offer_id: int
+    pid: int
+    reason: str
+    imp_id: str | None = None
+
+
 def impression_payload(
     aimp_id: str,
     offer_id: int,

@@ -68,6 +68,8 @@ class Settings:
     exporter_port: int
     export_batch_rows: int
     export_batch_seconds: float
+    # The admin API's key; without it one is generated into ``api_key_file``.
+    api_key: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +103,7 @@ class Settings:
             exporter_port=_int(env, "EXPORTER_PORT", 16067, 1),
             export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 50_000, 1),
             export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
+            api_key=env.get("IMPTRACK_API_KEY") or None,
         )
 
     @property
@@ -118,6 +121,10 @@ class Settings:
     @property
     def duckdb_path(self) -> Path:
         return self.data_dir / "imptrack.duckdb"
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.home / "api-key"
 
     @property
     def worker_data_dir(self) -> Path:

@@ -201,9 +201,18 @@ class Stack:
 
     def _create_topics(self) -> None:
         """Before any worker or edge runs, so none of them meets a missing topic."""
-        probes.create_topics(
-            self.settings.broker, topic_names.EVENT_TOPICS, self.settings.topic_partitions
+        s = self.settings
+        replicas = 1 if s.kafka_broker is None else 3
+        specs = [
+            probes.TopicSpec(name, s.topic_partitions, replicas)
+            for name in topic_names.EVENT_TOPICS
+        ]
+        # One partition keeps catalog changes in the order they were made; compaction
+        # keeps the latest state of every key for as long as the topic lives.
+        specs.append(
+            probes.TopicSpec(topic_names.CATALOG, 1, replicas, {"cleanup.policy": "compact"})
         )
+        probes.create_topics(s.broker, specs)
 
     def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:
         if self.settings.kafka_broker is not None:

@@ -7,18 +7,27 @@ from typing import Any
 from faust import web
 
 from app.faust_app import app
+from tables.catalog import catalog
 
 
 @app.page("/healthz")
 async def healthz(self: web.View, request: web.Request) -> Any:
-    """200 once table recovery has completed and no rebalance is in progress, else 503.
+    """200 once the catalog is loaded, table recovery has completed and no rebalance
+    is in progress, else 503.
 
     Faust serves pages before recovery finishes, so readiness is checked here.
     """
     recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+    catalog_loaded = catalog.ready.is_set()
     body = {
-        "status": "ok" if recovered and not app.rebalancing else "starting",
+        "status": "ok" if recovered and catalog_loaded and not app.rebalancing else "starting",
         "recovered": recovered,
+        "catalog": {
+            "loaded": catalog_loaded,
+            "offers": len(catalog.catalog.offers),
+            "next_offsets": catalog.next_offsets,
+            "skipped_malformed": catalog.skipped_malformed,
+        },
         "rebalancing": app.rebalancing,
         "in_recovery": app.in_recovery,
         "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),

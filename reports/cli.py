@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.exceptions import ImptrackError
 from app.settings import settings
@@ -85,6 +86,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_clients() -> None:
+    """A one-shot command shows its result, not the broker client's chatter."""
+    for name in ("aiokafka", "imptrack.catalog"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _cmd_catalog_apply(args: argparse.Namespace) -> int:
+    from app.catalog.local import apply_file
+
+    _quiet_clients()
+    written, errors = apply_file(settings(), args.file)
+    for error in errors:
+        print(f"imptrack: {args.file}: {error}", file=sys.stderr)
+    if errors:
+        print(f"imptrack: nothing was applied ({len(errors)} errors)", file=sys.stderr)
+        return 2
+    print(f"applied {args.file}: {written} catalog changes")
+    return 0
+
+
+def _cmd_catalog_export(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from app.catalog.local import export_document
+
+    _quiet_clients()
+    document = export_document(settings())
+    if args.format == "json":
+        text = json.dumps(document, indent=2) + "\n"
+    else:
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, "utf-8")
+        print(f"wrote the catalog to {args.output}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from reports.demo import run_demo
 
@@ -118,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tz", default="UTC", help="IANA timezone of the days (default UTC)")
     report.add_argument("--format", choices=FORMATS, default="table")
     report.set_defaults(run=_cmd_report)
+    catalog = sub.add_parser("catalog", help="load or save advertisers, affiliates and offers")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    apply = catalog_sub.add_parser("apply", help="apply a YAML or JSON catalog file")
+    apply.add_argument("file", type=Path, help="the catalog file (.yaml, .yml or .json)")
+    apply.set_defaults(run=_cmd_catalog_apply)
+    export = catalog_sub.add_parser("export", help="write the whole catalog as a catalog file")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    export.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    export.set_defaults(run=_cmd_catalog_export)
     demo = sub.add_parser("demo", help="start, send pixels, report, stop")
     demo.add_argument("--requests", type=int, default=3000, help="pixel requests to send")
     demo.set_defaults(run=_cmd_demo)

@@ -70,4 +70,13 @@ def open_reader(path: Path) -> duckdb.DuckDBPyConnection:
         raise ReportError(f"no reporting database at {path}; start imptrack (`make up`) first")
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    newest_known = migrations()[-1][0]
+    if row is None or row[0] is None or row[0] < newest_known:
+        con.close()
+        raise ReportError(
+            f"the reporting database at {path} has schema version {row[0] if row else None}; "
+            f"this imptrack reads version {newest_known}. Start the exporter once "
+            "(`imptrack up`) to bring it up to date."
+        )
     return con

@@ -22,11 +22,15 @@ from app import topic_names
 from app.broker_identity import cluster_id
 from app.settings import Settings
 from reports import db, store
-from reports.columns import impressions_batch
+from reports.columns import BATCH_BUILDERS
 
 log = logging.getLogger("imptrack.exporter")
 
-EXPORTED_TOPICS = (topic_names.RECORDED_IMPRESSIONS,)
+# Each exported topic, and the kind of rows (reports.store.KINDS) it becomes.
+EXPORTED_TOPICS = {
+    topic_names.RECORDED_IMPRESSIONS: "impressions",
+    topic_names.REJECTED_IMPRESSIONS: "rejections",
+}
 
 
 class Exporter:
@@ -36,7 +40,7 @@ class Exporter:
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
         self.con: duckdb.DuckDBPyConnection | None = None
         self.cluster_id = ""
-        self.exported_impressions = 0
+        self.exported: dict[str, int] = {}
         self.skipped_malformed = 0
         self.batches = 0
         self.last_batch_at: float | None = None
@@ -49,7 +53,7 @@ class Exporter:
     async def start(self) -> None:
         s = self.settings
         self.con = await self._in_db(db.open_writer, s.duckdb_path)
-        self.exported_impressions = await self._in_db(store.count_impressions, self.con)
+        self.exported = await self._in_db(store.count_rows, self.con)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.broker,
             group_id=None,
@@ -93,17 +97,20 @@ class Exporter:
     async def run(self) -> None:
         assert self._consumer is not None and self.con is not None
         s = self.settings
-        events: list[dict[str, Any]] = []
+        events: dict[str, list[dict[str, Any]]] = {kind: [] for kind in store.KINDS}
+        pending = 0
         next_offsets: dict[tuple[str, int], int] = {}
         first_at: float | None = None
         while True:
             fetched = await self._consumer.getmany(
-                timeout_ms=100, max_records=max(1, s.export_batch_rows - len(events))
+                timeout_ms=100, max_records=max(1, s.export_batch_rows - pending)
             )
             for tp, messages in fetched.items():
+                kind_events = events[EXPORTED_TOPICS[tp.topic]]
+                pending += len(messages)
                 for message in messages:
                     try:
-                        events.append(orjson.loads(message.value))
+                        kind_events.append(orjson.loads(message.value))
                     except orjson.JSONDecodeError:
                         # Not ours to guess at; skipping keeps the partition moving.
                         self.skipped_malformed += 1
@@ -112,24 +119,32 @@ class Exporter:
                     next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
                     first_at = first_at or time.monotonic()
             due = first_at is not None and time.monotonic() - first_at >= s.export_batch_seconds
-            if next_offsets and (len(events) >= s.export_batch_rows or due):
+            if next_offsets and (pending >= s.export_batch_rows or due):
                 await self._flush(events, next_offsets)
-                events, next_offsets, first_at = [], {}, None
+                events = {kind: [] for kind in store.KINDS}
+                pending, next_offsets, first_at = 0, {}, None
 
     async def _flush(
-        self, events: list[dict[str, Any]], next_offsets: dict[tuple[str, int], int]
+        self, events: dict[str, list[dict[str, Any]]], next_offsets: dict[tuple[str, int], int]
     ) -> None:
-        try:
-            batch = store.Batch(impressions_batch(events), dict(next_offsets))
-        except (KeyError, TypeError, ValueError) as exc:
-            # One event with a wrong shape must not stop the export of the others.
-            batch = store.Batch(impressions_batch(_well_formed(events)), dict(next_offsets))
-            log.error("skipped malformed events in a batch: %s", exc)
+        rows = {kind: self._columns(kind, kind_events) for kind, kind_events in events.items()}
+        batch = store.Batch(rows, dict(next_offsets))
         fresh = await self._in_db(store.write_batch, self.con, self.cluster_id, batch)
-        self.exported_impressions += fresh
+        for kind, count in fresh.items():
+            self.exported[kind] = self.exported.get(kind, 0) + count
         self.batches += 1
         self.last_batch_at = time.time()
         self.positions.update(next_offsets)
+
+    def _columns(self, kind: str, events: list[dict[str, Any]]) -> Any:
+        try:
+            return BATCH_BUILDERS[kind](events)
+        except (KeyError, TypeError, ValueError) as exc:
+            # One event with a wrong shape must not stop the export of the others.
+            kept = _well_formed(kind, events)
+            self.skipped_malformed += len(events) - len(kept)
+            log.error("skipped %d malformed %s in a batch: %s", len(events) - len(kept), kind, exc)
+            return BATCH_BUILDERS[kind](kept)
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -142,7 +157,7 @@ class Exporter:
         return {
             "status": "ok",
             "cluster_id": self.cluster_id,
-            "exported": {"impressions": self.exported_impressions},
+            "exported": self.exported,
             "skipped_malformed": self.skipped_malformed,
             "batches": self.batches,
             "last_batch_at": self.last_batch_at,
@@ -160,11 +175,11 @@ class Exporter:
             cursor.close()
 
 
-def _well_formed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _well_formed(kind: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kept = []
     for event in events:
         try:
-            impressions_batch([event])
+            BATCH_BUILDERS[kind]([event])
         except (KeyError, TypeError, ValueError):
             continue
         kept.append(event)

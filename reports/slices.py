@@ -89,10 +89,23 @@ def _run(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> 
     return SliceResult(columns, cursor.fetchall())
 
 
+def _from_rollup_or_rows(
+    con: duckdb.DuckDBPyConnection, name: str, period: DateRange, params: dict[str, Any]
+) -> SliceResult:
+    """Hourly rollups answer when every UTC hour lies inside one local day; other
+    timezones (e.g. +05:30) are answered from the rows."""
+    query = sql.load(f"slices/{name}" if period.whole_hour_offsets else f"slices/{name}_exact")
+    return _run(con, query, {"start": period.start, "end": period.end, **params})
+
+
 def daily(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
     """Impressions per day of ``period`` in its timezone."""
-    name = "slices/daily" if period.whole_hour_offsets else "slices/daily_exact"
-    return _run(con, sql.load(name), {"tz": period.tz, "start": period.start, "end": period.end})
+    return _from_rollup_or_rows(con, "daily", period, {"tz": period.tz})
 
 
-SLICES = {"daily": daily}
+def rejections(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
+    """Impressions not tracked in ``period``, per reason code, with their share."""
+    return _from_rollup_or_rows(con, "rejections", period, {})
+
+
+SLICES = {"daily": daily, "rejections": rejections}

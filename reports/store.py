@@ -9,10 +9,15 @@ import pyarrow as pa
 
 from reports import sql
 
+KINDS = ("impressions", "rejections")
+"""Exported kinds, in the order a batch stores them: each has a ``batch_KIND`` view,
+an ``export_KIND.sql`` whose first statement makes ``fresh_KIND``, and a table."""
+
 
 @dataclass(frozen=True)
 class Batch:
-    impressions: pa.Table
+    # kind -> rows of this batch (see reports.columns.BATCH_BUILDERS)
+    rows: dict[str, pa.Table]
     # (topic, partition) -> the next offset to read, i.e. last exported + 1.
     next_offsets: dict[tuple[str, int], int]
 
@@ -25,10 +30,10 @@ def load_offsets(con: duckdb.DuckDBPyConnection, cluster_id: str) -> dict[tuple[
     return {(topic, partition): offset for topic, partition, offset in rows}
 
 
-def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -> int:
-    """Store a batch exactly once; return how many impressions were new.
+def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -> dict[str, int]:
+    """Store a batch exactly once; return how many rows of each kind were new.
 
-    Either everything (rows, rollup, offsets) commits or nothing does, so a crash at
+    Either everything (rows, rollups, offsets) commits or nothing does, so a crash at
     any moment leaves offsets that match the rows, and the replay after it starts
     exactly where the stored rows end.
     """
@@ -40,30 +45,42 @@ def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -
             "next_offset": pa.array(list(batch.next_offsets.values()), pa.int64()),
         }
     )
-    cur.register("batch_impressions", batch.impressions)
     cur.register("batch_offsets", offsets)
+    for kind, rows in batch.rows.items():
+        cur.register(f"batch_{kind}", rows)
+    fresh = dict.fromkeys(KINDS, 0)
     cur.execute("BEGIN")
     try:
-        fresh = 0
-        if batch.impressions.num_rows:
-            min_aimp_id = min(batch.impressions.column("aimp_id").to_pylist())
-            create, insert, rollup = sql.statements("export_impressions")
+        for kind in KINDS:
+            rows = batch.rows.get(kind)
+            if rows is None or not rows.num_rows:
+                continue
+            min_aimp_id = min(rows.column("aimp_id").to_pylist())
+            create, *writes = sql.statements(f"export_{kind}")
             cur.execute(create, {"min_aimp_id": min_aimp_id})
-            fresh = cur.execute("SELECT count(*) FROM fresh_impressions").fetchone()[0]  # type: ignore[index]
-            cur.execute(insert)
-            cur.execute(rollup)
+            fresh[kind] = cur.execute(f"SELECT count(*) FROM fresh_{kind}").fetchone()[0]  # type: ignore[index]
+            for statement in writes:
+                cur.execute(statement)
         cur.execute(sql.load("save_offsets"), {"cluster_id": cluster_id})
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
         raise
     finally:
-        cur.unregister("batch_impressions")
         cur.unregister("batch_offsets")
+        for kind in batch.rows:
+            cur.unregister(f"batch_{kind}")
         cur.close()
-    return int(fresh)
+    return fresh
 
 
-def count_impressions(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.cursor().execute("SELECT count(*) FROM impressions").fetchone()
-    return int(row[0]) if row else 0
+def count_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Stored rows of each exported kind."""
+    cur = con.cursor()
+    try:
+        return {
+            kind: int(cur.execute(f"SELECT count(*) FROM {kind}").fetchone()[0])  # type: ignore[index]
+            for kind in KINDS
+        }
+    finally:
+        cur.close()

@@ -2,7 +2,8 @@
 
 from app.catalog.eligibility import RejectionReason, rejection_reason
 from app.catalog.model import Advertiser, Affiliate, Catalog, Destination, Offer, Payment
-from app.catalog.validation import CatalogError, parse_advertiser, parse_affiliate, parse_offer
+from app.catalog.validation import parse_advertiser, parse_affiliate, parse_offer
+from app.exceptions import CatalogError
 
 __all__ = [
     "Advertiser",

@@ -13,6 +13,7 @@ class RejectionReason(StrEnum):
     OFFER_UNKNOWN = "offer_unknown"
     OFFER_DELETED = "offer_deleted"
     OFFER_NOT_ACTIVE = "offer_not_active"
+    ADVERTISER_NOT_ACTIVE = "advertiser_not_active"
     AFFILIATE_UNKNOWN = "affiliate_unknown"
     AFFILIATE_DELETED = "affiliate_deleted"
     AFFILIATE_NOT_ACTIVE = "affiliate_not_active"
@@ -38,6 +39,11 @@ def rejection_reason(
         return RejectionReason.OFFER_DELETED
     if offer.status != "active":
         return RejectionReason.OFFER_NOT_ACTIVE
+    # Not among the product rules by name, but an offer of a deleted or blocked
+    # advertiser has nobody to deliver to or pay for it.
+    advertiser = catalog.advertisers.get(offer.advertiser_id)
+    if advertiser is None or advertiser.status != "active":
+        return RejectionReason.ADVERTISER_NOT_ACTIVE
     affiliate = catalog.affiliates.get(pid)
     if affiliate is None:
         return RejectionReason.AFFILIATE_UNKNOWN

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_ID = 2**31 - 1
+"""IDs of offers, affiliates and advertisers are 1..MAX_ID (32-bit signed, as stored)."""
+
 OFFER_STATUSES = ("active", "paused", "stopped", "deleted")
 PARTNER_STATUSES = ("active", "pending", "inactive", "blocked", "deleted")
 ACCESS_MODES = ("public", "approval")
@@ -87,3 +90,14 @@ class Catalog:
     disabled: set[tuple[int, int]] = field(default_factory=set)
     # (advertiser_id, pid): the affiliate may run none of the advertiser's offers.
     advertiser_blocks: set[tuple[int, int]] = field(default_factory=set)
+
+    def copy(self) -> Catalog:
+        """An independent copy; entities are immutable, so they are shared."""
+        return Catalog(
+            dict(self.advertisers),
+            dict(self.offers),
+            dict(self.affiliates),
+            set(self.enabled),
+            set(self.disabled),
+            set(self.advertiser_blocks),
+        )

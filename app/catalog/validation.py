@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from app.catalog.model import (
     ACCESS_MODES,
+    MAX_ID,
     OFFER_STATUSES,
     PARTNER_STATUSES,
     PAYMENT_TYPES,
@@ -25,7 +26,7 @@ from app.catalog.model import (
     Offer,
     Payment,
 )
-from app.exceptions import ImptrackError
+from app.exceptions import CatalogError
 
 MAX_ADDITIONAL_URLS = 10
 MAX_URL_LENGTH = 2048
@@ -46,15 +47,6 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class CatalogError(ImptrackError):
-    """A catalog entity was refused; ``field`` says which input was wrong."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
-
-
 def _known(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -63,11 +55,9 @@ def _known(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
         )
 
 
-def _whole(value: Any, field: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CatalogError(field, f"must be a whole number, not {value!r}")
-    if value < minimum:
-        raise CatalogError(field, f"must be at least {minimum}")
+def _id(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise CatalogError(field, f"must be a whole number from 1 to {MAX_ID}, not {value!r}")
     return value
 
 
@@ -219,7 +209,7 @@ def _bool(value: Any, field: str) -> bool:
 
 _OFFER_PARSERS: dict[str, Any] = {
     "title": lambda v: _text(v, "title"),
-    "advertiser_id": lambda v: _whole(v, "advertiser_id"),
+    "advertiser_id": lambda v: _id(v, "advertiser_id"),
     "status": lambda v: _choice(v, "status", OFFER_STATUSES),
     "access": lambda v: _choice(v, "access", ACCESS_MODES),
     "allow_impressions": lambda v: _bool(v, "allow_impressions"),
@@ -243,7 +233,7 @@ def parse_offer(data: Mapping[str, Any], existing: Offer | None = None) -> Offer
     _known(data, {"id", *_OFFER_PARSERS}, "an offer")
     changes = {name: _OFFER_PARSERS[name](value) for name, value in data.items() if name != "id"}
     if existing is None:
-        offer_id = _whole(data.get("id"), "id")
+        offer_id = _id(data.get("id"), "id")
         for required in ("title", "advertiser_id"):
             if required not in changes:
                 raise CatalogError(required, "is required for a new offer")
@@ -275,7 +265,7 @@ def _parse_partner(data: Mapping[str, Any], kind: str, existing: Any, cls: Any) 
     if existing is None:
         if "name" not in changes:
             raise CatalogError("name", f"is required for a new {kind}")
-        return cls(id=_whole(data.get("id"), "id"), **changes)
+        return cls(id=_id(data.get("id"), "id"), **changes)
     if "id" in data and data["id"] != existing.id:
         raise CatalogError("id", f"cannot change an {kind}'s id ({existing.id})")
     return replace(existing, **changes)

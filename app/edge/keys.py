@@ -1,11 +1,16 @@
-"""Typed keys of the edge's aiohttp application."""
+"""Typed keys of the edge's aiohttp application (the admin API reads them too)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from app.catalog.follower import CatalogFollower
+from app.catalog.service import CatalogService
 from app.edge.producer import EventProducer
 from app.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 PRODUCER = web.AppKey("producer", EventProducer)
+CATALOG = web.AppKey("catalog", CatalogFollower)
+CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
+API_KEY = web.AppKey("api_key", str)

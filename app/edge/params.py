@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from multidict import MultiMapping
 
+from app.catalog.model import MAX_ID
 from app.exceptions import InvalidParameter
 from app.records import SUB_FIELDS
 
-MAX_ID = 2**31 - 1
 MAX_IMP_ID_LENGTH = 128
 MAX_SUB_LENGTH = 255
 _CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))

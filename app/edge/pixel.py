@@ -6,8 +6,9 @@ import orjson
 from aiohttp import web
 
 from app import topic_names
+from app.catalog.eligibility import rejection_reason
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import PRODUCER, SETTINGS
+from app.edge.keys import CATALOG, PRODUCER, SETTINGS
 from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
@@ -44,8 +45,12 @@ async def pixel(request: web.Request) -> web.Response:
         await request.app[PRODUCER].produce(topic_names.IMPRESSIONS, aimp_id, orjson.dumps(payload))
     except BrokerUnavailable:
         return unavailable("the impression could not be stored; retry shortly")
-    return web.Response(
-        body=TRANSPARENT_GIF,
-        content_type="image/gif",
-        headers={**_GIF_HEADERS, "X-Aimp-Id": aimp_id},
+    headers = {**_GIF_HEADERS, "X-Aimp-Id": aimp_id}
+    # The worker decides, against the same catalog; the edge's early verdict lets an
+    # affiliate debugging an impression link see at once why it is not tracked.
+    reason = rejection_reason(
+        request.app[CATALOG].catalog, wanted.offer_id, wanted.pid, impression=True
     )
+    if reason is not None:
+        headers["X-Imptrack-Rejected"] = reason
+    return web.Response(body=TRANSPARENT_GIF, content_type="image/gif", headers=headers)

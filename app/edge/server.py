@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import signal
 from collections.abc import AsyncIterator
@@ -10,14 +11,21 @@ from collections.abc import AsyncIterator
 import uvloop
 from aiohttp import web
 
-from app.edge.keys import PRODUCER, SETTINGS
+from app.admin.auth import load_api_key
+from app.admin.routes import create_admin_app
+from app.catalog.follower import CatalogFollower
+from app.catalog.service import CatalogService
+from app.catalog.writer import CatalogWriter
+from app.edge.keys import API_KEY, CATALOG, CATALOG_SERVICE, PRODUCER, SETTINGS
 from app.edge.pixel import pixel
 from app.edge.producer import EventProducer
+from app.exceptions import StackError
 from app.settings import Settings
 
 # Bounds on what a client may send (see README, "Request limits").
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
+CATALOG_LOAD_SECONDS = 60.0
 
 
 async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -29,20 +37,63 @@ async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
     await producer.stop()
 
 
+async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow the catalog; serve only once it is loaded (no request may be judged
+    against a half-read catalog)."""
+    s = app[SETTINGS]
+    follower = CatalogFollower(s.broker)
+    task = asyncio.create_task(follower.run(), name="catalog-follower")
+    writer = CatalogWriter(s.broker, s.edge_produce_timeout)
+    await writer.start()
+    loaded = asyncio.create_task(follower.ready.wait())
+    await asyncio.wait(
+        [task, loaded], timeout=CATALOG_LOAD_SECONDS, return_when=asyncio.FIRST_COMPLETED
+    )
+    loaded.cancel()
+    if not follower.ready.is_set():
+        task.cancel()
+        await writer.stop()
+        if task.done() and not task.cancelled() and task.exception():
+            raise StackError(f"the catalog follower failed: {task.exception()}")
+        raise StackError(f"the catalog was not loaded within {CATALOG_LOAD_SECONDS:.0f} s")
+    app[CATALOG] = follower
+    app[CATALOG_SERVICE] = CatalogService(follower, writer, s.edge_produce_timeout)
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await writer.stop()
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """Healthy while the last produce, if any, was acknowledged."""
+    """Healthy while the catalog is loaded and the last produce, if any, was acknowledged."""
     producer = request.app[PRODUCER]
+    follower = request.app[CATALOG]
+    body = {
+        "status": "ok",
+        "broker": request.app[SETTINGS].broker,
+        "catalog": {
+            "offers": len(follower.catalog.offers),
+            "next_offsets": follower.next_offsets,
+            "skipped_malformed": follower.skipped_malformed,
+        },
+    }
     if producer.last_error is not None:
-        return web.json_response({"status": "unhealthy", "broker": producer.last_error}, status=503)
-    return web.json_response({"status": "ok", "broker": request.app[SETTINGS].broker})
+        return web.json_response(
+            {**body, "status": "unhealthy", "broker": producer.last_error}, status=503
+        )
+    return web.json_response(body)
 
 
 def create_edge_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
+    app[API_KEY] = load_api_key(settings)
     app.cleanup_ctx.append(_producer_ctx)
+    app.cleanup_ctx.append(_catalog_ctx)
     app.router.add_get("/imp", pixel)
     app.router.add_get("/healthz", healthz)
+    app.add_subapp("/api/v1", create_admin_app())
     return app
 
 

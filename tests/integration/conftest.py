@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,8 @@ from app import probes
 from app.settings import Settings
 from app.stack import Stack
 from reports import db
+
+SEED_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 
 def _free_ports(count: int) -> list[int]:
@@ -40,10 +44,27 @@ class RunningStack:
     def edge_url(self) -> str:
         return self.settings.edge_url
 
-    def exported_impressions(self) -> int:
+    def exported(self) -> dict[str, int]:
         status = probes.http_json(f"{self.settings.exporter_url}/healthz")
         assert status is not None, "exporter is not answering"
-        return int(status["exported"]["impressions"])
+        return {kind: int(n) for kind, n in status["exported"].items()}
+
+    def exported_impressions(self) -> int:
+        return self.exported()["impressions"]
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return {"API-Key": self.settings.api_key_file.read_text().strip()}
+
+    def imptrack(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``imptrack`` command against this stack."""
+        return subprocess.run(
+            [sys.executable, "-m", "reports.cli", *args],
+            env=self.stack.env | {"IMPTRACK_HOME": str(self.settings.home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def wait_exported(self, expected: int, timeout: float = 60.0) -> int:
         """Wait until the exporter has exactly ``expected`` impressions, then a little
@@ -59,14 +80,14 @@ class RunningStack:
     def settle(self, quiet_seconds: float = 1.5, timeout: float = 60.0) -> int:
         """Wait until the exported count stops moving: earlier traffic is all in."""
         deadline = time.monotonic() + timeout
-        last, quiet_since = self.exported_impressions(), time.monotonic()
+        last, quiet_since = self.exported(), time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            now = self.exported_impressions()
+            now = self.exported()
             if now != last:
                 last, quiet_since = now, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_seconds:
-                return now
+                return now["impressions"]
         raise AssertionError("the exporter never went quiet")
 
     def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
@@ -109,7 +130,10 @@ def running_stack(stack_home: Path) -> Iterator[RunningStack]:
     stack = Stack(Settings.from_env(env), env)
     try:
         stack.up()
-        yield RunningStack(stack)
+        running = RunningStack(stack)
+        seeded = running.imptrack("catalog", "apply", str(SEED_CATALOG))
+        assert seeded.returncode == 0, seeded.stderr
+        yield running
     finally:
         stack.down()
 

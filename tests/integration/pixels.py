@@ -12,6 +12,8 @@ import aiohttp
 class PixelRun:
     accepted: dict[str, dict[str, str]] = field(default_factory=dict)  # aimp_id -> params
     refused: int = 0
+    # aimp_id -> the edge's X-Imptrack-Rejected header ("" when it had none)
+    edge_verdicts: dict[str, str] = field(default_factory=dict)
 
 
 async def send_pixels(
@@ -35,7 +37,9 @@ async def send_pixels(
                 async with session.get(f"{edge_url}/imp", params=p) as response:
                     body = await response.read()
                     if response.status == 200 and body.startswith(b"GIF89a"):
-                        run.accepted[response.headers["X-Aimp-Id"]] = p
+                        aimp_id = response.headers["X-Aimp-Id"]
+                        run.accepted[aimp_id] = p
+                        run.edge_verdicts[aimp_id] = response.headers.get("X-Imptrack-Rejected", "")
                     else:
                         run.refused += 1
             except aiohttp.ClientError:

@@ -24,7 +24,9 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
         + impression_factory(3, datetime(2026, 3, 1, 23, 30, tzinfo=UTC))
         + impression_factory(2, datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
     )
-    store.write_batch(con, "c", store.Batch(impressions_batch(events), {("t", 0): 9}))
+    store.write_batch(
+        con, "c", store.Batch({"impressions": impressions_batch(events)}, {("t", 0): 9})
+    )
     return con
 
 
@@ -44,7 +46,9 @@ def test_half_hour_timezones_are_exact(con: duckdb.DuckDBPyConnection) -> None:
     """Asia/Kolkata (UTC+5:30) is answered from the rows, not the hourly rollup: 18:45 UTC
     is 00:15 next day there, though its UTC hour bucket starts at 23:30 the day before."""
     extra = impression_factory(1, datetime(2026, 3, 1, 18, 45, tzinfo=UTC))
-    store.write_batch(con, "c", store.Batch(impressions_batch(extra), {("t", 0): 10}))
+    store.write_batch(
+        con, "c", store.Batch({"impressions": impressions_batch(extra)}, {("t", 0): 10})
+    )
     period = date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")
     assert not period.whole_hour_offsets
     assert daily(con, period).rows == [(date(2026, 3, 2), 10)]

@@ -12,7 +12,7 @@ import pytest
 from app.exceptions import ReportError
 from app.ids import IdGenerator
 from reports import db, store
-from reports.columns import impressions_batch
+from reports.columns import impressions_batch, rejections_batch
 
 
 def impression_factory(count: int, at: datetime, offer_id: int = 1) -> list[dict[str, Any]]:
@@ -32,10 +32,10 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 def test_a_replayed_batch_is_stored_once(con: duckdb.DuckDBPyConnection) -> None:
     """Events delivered twice (across batches and inside one) become one row each."""
     events = impression_factory(100, datetime(2026, 11, 1, 10, 15, tzinfo=UTC))
-    first = store.Batch(impressions_batch(events[:60]), {("t", 0): 60})
-    again = store.Batch(impressions_batch(events + events[:5]), {("t", 0): 105})
-    assert store.write_batch(con, "c1", first) == 60
-    assert store.write_batch(con, "c1", again) == 40
+    first = store.Batch({"impressions": impressions_batch(events[:60])}, {("t", 0): 60})
+    again = store.Batch({"impressions": impressions_batch(events + events[:5])}, {("t", 0): 105})
+    assert store.write_batch(con, "c1", first)["impressions"] == 60
+    assert store.write_batch(con, "c1", again)["impressions"] == 40
     assert con.execute("SELECT count(*), count(DISTINCT aimp_id) FROM impressions").fetchall() == [
         (100, 100)
     ]
@@ -48,7 +48,9 @@ def test_rollup_is_per_utc_hour(con: duckdb.DuckDBPyConnection) -> None:
     events = impression_factory(3, datetime(2026, 11, 1, 10, 59, tzinfo=UTC)) + impression_factory(
         2, datetime(2026, 11, 1, 11, 0, tzinfo=UTC)
     )
-    store.write_batch(con, "c1", store.Batch(impressions_batch(events), {("t", 0): 5}))
+    store.write_batch(
+        con, "c1", store.Batch({"impressions": impressions_batch(events)}, {("t", 0): 5})
+    )
     rows = con.execute("SELECT hour, impressions FROM impressions_hourly ORDER BY hour").fetchall()
     assert [(h.astimezone(UTC).hour, n) for h, n in rows] == [(10, 3), (11, 2)]
 
@@ -56,17 +58,23 @@ def test_rollup_is_per_utc_hour(con: duckdb.DuckDBPyConnection) -> None:
 def test_a_failed_batch_leaves_no_rows_and_no_offsets(con: duckdb.DuckDBPyConnection) -> None:
     """If the transaction fails, neither the rows nor the offsets move."""
     events = impression_factory(10, datetime(2026, 11, 1, tzinfo=UTC))
-    store.write_batch(con, "c1", store.Batch(impressions_batch(events[:5]), {("t", 0): 5}))
+    store.write_batch(
+        con, "c1", store.Batch({"impressions": impressions_batch(events[:5])}, {("t", 0): 5})
+    )
     con.execute("DROP TABLE export_offsets")  # make the offsets statement fail
     with pytest.raises(duckdb.Error):
-        store.write_batch(con, "c1", store.Batch(impressions_batch(events[5:]), {("t", 0): 10}))
+        store.write_batch(
+            con, "c1", store.Batch({"impressions": impressions_batch(events[5:])}, {("t", 0): 10})
+        )
     assert con.execute("SELECT count(*) FROM impressions").fetchall() == [(5,)]
     assert con.execute("SELECT sum(impressions) FROM impressions_hourly").fetchall() == [(5,)]
 
 
 def test_offsets_are_kept_per_cluster(con: duckdb.DuckDBPyConnection) -> None:
     """Offsets of one broker cluster are not applied to another."""
-    store.write_batch(con, "old", store.Batch(impressions_batch([]), {("t", 0): 500}))
+    store.write_batch(
+        con, "old", store.Batch({"impressions": impressions_batch([])}, {("t", 0): 500})
+    )
     assert store.load_offsets(con, "new") == {}
     assert store.load_offsets(con, "old") == {("t", 0): 500}
 
@@ -82,3 +90,37 @@ def test_migrations_run_once_and_refuse_a_newer_schema(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(ReportError, match="upgrade imptrack"):
         db.open_writer(path)
+
+
+def rejection_factory(events: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    return [{**e, "reason": reason} for e in events]
+
+
+def test_rejections_roll_up_per_reason_and_the_first_verdict_wins(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Rejections are stored once per aimp_id and counted per reason; an aimp_id
+    already stored with the other verdict is not stored again."""
+    events = impression_factory(6, datetime(2026, 11, 1, 9, tzinfo=UTC))
+    tracked, rejected = events[:3], events[3:]
+    first = store.Batch(
+        {
+            "impressions": impressions_batch(tracked),
+            "rejections": rejections_batch(rejection_factory(rejected, "offer_not_active")),
+        },
+        {("t", 0): 6},
+    )
+    assert store.write_batch(con, "c1", first) == {"impressions": 3, "rejections": 3}
+    # A replay judged differently: the stored verdicts stand.
+    replay = store.Batch(
+        {
+            "impressions": impressions_batch(rejected),
+            "rejections": rejections_batch(rejection_factory(tracked, "offer_deleted")),
+        },
+        {("t", 0): 12},
+    )
+    assert store.write_batch(con, "c1", replay) == {"impressions": 0, "rejections": 0}
+    assert con.execute(
+        "SELECT reason, sum(rejections) FROM rejections_hourly GROUP BY ALL"
+    ).fetchall() == [("offer_not_active", 3)]
+    assert store.count_rows(con) == {"impressions": 3, "rejections": 3}

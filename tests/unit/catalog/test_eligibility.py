@@ -36,6 +36,14 @@ def test_offer_deleted_or_unknown() -> None:
     assert rejection_reason(c, 10, 7, impression=True) is RejectionReason.OFFER_DELETED
 
 
+@pytest.mark.parametrize("status", ["pending", "inactive", "blocked", "deleted"])
+def test_advertiser_not_active(status: str) -> None:
+    """An offer of an advertiser that is not active tracks nothing."""
+    c = catalog_factory()
+    c.advertisers[1] = replace(c.advertisers[1], status=status)
+    assert rejection_reason(c, 10, 7, impression=True) is RejectionReason.ADVERTISER_NOT_ACTIVE
+
+
 @pytest.mark.parametrize("status", ["pending", "inactive", "blocked"])
 def test_affiliate_not_active(status: str) -> None:
     c = catalog_factory()

@@ -1,0 +1,122 @@
+"""Following the ``catalog`` topic: the whole catalog, in memory, in every process.
+
+The edge and the workers each run one follower. It reads every partition of the
+topic from the beginning with no consumer group (each process needs all of it)
+and applies records as they arrive; a fetch waits at most ``FETCH_WAIT_MS`` for new
+records, so a change is in effect well within a second of being written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from app import topic_names
+from app.catalog.changes import decode
+from app.catalog.history import CatalogHistory
+from app.catalog.model import Catalog
+
+log = logging.getLogger("imptrack.catalog")
+
+FETCH_WAIT_MS = 100
+RETRY_SECONDS = 1.0
+
+
+class CatalogFollower:
+    def __init__(self, bootstrap: str, topic: str = topic_names.CATALOG) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.history = CatalogHistory()
+        # Set once everything written before start-up has been applied; nothing may
+        # be judged against a half-loaded catalog.
+        self.ready = asyncio.Event()
+        self.next_offsets: dict[int, int] = {}
+        self.skipped_malformed = 0
+        self._applied = asyncio.Condition()
+
+    async def run(self) -> None:
+        """Follow the topic until cancelled."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            # End offsets may be understated by some brokers (see docs/ARCHITECTURE.md);
+            # "caught up" also needs one fetch that finds nothing new.
+            ends = await consumer.end_offsets(partitions)
+            while True:
+                try:
+                    fetched = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
+                except KafkaError as exc:
+                    log.warning("catalog fetch failed (%s); retrying", exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                for tp, messages in fetched.items():
+                    now_ms = int(time.time() * 1000)
+                    for message in messages:
+                        self._apply(message, tp, now_ms)
+                    if messages:
+                        self.next_offsets[tp.partition] = messages[-1].offset + 1
+                if fetched:
+                    async with self._applied:
+                        self._applied.notify_all()
+                elif not self.ready.is_set() and await _reached(consumer, ends):
+                    log.info(
+                        "catalog loaded: %d advertisers, %d affiliates, %d offers",
+                        len(self.catalog.advertisers),
+                        len(self.catalog.affiliates),
+                        len(self.catalog.offers),
+                    )
+                    self.ready.set()
+        finally:
+            await consumer.stop()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog in force now."""
+        return self.history.current
+
+    def catalog_at(self, moment_ms: int) -> Catalog:
+        """The catalog in force at ``moment_ms`` (see :mod:`app.catalog.history`)."""
+        return self.history.at(moment_ms)
+
+    def _apply(self, message: Any, tp: TopicPartition, now_ms: int) -> None:
+        try:
+            self.history.apply(decode(message.key, message.value), message.timestamp, now_ms)
+        except (ValueError, TypeError, KeyError) as exc:
+            # A record no process can read must not stop the catalog for all others.
+            self.skipped_malformed += 1
+            log.error("skipped a malformed catalog record at %s:%d: %s", tp, message.offset, exc)
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        while True:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(self.topic)
+            if partitions:
+                return [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            log.info("waiting for topic %s to exist", self.topic)
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def wait_applied(self, partition: int, offset: int) -> None:
+        """Wait until the record at ``partition``/``offset`` is in :attr:`catalog`."""
+        async with self._applied:
+            await self._applied.wait_for(lambda: self.next_offsets.get(partition, 0) > offset)
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

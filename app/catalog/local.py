@@ -1,0 +1,68 @@
+"""Catalog operations run from the command line, straight against the catalog topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError
+
+from app.catalog.files import parse_text, plan_document, to_document
+from app.catalog.follower import CatalogFollower
+from app.catalog.model import Catalog
+from app.catalog.service import CatalogService
+from app.catalog.writer import CatalogWriter
+from app.exceptions import CatalogError, CatalogUnavailable
+from app.settings import Settings
+
+T = TypeVar("T")
+TIMEOUT_SECONDS = 30.0
+
+
+async def _with_service(settings: Settings, run: Callable[[CatalogService], Awaitable[T]]) -> T:
+    follower = CatalogFollower(settings.broker)
+    writer = CatalogWriter(settings.broker, TIMEOUT_SECONDS)
+    following = asyncio.create_task(follower.run())
+    try:
+        await writer.start()
+    except KafkaError as exc:
+        following.cancel()
+        raise CatalogUnavailable(
+            f"cannot reach the broker at {settings.broker} ({exc}); is imptrack up?"
+        ) from None
+    try:
+        return await run(CatalogService(follower, writer, TIMEOUT_SECONDS))
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KafkaError):
+            await following
+        await writer.stop()
+
+
+def apply_file(settings: Settings, path: Path) -> tuple[int, list[CatalogError]]:
+    """Apply a catalog file; return the number of changes written, or the errors
+    (then nothing was written)."""
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise CatalogError(str(path), f"cannot be read ({exc.strerror})") from None
+    document = parse_text(text, path.name)
+    errors: list[CatalogError] = []
+
+    def decide(catalog: Catalog) -> tuple[int, list[Any]]:
+        changes, found = plan_document(catalog, document)
+        errors.extend(found)
+        return len(changes), changes
+
+    written = asyncio.run(_with_service(settings, lambda service: service.change(decide)))
+    return written, errors
+
+
+def export_document(settings: Settings) -> dict[str, Any]:
+    async def read(service: CatalogService) -> dict[str, Any]:
+        return to_document(await service.catalog())
+
+    return asyncio.run(_with_service(settings, read))

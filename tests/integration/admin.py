@@ -1,0 +1,52 @@
+"""Calling the admin API and reading the catalog topic, for the integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app import topic_names
+from tests.integration.conftest import RunningStack
+
+
+class Admin:
+    """``/api/v1`` of the stack under test, with its API key."""
+
+    def __init__(self, stack: RunningStack, session: aiohttp.ClientSession) -> None:
+        self.base = f"{stack.edge_url}/api/v1"
+        self.headers = stack.api_headers
+        self.session = session
+
+    async def call(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else aiohttp.JsonPayload(body))
+        async with self.session.request(
+            method, self.base + path, data=data, headers=self.headers
+        ) as response:
+            return response.status, await response.json()
+
+    async def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, answer = await self.call(method, path, body)
+        assert status in (200, 201), (status, answer)
+        return answer
+
+
+async def catalog_records(bootstrap: str) -> int:
+    """How many records the catalog topic holds, read to its true end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic_names.CATALOG, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        count = 0
+        while batch := await consumer.getmany(tp, timeout_ms=500):
+            count += sum(len(messages) for messages in batch.values())
+        return count
+    finally:
+        await consumer.stop()

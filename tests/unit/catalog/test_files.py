@@ -1,0 +1,93 @@
+"""Catalog files: planning changes, collecting every error, and round trips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.catalog.changes import apply_change
+from app.catalog.files import parse_text, plan_document, to_document
+from app.catalog.model import Catalog
+from app.exceptions import CatalogError
+
+DOCUMENT: dict[str, Any] = {
+    "advertisers": [{"id": 1, "name": "Adv"}],
+    "affiliates": [
+        {"id": 7, "name": "Aff"},
+        {"id": 8, "name": "Blocked", "blocked_advertisers": [1]},
+    ],
+    "offers": [
+        {
+            "id": 10,
+            "title": "Private",
+            "advertiser_id": 1,
+            "access": "approval",
+            "enabled_affiliates": [7],
+            "disabled_affiliates": [8],
+        }
+    ],
+}
+
+
+def catalog_from(document: Any, catalog: Catalog | None = None) -> Catalog:
+    catalog = catalog or Catalog()
+    changes, errors = plan_document(catalog, document)
+    assert errors == []
+    for change in changes:
+        apply_change(catalog, change)
+    return catalog
+
+
+def test_a_document_builds_entities_and_rules() -> None:
+    """Entities, approvals, disables and advertiser blocks all come from one file."""
+    catalog = catalog_from(DOCUMENT)
+    assert catalog.offers[10].access == "approval"
+    assert catalog.enabled == {(10, 7)} and catalog.disabled == {(10, 8)}
+    assert catalog.advertiser_blocks == {(1, 8)}
+
+
+def test_export_then_apply_changes_nothing() -> None:
+    """An exported catalog applied again plans no change at all."""
+    catalog = catalog_from(DOCUMENT)
+    changes, errors = plan_document(catalog, to_document(catalog))
+    assert (changes, errors) == ([], [])
+
+
+def test_a_given_rule_list_replaces_the_rules_of_its_kind() -> None:
+    """enabled_affiliates: [] lifts approvals; disabled rules, not listed, stay."""
+    catalog = catalog_from(DOCUMENT)
+    catalog_from({"offers": [{"id": 10, "enabled_affiliates": []}]}, catalog)
+    assert catalog.enabled == set() and catalog.disabled == {(10, 8)}
+    catalog_from({"affiliates": [{"id": 8, "blocked_advertisers": []}]}, catalog)
+    assert catalog.advertiser_blocks == set()
+
+
+def test_every_error_is_reported_with_its_place_and_nothing_is_planned() -> None:
+    """Errors name section, index and field; one bad entry plans no change at all."""
+    document = {
+        "advertisers": [{"id": 1, "name": "Adv"}, {"id": 1, "name": "Again"}],
+        "offers": [
+            {"id": 10, "title": "Fine", "advertiser_id": 1},
+            {"id": 11, "title": "Bad", "advertiser_id": 1, "impressions_url": "ftp://x/"},
+            {"id": 12, "title": "Orphan", "advertiser_id": 5},
+            {"id": 13, "title": "R", "advertiser_id": 1, "enabled_affiliates": [99]},
+        ],
+        "campaigns": [],
+    }
+    changes, errors = plan_document(Catalog(), document)
+    assert changes == []
+    fields = [e.field for e in errors]
+    assert fields == [
+        "campaigns",
+        "advertisers[1].id",
+        "offers[1].impressions_url",
+        "offers[2].advertiser_id",
+        "offers[3].pid",
+    ]
+
+
+@pytest.mark.parametrize(("text", "name"), [("{", "c.json"), ("a: [", "c.yaml")])
+def test_unreadable_text_names_the_file(text: str, name: str) -> None:
+    with pytest.raises(CatalogError, match=rf"^{name}: is not valid"):
+        parse_text(text, name)
