@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import shutil
 import sys
 import time
+from collections import Counter
+from importlib import resources
+from pathlib import Path
 
 import aiohttp
 
 from app import probes
+from app.catalog.changes import apply_change
+from app.catalog.eligibility import rejection_reason
+from app.catalog.files import parse_text, plan_document
+from app.catalog.local import apply_file
+from app.catalog.model import Catalog
+from app.exceptions import StackError
 from app.settings import Settings, settings
 from app.stack import Stack
 from reports.formatting import render
@@ -30,9 +40,46 @@ def _progress(done: int, total: int, started: float) -> None:
     sys.stderr.flush()
 
 
-async def send_pixels(s: Settings, total: int) -> int:
-    """Fire ``total`` pixel requests over real HTTP; return how many got the GIF."""
-    got_gif = 0
+# (offer_id, pid) pairs the demo sends to: offers that track, and one pair per rule
+# (see demo_catalog.yaml); unknown ids are 99.
+TRACKED_PAIRS = [(o, p) for o in (1, 2, 4) for p in (1, 2, 3, 4, 5)] + [(3, 1), (3, 2), (3, 3)]
+RULE_PAIRS = [
+    (5, 1),  # offer_not_active
+    (7, 2),  # offer_deleted
+    (99, 3),  # offer_unknown
+    (8, 1),  # advertiser_not_active
+    (1, 99),  # affiliate_unknown
+    (2, 8),  # affiliate_deleted
+    (4, 7),  # affiliate_not_active
+    (3, 4),  # affiliate_not_approved
+    (1, 6),  # affiliate_disabled_for_offer
+    (4, 9),  # advertiser_disabled_for_affiliate
+    (6, 5),  # impressions_not_allowed
+]
+REJECTED_SHARE = 0.25
+
+
+def demo_catalog_path() -> Path:
+    return Path(str(resources.files("reports").joinpath("demo_catalog.yaml")))
+
+
+def expected_verdicts(pairs: list[tuple[int, int]]) -> Counter[str]:
+    """What the rules say of each pixel sent: "tracked" or a reason code."""
+    catalog = Catalog()
+    document = parse_text(demo_catalog_path().read_text("utf-8"), "demo_catalog.yaml")
+    changes, errors = plan_document(catalog, document)
+    assert not errors, errors
+    for change in changes:
+        apply_change(catalog, change)
+    return Counter(
+        str(rejection_reason(catalog, o, p, impression=True) or "tracked") for o, p in pairs
+    )
+
+
+async def send_pixels(s: Settings, total: int) -> list[tuple[int, int]]:
+    """Fire ``total`` pixel requests over real HTTP; return the (offer_id, pid) of
+    each one answered with the GIF."""
+    answered: list[tuple[int, int]] = []
     done = 0
     started = time.monotonic()
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -40,12 +87,14 @@ async def send_pixels(s: Settings, total: int) -> int:
         queue.put_nowait(n)
 
     async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal got_gif, done
+        nonlocal done
         while not queue.empty():
             n = queue.get_nowait()
+            pairs = RULE_PAIRS if random.random() < REJECTED_SHARE else TRACKED_PAIRS
+            offer_id, pid = random.choice(pairs)
             params = {
-                "offer_id": str(random.randint(1, 5)),
-                "pid": str(random.randint(1, 20)),
+                "offer_id": str(offer_id),
+                "pid": str(pid),
                 "imp_id": f"demo-{n}",
                 "sub1": random.choice(["banner", "sidebar", "footer"]),
                 "sub2": f"campaign {n % 7}",
@@ -53,7 +102,7 @@ async def send_pixels(s: Settings, total: int) -> int:
             async with session.get(f"{s.edge_url}/imp", params=params) as response:
                 body = await response.read()
                 if response.status == 200 and response.content_type == "image/gif" and body:
-                    got_gif += 1
+                    answered.append((offer_id, pid))
             done += 1
             if done % 100 == 0 or done == total:
                 _progress(done, total, started)
@@ -61,7 +110,7 @@ async def send_pixels(s: Settings, total: int) -> int:
     async with aiohttp.ClientSession(headers={"User-Agent": "imptrack-demo/1.0"}) as session:
         await asyncio.gather(*(client(session) for _ in range(CONCURRENCY)))
     sys.stderr.write("\n")
-    return got_gif
+    return answered
 
 
 def wait_for_export(s: Settings, expected: int) -> int:
@@ -69,7 +118,7 @@ def wait_for_export(s: Settings, expected: int) -> int:
     exported = 0
     while time.monotonic() < deadline:
         status = probes.http_json(f"{s.exporter_url}/healthz")
-        exported = int(status["exported"]["impressions"]) if status else exported
+        exported = sum(status["exported"].values()) if status else exported
         if exported >= expected:
             return exported
         time.sleep(0.2)
@@ -78,28 +127,42 @@ def wait_for_export(s: Settings, expected: int) -> int:
 
 def run_demo(requests: int) -> int:
     s = settings()
+    logging.getLogger("imptrack.catalog").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # The demo owns its home: a fresh DuckDB file holds exactly this run's impressions.
     shutil.rmtree(s.home, ignore_errors=True)
     stack = Stack(s)
     print(f"Starting the embedded stack under {s.home} ...")
     try:
         stack.up(on_ready=lambda name, took: print(f"  {name:<9} ready in {took:.1f} s"))
+        written, errors = apply_file(s, demo_catalog_path())
+        if errors:
+            raise StackError(f"the demo catalog was refused: {errors[0]}")
+        print(f"\nApplied the demo catalog ({written} changes): imptrack catalog export shows it")
         print(f"\nSending {requests} impression pixels to {s.edge_url}/imp ...")
-        accepted = asyncio.run(send_pixels(s, requests))
-        print(f"  {accepted} of {requests} answered with the GIF")
+        answered = asyncio.run(send_pixels(s, requests))
+        print(f"  {len(answered)} of {requests} answered with the GIF")
         print("Waiting for the exporter to write them to DuckDB ...")
-        exported = wait_for_export(s, accepted)
+        wait_for_export(s, len(answered))
         daily = read_slice("daily", None, None, "UTC")
         print("\nDaily slice (imptrack report daily):\n")
         print(render(daily, "table"))
-        reported = sum(row[daily.columns.index("impressions")] for row in daily.rows)
+        rejections = read_slice("rejections", None, None, "UTC")
+        print("\nRejections slice (imptrack report rejections):\n")
+        print(render(rejections, "table"))
         print(f"\nDuckDB file: {s.duckdb_path}")
-        print(f"  read it again: IMPTRACK_HOME={s.home} .venv/bin/imptrack report daily")
+        print(f"  read it again: IMPTRACK_HOME={s.home} .venv/bin/imptrack report rejections")
     finally:
         print("\nStopping ...")
         stack.down()
-    if reported != accepted or exported != accepted:
-        print(f"MISMATCH: {accepted} GIFs answered, {reported} impressions reported")
+    expected = expected_verdicts(answered)
+    reported = Counter({"tracked": sum(r[daily.columns.index("impressions")] for r in daily.rows)})
+    reported.update({r[0]: r[1] for r in rejections.rows})
+    if reported != expected:
+        print(f"MISMATCH: the rules say {dict(expected)}, the slices say {dict(reported)}")
         return 1
-    print(f"OK: {accepted} GIFs answered = {reported} impressions in the Daily slice")
+    print(
+        f"OK: {len(answered)} GIFs answered = {expected['tracked']} impressions tracked + "
+        f"{len(answered) - expected['tracked']} rejected, each for the reason the rules give"
+    )
     return 0
