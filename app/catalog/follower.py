@@ -41,14 +41,22 @@ class CatalogFollower:
 
     async def run(self) -> None:
         """Follow the topic until cancelled."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-        )
-        await consumer.start()
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=FETCH_WAIT_MS,
+            )
+            try:
+                await consumer.start()
+                break
+            except KafkaError as exc:
+                # A worker may start before the broker answers; it waits rather than
+                # running without a catalog.
+                log.warning("cannot reach the broker for the catalog (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
         try:
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -269,3 +270,33 @@ async def test_malformed_json_is_refused(running_stack: RunningStack, admin: Adm
     assert (status, answer["field"]) == (400, "body")
     assert "not valid JSON" in answer["error"]
     assert await catalog_records(running_stack.settings.broker) == before
+
+
+async def test_a_malformed_catalog_record_is_skipped_not_fatal(
+    running_stack: RunningStack, admin: Admin
+) -> None:
+    """Garbage written to the catalog topic by someone else is counted and skipped;
+    later changes still take effect."""
+    from aiokafka import AIOKafkaProducer
+
+    from app import topic_names
+
+    producer = AIOKafkaProducer(bootstrap_servers=running_stack.settings.broker)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic_names.CATALOG, b"not json", key=b"offer:998")
+        await producer.send_and_wait(topic_names.CATALOG, b'{"x": 1}', key=b"campaign:1")
+        await producer.send_and_wait(topic_names.CATALOG, b'{"id": 997}', key=b"offer:997")
+    finally:
+        await producer.stop()
+    created = await admin.ok("POST", "/advertisers", {"id": 503, "name": "After garbage"})
+    assert (await admin.ok("GET", "/advertisers/503")) == created
+    async with admin.session.get(f"{running_stack.edge_url}/healthz") as r:
+        assert (await r.json())["catalog"]["skipped_malformed"] >= 3
+    for _ in range(10):  # the worker follows on its own; give it the promised second
+        async with admin.session.get(f"{running_stack.settings.worker_url}/healthz") as r:
+            worker = await r.json()
+        if worker["catalog"]["skipped_malformed"] == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status == 200 and worker["catalog"]["skipped_malformed"] == 3
