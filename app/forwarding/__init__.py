@@ -1,0 +1,1 @@
+"""Forwarding recorded impressions to the advertiser's impressions destination URLs."""
