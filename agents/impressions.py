@@ -3,6 +3,7 @@ the eligible ones and emits every impression for export, recorded or rejected.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -29,6 +30,7 @@ async def record_impressions(stream: Any) -> None:
     # Replays after a crash record and emit again: the table write is keyed by
     # aimp_id and the exporter deduplicates by aimp_id, so both are idempotent.
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        sent = []
         for event in events:
             impression = event.value
             if not is_valid_id(impression.aimp_id):
@@ -45,7 +47,9 @@ async def record_impressions(stream: Any) -> None:
             )
             if reason is None:
                 write_in_event_partition(event, impressions_table, impression.aimp_id, impression)
-                await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
+                sent.append(
+                    await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
+                )
             else:
                 rejected = RejectedImpression(
                     aimp_id=impression.aimp_id,
@@ -54,4 +58,9 @@ async def record_impressions(stream: Any) -> None:
                     reason=reason.value,
                     imp_id=impression.imp_id,
                 )
-                await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)
+                sent.append(
+                    await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)
+                )
+        # The batch's events are acknowledged (and may be committed) once the loop
+        # takes the next batch; everything they produced must be on the broker first.
+        await asyncio.gather(*sent)

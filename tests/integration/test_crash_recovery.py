@@ -30,7 +30,13 @@ async def _kill_during_traffic(stack: RunningStack, component: str, offer_id: in
 
     expected = before + len(run.accepted)
     exported = await asyncio.to_thread(stack.wait_exported, expected, 90)
-    assert exported == expected
+    if exported != expected:
+        rejected = await asyncio.to_thread(
+            stack.query,
+            "SELECT reason, count(*) FROM rejections WHERE offer_id = ? GROUP BY ALL",
+            [offer_id],
+        )
+        raise AssertionError(f"exported {exported}, expected {expected}; rejected: {rejected}")
     rows = await asyncio.to_thread(
         stack.query,
         "SELECT count(*), count(DISTINCT aimp_id) FROM impressions WHERE offer_id = ?",
