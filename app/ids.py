@@ -52,7 +52,7 @@ def id_time(value: str) -> datetime:
     """The moment an ID was issued (UTC, millisecond precision)."""
     if not is_valid_id(value):
         raise ValueError(f"{value!r} is not a 24-character lowercase hex ID")
-    return datetime.fromtimestamp(int(value[:12], 16) / 1000, tz=UTC)
+    return datetime.fromtimestamp(id_ms(value) / 1000, tz=UTC)
 
 
 _generator = IdGenerator()

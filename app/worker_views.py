@@ -22,12 +22,7 @@ async def healthz(self: web.View, request: web.Request) -> Any:
     body = {
         "status": "ok" if recovered and catalog_loaded and not app.rebalancing else "starting",
         "recovered": recovered,
-        "catalog": {
-            "loaded": catalog_loaded,
-            "offers": len(catalog.catalog.offers),
-            "next_offsets": catalog.next_offsets,
-            "skipped_malformed": catalog.skipped_malformed,
-        },
+        "catalog": catalog.status(),
         "rebalancing": app.rebalancing,
         "in_recovery": app.in_recovery,
         "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from app.ids import id_ms
 from app.records import SUB_FIELDS
 
 IMPRESSION_SCHEMA = pa.schema(
@@ -35,31 +36,30 @@ REJECTION_SCHEMA = pa.schema(
 )
 
 
-def impressions_batch(events: list[dict[str, Any]]) -> pa.Table:
-    """Columns for the ``impressions`` table; ``ts`` is read off the ``aimp_id``."""
+def _event_columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The columns every exported kind starts with; ``ts`` is read off the ``aimp_id``."""
     aimp_ids = [e["aimp_id"] for e in events]
-    columns: dict[str, list[Any]] = {
+    return {
         "aimp_id": aimp_ids,
-        "ts": [int(a[:12], 16) for a in aimp_ids],
+        "ts": [id_ms(a) for a in aimp_ids],
         "offer_id": [e["offer_id"] for e in events],
         "pid": [e["pid"] for e in events],
     }
+
+
+def impressions_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``impressions`` table."""
+    columns = _event_columns(events)
     for name in _TEXT_FIELDS:
         columns[name] = [e.get(name) for e in events]
     return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
 
 
 def rejections_batch(events: list[dict[str, Any]]) -> pa.Table:
-    """Columns for the ``rejections`` table; ``ts`` is read off the ``aimp_id``."""
-    aimp_ids = [e["aimp_id"] for e in events]
-    columns = {
-        "aimp_id": aimp_ids,
-        "ts": [int(a[:12], 16) for a in aimp_ids],
-        "offer_id": [e["offer_id"] for e in events],
-        "pid": [e["pid"] for e in events],
-        "reason": [e["reason"] for e in events],
-        "imp_id": [e.get("imp_id") for e in events],
-    }
+    """Columns for the ``rejections`` table."""
+    columns = _event_columns(events)
+    columns["reason"] = [e["reason"] for e in events]
+    columns["imp_id"] = [e.get("imp_id") for e in events]
     return pa.Table.from_pydict(columns, schema=REJECTION_SCHEMA)
 
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import duckdb
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from app import topic_names
 from app.broker_identity import cluster_id
+from app.partitions import wait_for_partitions
 from app.settings import Settings
 from reports import db, store
 from reports.columns import BATCH_BUILDERS
@@ -65,7 +66,7 @@ class Exporter:
         await consumer.start()
         self._consumer = consumer
         self.cluster_id = await cluster_id(consumer._client)
-        tps = await self._partitions(consumer)
+        tps = await wait_for_partitions(consumer, EXPORTED_TOPICS)
         consumer.assign(tps)
         stored = await self._in_db(store.load_offsets, self.con, self.cluster_id)
         for tp in tps:
@@ -78,21 +79,6 @@ class Exporter:
         log.info(
             "exporter resuming cluster %s from %d stored offsets", self.cluster_id, len(stored)
         )
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        """All partitions of the exported topics, waiting until they exist."""
-        while True:
-            await consumer._client.force_metadata_update()
-            found = []
-            for topic in EXPORTED_TOPICS:
-                partitions = consumer.partitions_for_topic(topic)
-                if not partitions:
-                    break
-                found += [TopicPartition(topic, p) for p in sorted(partitions)]
-            else:
-                return found
-            log.info("waiting for topics %s to exist", ", ".join(EXPORTED_TOPICS))
-            await asyncio.sleep(1.0)
 
     async def run(self) -> None:
         assert self._consumer is not None and self.con is not None

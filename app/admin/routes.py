@@ -14,7 +14,7 @@ from aiohttp import web
 
 from app.admin.auth import HEADER, is_authorized
 from app.catalog import commands
-from app.catalog.files import plan_document, to_document
+from app.catalog.files import to_document
 from app.catalog.model import MAX_ID
 from app.catalog.validation import as_dict
 from app.edge.keys import API_KEY, CATALOG_SERVICE
@@ -161,14 +161,7 @@ async def export_catalog(request: web.Request) -> web.Response:
 async def apply_catalog(request: web.Request) -> web.Response:
     """The whole document is checked first; with any error nothing is written."""
     document = await _body(request)
-    errors: list[CatalogError] = []
-
-    def decide(catalog: Any) -> tuple[int, list[Any]]:
-        changes, found = plan_document(catalog, document)
-        errors.extend(found)
-        return len(changes), changes
-
-    written = await request.config_dict[CATALOG_SERVICE].change(decide)
+    written, errors = await request.config_dict[CATALOG_SERVICE].apply_document(document)
     if errors:
         return _error(
             400,

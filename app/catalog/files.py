@@ -10,7 +10,6 @@ its offer or affiliate. ``imptrack catalog export`` writes the same shape.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -78,7 +77,7 @@ def plan_document(catalog: Catalog, document: Any) -> tuple[list[Change], list[C
         for name in document
         if name not in SECTIONS
     ]
-    work = copy.deepcopy(catalog)
+    work = catalog.copy()
     changes: list[Change] = []
 
     def record(new: list[Change]) -> None:

@@ -20,6 +20,7 @@ from app import topic_names
 from app.catalog.changes import decode
 from app.catalog.history import CatalogHistory
 from app.catalog.model import Catalog
+from app.partitions import wait_for_partitions
 
 log = logging.getLogger("imptrack.catalog")
 
@@ -58,7 +59,7 @@ class CatalogFollower:
                 log.warning("cannot reach the broker for the catalog (%s); retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await wait_for_partitions(consumer, (self.topic,))
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             # End offsets may be understated by some brokers (see docs/ARCHITECTURE.md);
@@ -91,6 +92,15 @@ class CatalogFollower:
         finally:
             await consumer.stop()
 
+    def status(self) -> dict[str, Any]:
+        """For the health pages of the edge and the worker."""
+        return {
+            "loaded": self.ready.is_set(),
+            "offers": len(self.catalog.offers),
+            "next_offsets": self.next_offsets,
+            "skipped_malformed": self.skipped_malformed,
+        }
+
     @property
     def catalog(self) -> Catalog:
         """The catalog in force now."""
@@ -107,15 +117,6 @@ class CatalogFollower:
             # A record no process can read must not stop the catalog for all others.
             self.skipped_malformed += 1
             log.error("skipped a malformed catalog record at %s:%d: %s", tp, message.offset, exc)
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        while True:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(self.topic)
-            if partitions:
-                return [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            log.info("waiting for topic %s to exist", self.topic)
-            await asyncio.sleep(RETRY_SECONDS)
 
     async def wait_applied(self, partition: int, offset: int) -> None:
         """Wait until the record at ``partition``/``offset`` is in :attr:`catalog`."""

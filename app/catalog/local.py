@@ -10,9 +10,8 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 
-from app.catalog.files import parse_text, plan_document, to_document
+from app.catalog.files import parse_text, to_document
 from app.catalog.follower import CatalogFollower
-from app.catalog.model import Catalog
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
@@ -50,15 +49,7 @@ def apply_file(settings: Settings, path: Path) -> tuple[int, list[CatalogError]]
     except OSError as exc:
         raise CatalogError(str(path), f"cannot be read ({exc.strerror})") from None
     document = parse_text(text, path.name)
-    errors: list[CatalogError] = []
-
-    def decide(catalog: Catalog) -> tuple[int, list[Any]]:
-        changes, found = plan_document(catalog, document)
-        errors.extend(found)
-        return len(changes), changes
-
-    written = asyncio.run(_with_service(settings, lambda service: service.change(decide)))
-    return written, errors
+    return asyncio.run(_with_service(settings, lambda service: service.apply_document(document)))
 
 
 def export_document(settings: Settings) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from app.catalog.changes import Change
+from app.catalog.files import plan_document
 from app.catalog.follower import CatalogFollower
 from app.catalog.model import Catalog
 from app.catalog.writer import CatalogWriter
-from app.exceptions import CatalogUnavailable
+from app.exceptions import CatalogError, CatalogUnavailable
 
 T = TypeVar("T")
 
@@ -40,6 +41,18 @@ class CatalogService:
                 "the catalog is still loading from the catalog topic; retry shortly"
             ) from None
         return self.follower.catalog
+
+    async def apply_document(self, document: Any) -> tuple[int, list[CatalogError]]:
+        """Apply a catalog document (see :mod:`app.catalog.files`): the number of
+        changes written, or every error in it (then nothing was written)."""
+        errors: list[CatalogError] = []
+
+        def decide(catalog: Catalog) -> tuple[int, list[Change]]:
+            changes, found = plan_document(catalog, document)
+            errors.extend(found)
+            return len(changes), changes
+
+        return await self.change(decide), errors
 
     async def change(self, decide: Callable[[Catalog], tuple[T, list[Change]]]) -> T:
         """``decide`` returns the result and the changes it needs (raising writes nothing)."""

@@ -72,11 +72,7 @@ async def healthz(request: web.Request) -> web.Response:
     body = {
         "status": "ok",
         "broker": request.app[SETTINGS].broker,
-        "catalog": {
-            "offers": len(follower.catalog.offers),
-            "next_offsets": follower.next_offsets,
-            "skipped_malformed": follower.skipped_malformed,
-        },
+        "catalog": follower.status(),
     }
     if producer.last_error is not None:
         return web.json_response(
