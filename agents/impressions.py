@@ -1,5 +1,6 @@
 """The impressions agent: judges each accepted impression against the catalog, records
-the eligible ones and emits every impression for export, recorded or rejected."""
+the eligible ones, emits every impression for export (recorded or rejected) and a
+forward task for each recorded one whose offer has an impressions destination URL."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from typing import Any
 
 from app.catalog.eligibility import rejection_reason
 from app.faust_app import app
+from app.forwarding.plan import forward_task
 from app.ids import id_ms, is_valid_id
 from app.records import RejectedImpression
-from app.topics import impressions_topic, recorded_impressions_topic, rejected_impressions_topic
+from app.topics import (
+    forward_tasks_topic,
+    impressions_topic,
+    recorded_impressions_topic,
+    rejected_impressions_topic,
+)
 from tables.batches import write_in_event_partition
 from tables.catalog import catalog
 from tables.impressions import impressions_table
@@ -39,17 +46,20 @@ async def record_impressions(stream: Any) -> None:
                 continue
             # Judged by the catalog in force when the edge accepted it, so lag and
             # replays do not change the verdict (see app.catalog.history).
+            in_force = catalog.catalog_at(id_ms(impression.aimp_id))
             reason = rejection_reason(
-                catalog.catalog_at(id_ms(impression.aimp_id)),
-                impression.offer_id,
-                impression.pid,
-                impression=True,
+                in_force, impression.offer_id, impression.pid, impression=True
             )
             if reason is None:
                 write_in_event_partition(event, impressions_table, impression.aimp_id, impression)
                 sent.append(
                     await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
                 )
+                forward = forward_task(in_force.offers[impression.offer_id], impression)
+                if forward is not None:
+                    sent.append(
+                        await forward_tasks_topic.send(key=impression.aimp_id, value=forward)
+                    )
             else:
                 rejected = RejectedImpression(
                     aimp_id=impression.aimp_id,

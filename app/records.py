@@ -43,6 +43,43 @@ class RejectedImpression(faust.Record, serializer="json"):
     imp_id: str | None = None
 
 
+class ForwardTask(faust.Record, serializer="json"):
+    """One impression to deliver to one destination URL, already filled in.
+
+    ``destination`` is the URL as configured (with its macros): with ``aimp_id`` it
+    names the delivery, so a replayed task is recognised and not delivered again.
+    """
+
+    aimp_id: str
+    offer_id: int
+    pid: int
+    advertiser_id: int
+    destination: str
+    url: str
+
+
+class DeliveryAttempt(faust.Record, serializer="json"):
+    """One attempt to deliver a :class:`ForwardTask`, and what came of it.
+
+    ``outcome`` is one of :data:`app.forwarding.outcomes.OUTCOMES`; ``status`` is the
+    HTTP status when the destination answered, ``error`` says what went wrong
+    otherwise (or why the status was not a success).
+    """
+
+    aimp_id: str
+    offer_id: int
+    pid: int
+    advertiser_id: int
+    destination: str
+    url: str
+    attempt: int
+    at_ms: int
+    latency_ms: float
+    outcome: str
+    status: int | None = None
+    error: str | None = None
+
+
 def impression_payload(
     aimp_id: str,
     offer_id: int,

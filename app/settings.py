@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from app.exceptions import ConfigurationError
@@ -43,6 +44,53 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    raw = env.get(name) or ""
+    networks = []
+    for item in raw.replace(",", " ").split():
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}: {item!r} is not an IP network (e.g. 127.0.0.1/32, 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class ForwardingSettings:
+    """How impressions are delivered to advertisers' destination URLs."""
+
+    max_attempts: int
+    backoff_seconds: float  # delay before the 2nd attempt; doubles each time, with jitter
+    backoff_max_seconds: float
+    connect_timeout: float
+    timeout: float  # a whole attempt, redirects included
+    concurrency: int  # requests in flight per worker process
+    host_concurrency: int  # requests in flight per destination host, across workers
+    breaker_failures: int  # consecutive failures that open a host's circuit breaker
+    breaker_seconds: float  # how long an open breaker holds deliveries back
+    dedup_seconds: int  # how long a forwarded impression is remembered against replays
+    # Loopback, private and link-local destinations are refused unless listed here.
+    allowed_networks: tuple[IPv4Network | IPv6Network, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ForwardingSettings:
+        return cls(
+            max_attempts=_int(env, "FORWARD_MAX_ATTEMPTS", 5, 1),
+            backoff_seconds=_float(env, "FORWARD_BACKOFF_SECONDS", 1.0),
+            backoff_max_seconds=_float(env, "FORWARD_BACKOFF_MAX_SECONDS", 300.0),
+            connect_timeout=_float(env, "FORWARD_CONNECT_TIMEOUT", 3.0),
+            timeout=_float(env, "FORWARD_TIMEOUT", 10.0),
+            concurrency=_int(env, "FORWARD_CONCURRENCY", 256, 1),
+            host_concurrency=_int(env, "FORWARD_HOST_CONCURRENCY", 32, 1),
+            breaker_failures=_int(env, "FORWARD_BREAKER_FAILURES", 5, 1),
+            breaker_seconds=_float(env, "FORWARD_BREAKER_SECONDS", 30.0),
+            dedup_seconds=_int(env, "FORWARD_DEDUP_SECONDS", 86_400, 1),
+            allowed_networks=_networks(env, "FORWARD_ALLOWED_NETWORKS"),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed settings; build with :meth:`from_env`."""
@@ -70,6 +118,7 @@ class Settings:
     export_batch_seconds: float
     # The admin API's key; without it one is generated into ``api_key_file``.
     api_key: str | None
+    forwarding: ForwardingSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +153,7 @@ class Settings:
             export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 50_000, 1),
             export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
             api_key=env.get("IMPTRACK_API_KEY") or None,
+            forwarding=ForwardingSettings.from_env(env),
         )
 
     @property

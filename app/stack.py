@@ -94,8 +94,12 @@ class Stack:
                         "127.0.0.1",
                         "--save",
                         "",
+                        # The delivery schedule and its log live here: an append-only
+                        # file, synced every second, lets them survive a Redis restart.
                         "--appendonly",
-                        "no",
+                        "yes",
+                        "--appendfsync",
+                        "everysec",
                         "--dir",
                         str(redis_dir),
                     ],

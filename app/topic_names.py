@@ -9,7 +9,23 @@ RECORDED_IMPRESSIONS = "impressions-recorded"
 REJECTED_IMPRESSIONS = "impressions-rejected"
 """Impressions the impressions agent did not track, with their reason; keyed by ``aimp_id``."""
 
+FORWARD_TASKS = "forward-tasks"
+"""One delivery to make to an advertiser's impressions destination URL; keyed by ``aimp_id``."""
+
+DELIVERIES = "deliveries"
+"""Every delivery attempt and its outcome, for the exporter; keyed by ``aimp_id``."""
+
+DEAD_LETTERS = "forward-dead-letters"
+"""Forward tasks that were never delivered, with the last attempt's error."""
+
 CATALOG = "catalog"
 """Advertisers, affiliates, offers and access rules; compacted, one partition."""
 
-EVENT_TOPICS = (IMPRESSIONS, RECORDED_IMPRESSIONS, REJECTED_IMPRESSIONS)
+EVENT_TOPICS = (
+    IMPRESSIONS,
+    RECORDED_IMPRESSIONS,
+    REJECTED_IMPRESSIONS,
+    FORWARD_TASKS,
+    DELIVERIES,
+    DEAD_LETTERS,
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app import topic_names
 from app.faust_app import app
-from app.records import Impression, RejectedImpression
+from app.records import ForwardTask, Impression, RejectedImpression
 
 # Keys are the raw ID bytes, exactly as the edge sends them, so the producer's
 # partitioner places a key on the same partition in every topic and table.
@@ -27,4 +27,29 @@ rejected_impressions_topic = app.topic(
     key_type=str,
     key_serializer="raw",
     value_type=RejectedImpression,
+)
+
+forward_tasks_topic = app.topic(
+    topic_names.FORWARD_TASKS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=ForwardTask,
+)
+
+# The forwarder publishes delivery attempts already serialized (see
+# app.records.DeliveryAttempt): they were written to Redis as JSON first.
+deliveries_topic = app.topic(
+    topic_names.DELIVERIES,
+    key_type=str,
+    key_serializer="raw",
+    value_type=bytes,
+    value_serializer="raw",
+)
+
+dead_letters_topic = app.topic(
+    topic_names.DEAD_LETTERS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=bytes,
+    value_serializer="raw",
 )

@@ -6,6 +6,7 @@ from typing import Any
 
 from faust import web
 
+from agents.forwarder import forwarder, shipper
 from app.faust_app import app
 from tables.catalog import catalog
 
@@ -26,5 +27,6 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "rebalancing": app.rebalancing,
         "in_recovery": app.in_recovery,
         "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
+        "forwarding": {**await forwarder.status(), "log_shipped_here": shipper.shipped},
     }
     return self.json(body, status=200 if body["status"] == "ok" else 503)

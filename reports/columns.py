@@ -36,6 +36,35 @@ REJECTION_SCHEMA = pa.schema(
 )
 
 
+DELIVERY_SCHEMA = pa.schema(
+    [
+        ("aimp_id", pa.string()),
+        ("impression_ts", pa.timestamp("ms", tz="UTC")),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("offer_id", pa.int32()),
+        ("pid", pa.int32()),
+        ("advertiser_id", pa.int32()),
+        ("destination", pa.string()),
+        ("url", pa.string()),
+        ("attempt", pa.int16()),
+        ("outcome", pa.string()),
+        ("status", pa.int16()),
+        ("error", pa.string()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+_DELIVERY_FIELDS = (
+    "offer_id",
+    "pid",
+    "advertiser_id",
+    "destination",
+    "url",
+    "attempt",
+    "outcome",
+    "latency_ms",
+)
+
+
 def _event_columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The columns every exported kind starts with; ``ts`` is read off the ``aimp_id``."""
     aimp_ids = [e["aimp_id"] for e in events]
@@ -63,8 +92,24 @@ def rejections_batch(events: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=REJECTION_SCHEMA)
 
 
+def deliveries_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``deliveries`` table: one row per attempt."""
+    aimp_ids = [e["aimp_id"] for e in events]
+    columns: dict[str, list[Any]] = {
+        "aimp_id": aimp_ids,
+        "impression_ts": [id_ms(a) for a in aimp_ids],
+        "ts": [e["at_ms"] for e in events],
+    }
+    for name in _DELIVERY_FIELDS:
+        columns[name] = [e[name] for e in events]
+    columns["status"] = [e.get("status") for e in events]
+    columns["error"] = [e.get("error") for e in events]
+    return pa.Table.from_pydict(columns, schema=DELIVERY_SCHEMA)
+
+
 BATCH_BUILDERS: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {
     "impressions": impressions_batch,
     "rejections": rejections_batch,
+    "deliveries": deliveries_batch,
 }
 """Each exported kind's column builder, in the order a batch stores them."""

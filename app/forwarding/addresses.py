@@ -1,0 +1,85 @@
+"""Which addresses a destination URL may reach: never the network's own inside.
+
+A destination is an advertiser's URL, but its host is ours to resolve; without this
+check an offer (or a macro in its host) could make the forwarder call loopback,
+private or link-local services, e.g. a cloud metadata endpoint. The check runs on
+every address a name resolves to, at connect time (see :class:`GuardedResolver`),
+so a DNS answer that changes after the offer was saved is checked too.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+Network = IPv4Network | IPv6Network
+Address = IPv4Address | IPv6Address
+
+
+class AddressRefused(Exception):
+    """A destination resolves only to addresses the forwarder may not call."""
+
+
+class AddressPolicy:
+    def __init__(self, allowed: Sequence[Network] = ()) -> None:
+        self.allowed = tuple(allowed)
+
+    def refusal(self, address: str) -> str | None:
+        """Why ``address`` may not be called, or None when it may."""
+        ip: Address = ip_address(address)
+        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        if any(ip in network for network in self.allowed):
+            return None
+        for kind, flag in (
+            ("loopback", ip.is_loopback),
+            ("link-local", ip.is_link_local),
+            ("private", ip.is_private),
+            ("unspecified", ip.is_unspecified),
+            ("multicast", ip.is_multicast),
+            ("reserved", ip.is_reserved),
+        ):
+            if flag:
+                return (
+                    f"{address} is a {kind} address; destinations there are refused "
+                    "unless FORWARD_ALLOWED_NETWORKS lists it"
+                )
+        return None
+
+    def check_literal(self, host: str) -> None:
+        """Refuse a URL whose host is an IP address the policy does not allow.
+
+        aiohttp connects to IP literals without asking the resolver, so they are
+        checked here, before each request.
+        """
+        try:
+            refusal = self.refusal(host.strip("[]"))
+        except ValueError:
+            return  # a name: the resolver checks what it resolves to
+        if refusal is not None:
+            raise AddressRefused(refusal)
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves as aiohttp does, then drops every address the policy refuses."""
+
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+        self.policy = policy
+        self.inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        kept = [r for r in results if self.policy.refusal(r["host"]) is None]
+        if not kept:
+            reasons = "; ".join(str(self.policy.refusal(r["host"])) for r in results)
+            raise AddressRefused(f"{host} resolves to refused addresses only: {reasons}")
+        return kept
+
+    async def close(self) -> None:
+        await self.inner.close()

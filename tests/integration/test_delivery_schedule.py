@@ -1,0 +1,169 @@
+"""The delivery schedule's Redis scripts, against a real Redis: replays, leases,
+host caps, circuit breakers and the delivery log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from app.forwarding.schedule import DeliverySchedule, task_id
+from app.ids import IdGenerator
+from app.records import ForwardTask
+
+pytestmark = pytest.mark.integration
+
+_ids = IdGenerator()
+
+
+def _task(host: str = "http://adv.example", destination: str = "main") -> ForwardTask:
+    aimp_id = _ids.new_id()
+    return ForwardTask(
+        aimp_id=aimp_id,
+        offer_id=1,
+        pid=2,
+        advertiser_id=3,
+        destination=f"{host}/{destination}",
+        url=f"{host}/i?a={aimp_id}",
+    )
+
+
+def _schedule(client: aioredis.Redis, **overrides: float) -> DeliverySchedule:
+    options: dict[str, float] = {
+        "dedup_seconds": 3600,
+        "host_concurrency": 2,
+        "breaker_failures": 3,
+        "breaker_seconds": 0.5,
+        "lease_seconds": 0.3,
+        "busy_delay_ms": 20,
+    }
+    options.update(overrides)
+    return DeliverySchedule(
+        client,
+        dedup_seconds=int(options["dedup_seconds"]),
+        host_concurrency=int(options["host_concurrency"]),
+        breaker_failures=int(options["breaker_failures"]),
+        breaker_seconds=options["breaker_seconds"],
+        lease_seconds=options["lease_seconds"],
+        busy_delay_ms=int(options["busy_delay_ms"]),
+    )
+
+
+@pytest.fixture
+async def client(redis_server: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_server)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+async def test_a_replayed_task_is_scheduled_once(client: aioredis.Redis) -> None:
+    schedule = _schedule(client)
+    task = _task()
+    assert await schedule.enqueue([task, task]) == 1
+    assert await schedule.enqueue([task]) == 0
+    claims = await schedule.claim(10)
+    assert [c.task for c in claims] == [task]
+    assert claims[0].attempts == 0 and claims[0].id == task_id(task)
+    # Delivered and gone from the schedule: a replay still is not scheduled again.
+    assert await schedule.finish(claims[0], b"{}", retry_delay_ms=None, breaker="ok")
+    assert await schedule.enqueue([task]) == 0
+    assert await schedule.claim(10) == []
+
+
+async def test_the_same_impression_to_another_destination_is_another_delivery(
+    client: aioredis.Redis,
+) -> None:
+    schedule = _schedule(client)
+    task = _task(destination="a")
+    other = ForwardTask.from_data({**task.asdict(), "destination": "http://adv.example/b"})
+    assert await schedule.enqueue([task, other]) == 2
+
+
+async def test_a_claim_whose_lease_runs_out_is_claimed_again(client: aioredis.Redis) -> None:
+    """A worker that died mid-delivery: after the lease, another claim takes the task,
+    and the dead claim can no longer record anything."""
+    schedule = _schedule(client)
+    task = _task()
+    await schedule.enqueue([task])
+    (first,) = await schedule.claim(10)
+    assert await schedule.claim(10) == []  # leased
+    await asyncio.sleep(0.4)
+    (second,) = await schedule.claim(10)
+    assert second.task == task and second.token != first.token
+    assert not await schedule.finish(first, b"{}", retry_delay_ms=None, breaker="ok")
+    assert await schedule.finish(second, b"{}", retry_delay_ms=None, breaker="ok")
+
+
+async def test_a_retry_is_due_after_its_delay_with_its_attempt_count(
+    client: aioredis.Redis,
+) -> None:
+    schedule = _schedule(client)
+    await schedule.enqueue([_task()])
+    (claim,) = await schedule.claim(10)
+    assert await schedule.finish(claim, b"{}", retry_delay_ms=150, breaker="-")
+    assert await schedule.claim(10) == []
+    await asyncio.sleep(0.2)
+    (again,) = await schedule.claim(10)
+    assert again.attempts == 1 and again.task == claim.task
+
+
+async def test_a_host_never_has_more_than_its_cap_in_flight(client: aioredis.Redis) -> None:
+    schedule = _schedule(client, host_concurrency=2, lease_seconds=30)
+    busy = [_task("http://busy.example") for _ in range(5)]
+    calm = _task("http://calm.example")
+    await schedule.enqueue([*busy, calm])
+    claims = await schedule.claim(10)
+    hosts = sorted(c.host for c in claims)
+    assert hosts == ["http://busy.example:80"] * 2 + ["http://calm.example:80"]
+    # One finishes: one more of that host may go.
+    busy_claim = next(c for c in claims if c.host == "http://busy.example:80")
+    await schedule.finish(busy_claim, b"{}", retry_delay_ms=None, breaker="ok")
+    await asyncio.sleep(0.05)
+    assert len(await schedule.claim(10)) == 1
+
+
+async def test_an_open_breaker_holds_deliveries_back_then_lets_one_probe(
+    client: aioredis.Redis,
+) -> None:
+    schedule = _schedule(client, breaker_failures=3, breaker_seconds=0.5, host_concurrency=10)
+    tasks = [_task("http://dead.example") for _ in range(6)]
+    await schedule.enqueue(tasks)
+    claims = await schedule.claim(3)
+    for claim in claims:
+        await schedule.finish(claim, b"{}", retry_delay_ms=0, breaker="fail")
+    # Three consecutive failures: open. Nothing is handed out, and no attempt is used.
+    assert await schedule.claim(10) == []
+    status = await schedule.status()
+    assert status["breaker_opened"] == 1 and status["deferred"] == 6
+    await asyncio.sleep(0.55)
+    # Half-open: a single probe.
+    (probe,) = await schedule.claim(10)
+    assert await schedule.claim(10) == []
+    await schedule.finish(probe, b"{}", retry_delay_ms=None, breaker="ok")
+    await asyncio.sleep(0.15)
+    assert len(await schedule.claim(10)) == 5  # closed again
+
+
+async def test_every_finished_attempt_is_in_the_log_until_acknowledged(
+    client: aioredis.Redis,
+) -> None:
+    schedule = _schedule(client)
+    await schedule.ensure_log_group()
+    await schedule.enqueue([_task(), _task()])
+    for n, claim in enumerate(await schedule.claim(10)):
+        await schedule.finish(claim, f'{{"n": {n}}}'.encode(), retry_delay_ms=None, breaker="ok")
+    entries = await schedule.read_log("w1", 10, 100)
+    assert [e.record for e in entries] == [b'{"n": 0}', b'{"n": 1}']
+    # Read and not acknowledged (a crash): the same consumer finds them again.
+    again = await schedule.read_log("w1", 10, 0, pending=True)
+    assert [e.id for e in again] == [e.id for e in entries]
+    # ...and another shipper adopts them once they have been idle long enough.
+    await asyncio.sleep(0.1)
+    adopted = await schedule.adopt_stale_log("w2", 50, 10)
+    assert [e.id for e in adopted] == [e.id for e in entries]
+    await schedule.ack_log([e.id for e in adopted])
+    assert await schedule.read_log("w2", 10, 0, pending=True) == []
+    assert (await schedule.status())["log_unshipped"] == 0

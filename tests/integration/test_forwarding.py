@@ -1,0 +1,343 @@
+"""Forwarding recorded impressions to the advertiser, end to end: pixel → edge →
+impressions agent → forward task → forwarder → a real local HTTP server, with every
+attempt exported to DuckDB and shown in the Deliveries slice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from app import topic_names
+from app.catalog.model import Destination, Offer
+from app.forwarding.split import choose, destinations
+from app.ids import id_ms
+from tests.integration.admin import Admin
+from tests.integration.advertiser import AdvertiserSink
+from tests.integration.conftest import RunningStack
+from tests.integration.pixels import PixelRun, send_pixels
+
+pytestmark = pytest.mark.integration
+
+ADVERTISER = 40
+PID = 401
+
+
+@pytest.fixture(scope="module")
+async def admin(running_stack: RunningStack) -> AsyncIterator[Admin]:
+    async with aiohttp.ClientSession() as session:
+        admin = Admin(running_stack, session)
+        await admin.ok("POST", "/advertisers", {"id": ADVERTISER, "name": "Forwarding"})
+        await admin.ok("POST", "/affiliates", {"id": PID, "name": "Forwarding affiliate"})
+        yield admin
+
+
+async def _offer(admin: Admin, offer_id: int, url: str, **fields: Any) -> None:
+    await admin.ok(
+        "POST",
+        "/offers",
+        {
+            "id": offer_id,
+            "title": f"Forwarding {offer_id}",
+            "advertiser_id": ADVERTISER,
+            "allow_impressions": True,
+            "impressions_url": url,
+            **fields,
+        },
+    )
+
+
+async def _pixels(stack: RunningStack, offer_id: int, count: int, **extra: str) -> PixelRun:
+    params = [{"offer_id": str(offer_id), "pid": str(PID), **extra} for _ in range(count)]
+    run = await send_pixels(stack.edge_url, params, concurrency=8)
+    assert run.refused == 0 and len(run.accepted) == count
+    return run
+
+
+async def _until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _attempts(stack: RunningStack, offer_id: int, expected: int) -> list[tuple[Any, ...]]:
+    """(aimp_id, attempt, outcome, status, error) of the offer's delivery attempts,
+    once ``expected`` of them are in DuckDB (and a moment more, to catch extras)."""
+    query = (
+        "SELECT aimp_id, attempt, outcome, status, error FROM deliveries"
+        " WHERE offer_id = ? ORDER BY aimp_id, attempt"
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        rows = await asyncio.to_thread(stack.query, query, [offer_id])
+        if len(rows) >= expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)
+    return await asyncio.to_thread(stack.query, query, [offer_id])
+
+
+async def _dead_letters(stack: RunningStack, aimp_ids: set[str]) -> Counter[str]:
+    """Records per aimp_id on the dead-letter topic, for these impressions."""
+    consumer = AIOKafkaConsumer(
+        topic_names.DEAD_LETTERS,
+        bootstrap_servers=stack.settings.broker,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: Counter[str] = Counter()
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for messages in batch.values():
+                for message in messages:
+                    record = json.loads(message.value)
+                    if record["aimp_id"] in aimp_ids:
+                        found[record["aimp_id"]] += 1
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_every_macro_arrives_exactly_as_sent(
+    stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
+) -> None:
+    """Values that try to add parameters, climb paths, smuggle fragments or
+    percent-escapes arrive as the one value the affiliate sent."""
+    names = {
+        "o": "offer_id",
+        "p": "pid",
+        "adv": "advertiser_id",
+        "imp": "impression_id",
+        "a": "aimp_id",
+        "ua": "ua",
+        "ip": "ip",
+        "t": "time",
+        "r": "rand",
+        **{f"s{n}": f"sub{n}" for n in range(1, 9)},
+    }
+    query = "&".join(f"{short}={{{macro}}}" for short, macro in names.items())
+    await _offer(admin, 410, advertiser.url("/ok/macros/{sub3}") + "?" + query)
+    sent = {
+        "imp_id": "imp&id=1",
+        "sub1": "a&b=c",
+        "sub2": "x=1#fragment",
+        "sub3": "../../admin?q=1",
+        "sub4": "%41%2F",
+        "sub5": "é 🚀 ü",
+        "sub6": "+ +",
+        "sub7": "a;b,c/d:e@f",
+        "sub8": "x" * 255,
+    }
+    params = [{"offer_id": "410", "pid": str(PID), **sent} for _ in range(5)]
+    ua = "Mozilla/5.0 (X11) a=b&c=d"
+    async with aiohttp.ClientSession(headers={"User-Agent": ua}) as session:
+        aimp_ids = []
+        for p in params:
+            async with session.get(f"{stack.edge_url}/imp", params=p) as response:
+                assert response.status == 200
+                aimp_ids.append(response.headers["X-Aimp-Id"])
+    path = "/ok/macros/..%2F..%2Fadmin%3Fq%3D1"
+    await _until("5 deliveries arrive", lambda: len(advertiser.requests(path)) >= 5, 30)
+    received = {r.aimp_id: r for r in advertiser.requests(path)}
+    assert sorted(received) == sorted(aimp_ids)
+    for aimp_id, request in received.items():
+        expected = {
+            "o": "410",
+            "p": str(PID),
+            "adv": str(ADVERTISER),
+            "imp": sent["imp_id"],
+            "a": aimp_id,
+            "ua": ua,
+            "ip": "127.0.0.1",
+            "t": str(id_ms(aimp_id) // 1000),
+            **{f"s{n}": sent[f"sub{n}"] for n in range(1, 9)},
+        }
+        rand = request.params.pop("r")
+        assert len(rand) == 1 and rand[0].isdigit()
+        assert request.params == {k: [v] for k, v in expected.items()}
+
+
+async def test_split_follows_the_weights_and_the_aimp_id(
+    stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
+) -> None:
+    """Each impression goes to exactly one URL, the one its aimp_id chooses; shares
+    follow the weights (the 100,000-impression check of the same function is in
+    tests/unit/forwarding)."""
+    main = advertiser.url("/ok/split-main?a={aimp_id}")
+    extra = [
+        (advertiser.url("/ok/split-b?a={aimp_id}"), 30),
+        (advertiser.url("/ok/split-c?a={aimp_id}"), 20),
+    ]
+    await _offer(
+        admin, 411, main, additional_impressions_urls=[{"url": u, "weight": w} for u, w in extra]
+    )
+    count = 2000
+    run = await _pixels(stack, 411, count)
+    paths = {"/ok/split-main": main, "/ok/split-b": extra[0][0], "/ok/split-c": extra[1][0]}
+    await _until(
+        f"{count} split deliveries arrive",
+        lambda: sum(len(advertiser.requests(p)) for p in paths) >= count,
+    )
+    await asyncio.sleep(1.0)
+    weighted = destinations(
+        Offer(
+            411,
+            "",
+            ADVERTISER,
+            impressions_url=main,
+            additional_impressions_urls=tuple(Destination(u, w) for u, w in extra),
+        )
+    )
+    got: dict[str, str] = {}
+    for path, url in paths.items():
+        for request in advertiser.requests(path):
+            assert request.aimp_id not in got, "an impression reached two URLs"
+            got[request.aimp_id] = url
+    assert set(got) == set(run.accepted)
+    assert all(got[a] == choose(weighted, a) for a in got)
+    shares = Counter(got.values())
+    for url, weight in weighted:
+        # Four standard deviations of a binomial share at this count.
+        tolerance = 4 * 100 * (weight / 100 * (1 - weight / 100) / count) ** 0.5
+        assert abs(100 * shares[url] / count - weight) <= tolerance, (url, shares[url])
+
+
+async def test_503_then_200_is_delivered_once_with_two_attempts_logged(
+    stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
+) -> None:
+    await _offer(admin, 412, advertiser.url("/flaky?a={aimp_id}"))
+    run = await _pixels(stack, 412, 20)
+    rows = await _attempts(stack, 412, 40)
+    assert advertiser.delivered("/flaky") == Counter({a: 1 for a in run.accepted})
+    assert rows == sorted(
+        [(a, 1, "retrying", 503, "HTTP 503") for a in run.accepted]
+        + [(a, 2, "delivered", 200, None) for a in run.accepted]
+    )
+    report = await asyncio.to_thread(stack.imptrack, "report", "deliveries", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    (line,) = [r for r in json.loads(report.stdout) if r["offer_id"] == 412]
+    assert line["destination"] == advertiser.url("/flaky?a={aimp_id}")
+    assert (line["impressions"], line["delivered"], line["attempts"]) == (20, 20, 40)
+    assert (line["retrying"], line["failed"], line["dead_letter"], line["blocked"]) == (0, 0, 0, 0)
+
+
+async def test_404_is_not_retried_and_is_dead_lettered(
+    stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
+) -> None:
+    await _offer(admin, 413, advertiser.url("/gone?a={aimp_id}"))
+    run = await _pixels(stack, 413, 10)
+    rows = await _attempts(stack, 413, 10)
+    assert rows == sorted((a, 1, "failed", 404, "HTTP 404") for a in run.accepted)
+    assert Counter(r.aimp_id for r in advertiser.requests("/gone")) == Counter(
+        {a: 1 for a in run.accepted}
+    )
+    assert await _dead_letters(stack, set(run.accepted)) == Counter({a: 1 for a in run.accepted})
+
+
+async def test_always_500_is_dead_lettered_after_the_last_attempt_and_trips_the_breaker(
+    stack: RunningStack, admin: Admin
+) -> None:
+    """Five attempts each (the default), then a dead-letter record. The host's breaker
+    opens on the way and holds deliveries back without using up their attempts."""
+    broken = AdvertiserSink().start()  # a host of its own: its breaker is its own
+    try:
+        opened_before = stack.worker_status()["forwarding"]["schedule"].get("breaker_opened", 0)
+        await _offer(admin, 414, broken.url("/broken?a={aimp_id}"))
+        run = await _pixels(stack, 414, 10)
+        rows = await _attempts(stack, 414, 50)
+        expected = []
+        for a in run.accepted:
+            expected += [(a, n, "retrying", 500, "HTTP 500") for n in range(1, 5)]
+            expected.append((a, 5, "dead_letter", 500, "HTTP 500"))
+        assert rows == sorted(expected)
+        assert Counter(r.aimp_id for r in broken.requests("/broken")) == Counter(
+            {a: 5 for a in run.accepted}
+        )
+        dead = await _dead_letters(stack, set(run.accepted))
+        assert dead == Counter({a: 1 for a in run.accepted})
+        schedule = stack.worker_status()["forwarding"]["schedule"]
+        assert schedule["breaker_opened"] > opened_before
+        # While open, nothing reached the host for the breaker's whole second.
+        times = sorted(r.at for r in broken.requests("/broken"))
+        assert max(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.9
+    finally:
+        broken.stop()
+
+
+async def test_destinations_on_refused_addresses_are_never_called(
+    stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
+) -> None:
+    """127.0.0.1 is allowed in this stack; 127.0.0.2 (loopback too), a private and a
+    link-local address are not, and neither is a redirect to one of them."""
+    inside = AdvertiserSink(host="127.0.0.2").start()
+    try:
+        cases = {
+            415: inside.url("/ok/inside?a={aimp_id}"),
+            416: "http://10.1.2.3:8080/imp?a={aimp_id}",
+            417: "http://169.254.169.254/latest/meta-data?a={aimp_id}",
+            418: advertiser.url("/moved?a={aimp_id}&to=") + inside.url("/ok/inside-redirected"),
+        }
+        for offer_id, url in cases.items():
+            await _offer(admin, offer_id, url)
+        runs = {offer_id: await _pixels(stack, offer_id, 3) for offer_id in cases}
+        for offer_id, run in runs.items():
+            rows = await _attempts(stack, offer_id, 3)
+            assert [(a, n, outcome) for a, n, outcome, _, _ in rows] == sorted(
+                (a, 1, "blocked") for a in run.accepted
+            )
+            for *_, status, error in rows:
+                assert status is None and "unless FORWARD_ALLOWED_NETWORKS lists it" in error
+        assert inside.received == []
+        assert len(advertiser.requests("/moved")) == 3  # the allowed first hop
+    finally:
+        inside.stop()
+
+
+async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
+    stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
+) -> None:
+    """The advertiser is down: every first attempt fails and its retry waits in Redis.
+    The worker is killed while pixels still arrive (so forward tasks are replayed
+    too), the advertiser comes back, the worker restarts: each impression arrives
+    exactly once."""
+    await _offer(admin, 419, advertiser.url("/down?a={aimp_id}"))
+    advertiser.down.set()
+    run = PixelRun()
+    params = [{"offer_id": "419", "pid": str(PID)} for _ in range(1500)]
+    sending = asyncio.create_task(send_pixels(stack.edge_url, params, concurrency=4, run=run))
+
+
+    def pending() -> bool:
+        scheduled = stack.worker_status()["forwarding"]["schedule"]["scheduled"]
+        return scheduled >= 300 and len(advertiser.requests("/down")) >= 5
+
+    # The host's breaker opens after a few failures, so most of the pending work is
+    # held back by it rather than waiting out a backoff: both are in Redis.
+    await _until("retries are pending", pending)
+    await asyncio.to_thread(stack.stack.kill, "worker")
+    advertiser.down.clear()
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(stack.stack.start, "worker")
+    await sending
+    assert run.refused == 0
+    await _until(
+        "every impression is delivered",
+        lambda: len(advertiser.delivered("/down")) >= len(run.accepted),
+        timeout=120,
+    )
+    await asyncio.sleep(2.0)
+    assert advertiser.delivered("/down") == Counter({a: 1 for a in run.accepted})
+    rows = await _attempts(stack, 419, len(run.accepted))
+    delivered = Counter(a for a, _, outcome, _, _ in rows if outcome == "delivered")
+    assert delivered == Counter({a: 1 for a in run.accepted})
