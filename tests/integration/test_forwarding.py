@@ -317,7 +317,6 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
     params = [{"offer_id": "419", "pid": str(PID)} for _ in range(1500)]
     sending = asyncio.create_task(send_pixels(stack.edge_url, params, concurrency=4, run=run))
 
-
     def pending() -> bool:
         scheduled = stack.worker_status()["forwarding"]["schedule"]["scheduled"]
         return scheduled >= 300 and len(advertiser.requests("/down")) >= 5
