@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import shutil
 import sys
@@ -24,10 +25,36 @@ from app.exceptions import StackError
 from app.settings import Settings, settings
 from app.stack import Stack
 from reports.formatting import render
+from reports.local_advertiser import LocalAdvertiser
 from reports.reading import read_slice
+from reports.slices import SliceResult
 
 CONCURRENCY = 64
 EXPORT_WAIT_SECONDS = 120
+ADVERTISER_PORT = 18090  # where demo_catalog.yaml's destination URLs point
+# The demo's advertiser is on this machine, which the forwarder refuses unless told;
+# short backoffs keep the demo's retries quick. Set in the environment to override.
+DEMO_ENVIRONMENT = {
+    "FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32",
+    "FORWARD_BACKOFF_SECONDS": "0.2",
+}
+
+
+def demo_advertiser_answer(path: str, params: dict[str, list[str]], asked: int) -> int:
+    """How the demo's advertisers answer (see the note in demo_catalog.yaml)."""
+    if path == "/measure/i" and asked == 1:
+        return 503
+    if path == "/globex/summer" and params.get("a", [""])[0].endswith("f"):
+        return 404
+    return 200
+
+
+def start_demo_advertiser() -> LocalAdvertiser:
+    if probes.port_in_use("127.0.0.1", ADVERTISER_PORT):
+        raise StackError(
+            f"the demo's advertiser endpoint needs port {ADVERTISER_PORT}, which is in use"
+        )
+    return LocalAdvertiser(demo_advertiser_answer, port=ADVERTISER_PORT).start()
 
 
 def _progress(done: int, total: int, started: float) -> None:
@@ -113,6 +140,20 @@ async def send_pixels(s: Settings, total: int) -> list[tuple[int, int]]:
     return answered
 
 
+def wait_for_deliveries(s: Settings, advertiser: LocalAdvertiser, impressions: int) -> None:
+    """Until every forwarded impression has its final answer and every attempt the
+    advertiser saw is in DuckDB."""
+    deadline = time.monotonic() + EXPORT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        received = advertiser.requests()
+        final = {r.aimp_id for r in received if r.status != 503}
+        status = probes.http_json(f"{s.exporter_url}/healthz")
+        exported = status["exported"].get("deliveries", 0) if status else 0
+        if len(final) >= impressions and exported >= len(received):
+            return
+        time.sleep(0.2)
+
+
 def wait_for_export(s: Settings, expected: int) -> int:
     deadline = time.monotonic() + EXPORT_WAIT_SECONDS
     exported = 0
@@ -131,7 +172,9 @@ def run_demo(requests: int) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # The demo owns its home: a fresh DuckDB file holds exactly this run's impressions.
     shutil.rmtree(s.home, ignore_errors=True)
-    stack = Stack(s)
+    stack = Stack(s, {**DEMO_ENVIRONMENT, **os.environ})
+    advertiser = start_demo_advertiser()
+    print(f"Advertiser endpoint (impressions destination URLs) on {advertiser.url('/')}")
     print(f"Starting the embedded stack under {s.home} ...")
     try:
         stack.up(on_ready=lambda name, took: print(f"  {name:<9} ready in {took:.1f} s"))
@@ -144,25 +187,58 @@ def run_demo(requests: int) -> int:
         print(f"  {len(answered)} of {requests} answered with the GIF")
         print("Waiting for the exporter to write them to DuckDB ...")
         wait_for_export(s, len(answered))
+        tracked = expected_verdicts(answered)["tracked"]
+        print(f"Waiting for {tracked} impressions to reach the advertiser endpoint ...")
+        wait_for_deliveries(s, advertiser, tracked)
         daily = read_slice("daily", None, None, "UTC")
         print("\nDaily slice (imptrack report daily):\n")
         print(render(daily, "table"))
         rejections = read_slice("rejections", None, None, "UTC")
         print("\nRejections slice (imptrack report rejections):\n")
         print(render(rejections, "table"))
+        deliveries = read_slice("deliveries", None, None, "UTC")
+        print("\nDeliveries slice (imptrack report deliveries):\n")
+        print(render(deliveries, "table"))
         print(f"\nDuckDB file: {s.duckdb_path}")
         print(f"  read it again: IMPTRACK_HOME={s.home} .venv/bin/imptrack report rejections")
     finally:
         print("\nStopping ...")
         stack.down()
+        advertiser.stop()
     expected = expected_verdicts(answered)
     reported = Counter({"tracked": sum(r[daily.columns.index("impressions")] for r in daily.rows)})
     reported.update({r[0]: r[1] for r in rejections.rows})
     if reported != expected:
         print(f"MISMATCH: the rules say {dict(expected)}, the slices say {dict(reported)}")
         return 1
+    mismatch = check_deliveries(deliveries, advertiser, expected["tracked"])
+    if mismatch:
+        print(f"MISMATCH in deliveries: {mismatch}")
+        return 1
     print(
         f"OK: {len(answered)} GIFs answered = {expected['tracked']} impressions tracked + "
-        f"{len(answered) - expected['tracked']} rejected, each for the reason the rules give"
+        f"{len(answered) - expected['tracked']} rejected, each for the reason the rules give;\n"
+        f"    every tracked impression reached the advertiser once "
+        f"({len(advertiser.requests())} requests, retries included), as the Deliveries slice says"
     )
     return 0
+
+
+def check_deliveries(deliveries: SliceResult, advertiser: LocalAdvertiser, tracked: int) -> str:
+    """What the Deliveries slice says against what the advertiser endpoint saw; "" if
+    they agree."""
+    rows = deliveries.as_dicts()
+    received = advertiser.requests()
+    seen = {
+        "impressions": len({r.aimp_id for r in received}),
+        "delivered": len(advertiser.delivered()),
+        "failed": len({r.aimp_id for r in received if r.status == 404}),
+        "attempts": len(received),
+        "retrying": 0,
+    }
+    reported = {name: sum(row[name] for row in rows) for name in seen}
+    if seen["impressions"] != tracked or max(advertiser.delivered().values(), default=1) != 1:
+        return f"{tracked} impressions tracked, the advertiser saw {seen}"
+    if reported != seen:
+        return f"the advertiser saw {seen}, the Deliveries slice says {reported}"
+    return ""

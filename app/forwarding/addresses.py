@@ -36,10 +36,10 @@ class AddressPolicy:
         if any(ip in network for network in self.allowed):
             return None
         for kind, flag in (
+            ("unspecified", ip.is_unspecified),
             ("loopback", ip.is_loopback),
             ("link-local", ip.is_link_local),
             ("private", ip.is_private),
-            ("unspecified", ip.is_unspecified),
             ("multicast", ip.is_multicast),
             ("reserved", ip.is_reserved),
         ):

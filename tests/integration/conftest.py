@@ -175,9 +175,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     (port,) = _free_ports(1)
     folder = tmp_path_factory.mktemp("redis")
+    argv = [redis_executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     process = subprocess.Popen(
-        [redis_executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--dir", str(folder)],
+        [*argv, "--dir", str(folder)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -5,6 +5,7 @@ attempt exported to DuckDB and shown in the Deliveries slice."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import Counter
@@ -26,8 +27,8 @@ from tests.integration.pixels import PixelRun, send_pixels
 
 pytestmark = pytest.mark.integration
 
-ADVERTISER = 40
-PID = 401
+ADVERTISER = 41
+PID = 4101
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,8 @@ async def _pixels(stack: RunningStack, offer_id: int, count: int, **extra: str) 
     return run
 
 
-async def _until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(what: str, check: Callable[[], bool], within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting until {what}")
@@ -127,7 +128,7 @@ async def test_every_macro_arrives_exactly_as_sent(
         **{f"s{n}": f"sub{n}" for n in range(1, 9)},
     }
     query = "&".join(f"{short}={{{macro}}}" for short, macro in names.items())
-    await _offer(admin, 410, advertiser.url("/ok/macros/{sub3}") + "?" + query)
+    await _offer(admin, 4110, advertiser.url("/ok/macros/{sub3}") + "?" + query)
     sent = {
         "imp_id": "imp&id=1",
         "sub1": "a&b=c",
@@ -139,7 +140,7 @@ async def test_every_macro_arrives_exactly_as_sent(
         "sub7": "a;b,c/d:e@f",
         "sub8": "x" * 255,
     }
-    params = [{"offer_id": "410", "pid": str(PID), **sent} for _ in range(5)]
+    params = [{"offer_id": "4110", "pid": str(PID), **sent} for _ in range(5)]
     ua = "Mozilla/5.0 (X11) a=b&c=d"
     async with aiohttp.ClientSession(headers={"User-Agent": ua}) as session:
         aimp_ids = []
@@ -148,12 +149,12 @@ async def test_every_macro_arrives_exactly_as_sent(
                 assert response.status == 200
                 aimp_ids.append(response.headers["X-Aimp-Id"])
     path = "/ok/macros/..%2F..%2Fadmin%3Fq%3D1"
-    await _until("5 deliveries arrive", lambda: len(advertiser.requests(path)) >= 5, 30)
+    await _until("5 deliveries arrive", lambda: len(advertiser.requests(path)) >= 5, within=30)
     received = {r.aimp_id: r for r in advertiser.requests(path)}
     assert sorted(received) == sorted(aimp_ids)
     for aimp_id, request in received.items():
         expected = {
-            "o": "410",
+            "o": "4110",
             "p": str(PID),
             "adv": str(ADVERTISER),
             "imp": sent["imp_id"],
@@ -180,10 +181,10 @@ async def test_split_follows_the_weights_and_the_aimp_id(
         (advertiser.url("/ok/split-c?a={aimp_id}"), 20),
     ]
     await _offer(
-        admin, 411, main, additional_impressions_urls=[{"url": u, "weight": w} for u, w in extra]
+        admin, 4111, main, additional_impressions_urls=[{"url": u, "weight": w} for u, w in extra]
     )
     count = 2000
-    run = await _pixels(stack, 411, count)
+    run = await _pixels(stack, 4111, count)
     paths = {"/ok/split-main": main, "/ok/split-b": extra[0][0], "/ok/split-c": extra[1][0]}
     await _until(
         f"{count} split deliveries arrive",
@@ -192,7 +193,7 @@ async def test_split_follows_the_weights_and_the_aimp_id(
     await asyncio.sleep(1.0)
     weighted = destinations(
         Offer(
-            411,
+            4111,
             "",
             ADVERTISER,
             impressions_url=main,
@@ -216,9 +217,9 @@ async def test_split_follows_the_weights_and_the_aimp_id(
 async def test_503_then_200_is_delivered_once_with_two_attempts_logged(
     stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
 ) -> None:
-    await _offer(admin, 412, advertiser.url("/flaky?a={aimp_id}"))
-    run = await _pixels(stack, 412, 20)
-    rows = await _attempts(stack, 412, 40)
+    await _offer(admin, 4112, advertiser.url("/flaky?a={aimp_id}"))
+    run = await _pixels(stack, 4112, 20)
+    rows = await _attempts(stack, 4112, 40)
     assert advertiser.delivered("/flaky") == Counter({a: 1 for a in run.accepted})
     assert rows == sorted(
         [(a, 1, "retrying", 503, "HTTP 503") for a in run.accepted]
@@ -226,7 +227,7 @@ async def test_503_then_200_is_delivered_once_with_two_attempts_logged(
     )
     report = await asyncio.to_thread(stack.imptrack, "report", "deliveries", "--format", "json")
     assert report.returncode == 0, report.stderr
-    (line,) = [r for r in json.loads(report.stdout) if r["offer_id"] == 412]
+    (line,) = [r for r in json.loads(report.stdout) if r["offer_id"] == 4112]
     assert line["destination"] == advertiser.url("/flaky?a={aimp_id}")
     assert (line["impressions"], line["delivered"], line["attempts"]) == (20, 20, 40)
     assert (line["retrying"], line["failed"], line["dead_letter"], line["blocked"]) == (0, 0, 0, 0)
@@ -235,9 +236,9 @@ async def test_503_then_200_is_delivered_once_with_two_attempts_logged(
 async def test_404_is_not_retried_and_is_dead_lettered(
     stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
 ) -> None:
-    await _offer(admin, 413, advertiser.url("/gone?a={aimp_id}"))
-    run = await _pixels(stack, 413, 10)
-    rows = await _attempts(stack, 413, 10)
+    await _offer(admin, 4113, advertiser.url("/gone?a={aimp_id}"))
+    run = await _pixels(stack, 4113, 10)
+    rows = await _attempts(stack, 4113, 10)
     assert rows == sorted((a, 1, "failed", 404, "HTTP 404") for a in run.accepted)
     assert Counter(r.aimp_id for r in advertiser.requests("/gone")) == Counter(
         {a: 1 for a in run.accepted}
@@ -253,9 +254,9 @@ async def test_always_500_is_dead_lettered_after_the_last_attempt_and_trips_the_
     broken = AdvertiserSink().start()  # a host of its own: its breaker is its own
     try:
         opened_before = stack.worker_status()["forwarding"]["schedule"].get("breaker_opened", 0)
-        await _offer(admin, 414, broken.url("/broken?a={aimp_id}"))
-        run = await _pixels(stack, 414, 10)
-        rows = await _attempts(stack, 414, 50)
+        await _offer(admin, 4114, broken.url("/broken?a={aimp_id}"))
+        run = await _pixels(stack, 4114, 10)
+        rows = await _attempts(stack, 4114, 50)
         expected = []
         for a in run.accepted:
             expected += [(a, n, "retrying", 500, "HTTP 500") for n in range(1, 5)]
@@ -270,7 +271,7 @@ async def test_always_500_is_dead_lettered_after_the_last_attempt_and_trips_the_
         assert schedule["breaker_opened"] > opened_before
         # While open, nothing reached the host for the breaker's whole second.
         times = sorted(r.at for r in broken.requests("/broken"))
-        assert max(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.9
+        assert max(b - a for a, b in itertools.pairwise(times)) >= 0.9
     finally:
         broken.stop()
 
@@ -283,10 +284,10 @@ async def test_destinations_on_refused_addresses_are_never_called(
     inside = AdvertiserSink(host="127.0.0.2").start()
     try:
         cases = {
-            415: inside.url("/ok/inside?a={aimp_id}"),
-            416: "http://10.1.2.3:8080/imp?a={aimp_id}",
-            417: "http://169.254.169.254/latest/meta-data?a={aimp_id}",
-            418: advertiser.url("/moved?a={aimp_id}&to=") + inside.url("/ok/inside-redirected"),
+            4115: inside.url("/ok/inside?a={aimp_id}"),
+            4116: "http://10.1.2.3:8080/imp?a={aimp_id}",
+            4117: "http://169.254.169.254/latest/meta-data?a={aimp_id}",
+            4118: advertiser.url("/moved?a={aimp_id}&to=") + inside.url("/ok/inside-redirected"),
         }
         for offer_id, url in cases.items():
             await _offer(admin, offer_id, url)
@@ -311,10 +312,10 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
     The worker is killed while pixels still arrive (so forward tasks are replayed
     too), the advertiser comes back, the worker restarts: each impression arrives
     exactly once."""
-    await _offer(admin, 419, advertiser.url("/down?a={aimp_id}"))
+    await _offer(admin, 4119, advertiser.url("/down?a={aimp_id}"))
     advertiser.down.set()
     run = PixelRun()
-    params = [{"offer_id": "419", "pid": str(PID)} for _ in range(1500)]
+    params = [{"offer_id": "4119", "pid": str(PID)} for _ in range(1500)]
     sending = asyncio.create_task(send_pixels(stack.edge_url, params, concurrency=4, run=run))
 
     def pending() -> bool:
@@ -333,10 +334,10 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
     await _until(
         "every impression is delivered",
         lambda: len(advertiser.delivered("/down")) >= len(run.accepted),
-        timeout=120,
+        within=120,
     )
     await asyncio.sleep(2.0)
     assert advertiser.delivered("/down") == Counter({a: 1 for a in run.accepted})
-    rows = await _attempts(stack, 419, len(run.accepted))
+    rows = await _attempts(stack, 4119, len(run.accepted))
     delivered = Counter(a for a, _, outcome, _, _ in rows if outcome == "delivered")
     assert delivered == Counter({a: 1 for a in run.accepted})

@@ -110,7 +110,11 @@ def test_rejections_roll_up_per_reason_and_the_first_verdict_wins(
         },
         {("t", 0): 6},
     )
-    assert store.write_batch(con, "c1", first) == {"impressions": 3, "rejections": 3}
+    assert store.write_batch(con, "c1", first) == {
+        "impressions": 3,
+        "rejections": 3,
+        "deliveries": 0,
+    }
     # A replay judged differently: the stored verdicts stand.
     replay = store.Batch(
         {
@@ -119,8 +123,12 @@ def test_rejections_roll_up_per_reason_and_the_first_verdict_wins(
         },
         {("t", 0): 12},
     )
-    assert store.write_batch(con, "c1", replay) == {"impressions": 0, "rejections": 0}
+    assert store.write_batch(con, "c1", replay) == {
+        "impressions": 0,
+        "rejections": 0,
+        "deliveries": 0,
+    }
     assert con.execute(
         "SELECT reason, sum(rejections) FROM rejections_hourly GROUP BY ALL"
     ).fetchall() == [("offer_not_active", 3)]
-    assert store.count_rows(con) == {"impressions": 3, "rejections": 3}
+    assert store.count_rows(con) == {"impressions": 3, "rejections": 3, "deliveries": 0}
