@@ -24,6 +24,7 @@ class Received:
     params: dict[str, list[str]]
     status: int  # what the advertiser answered
     at: float  # time.monotonic()
+    peer: tuple[str, int]  # the client's address: one per connection
 
     @property
     def aimp_id(self) -> str:
@@ -33,7 +34,7 @@ class Received:
 
 Answer = Callable[[str, dict[str, list[str]], int], int]
 """(raw path, params, how many times this path and aimp_id were asked) -> HTTP status;
-302 redirects to the ``to`` parameter."""
+302 redirects to the ``to`` parameter (or, without one, to the same URL)."""
 
 
 class LocalAdvertiser:
@@ -81,10 +82,20 @@ class LocalAdvertiser:
             self._asked[asked_for] += 1
             status = self.answer(path, params, self._asked[asked_for])
             self.received.append(
-                Received(path, request.query_string, params, status, time.monotonic())
+                Received(
+                    path,
+                    request.query_string,
+                    params,
+                    status,
+                    time.monotonic(),
+                    request.transport.get_extra_info("peername")[:2]
+                    if request.transport
+                    else ("", 0),
+                )
             )
         if status == 302:
-            raise web.HTTPFound(request.query.get("to", "/"))
+            # Without a target, back to itself: a redirect loop.
+            raise web.HTTPFound(request.query.get("to", str(request.rel_url)))
         return web.Response(status=status, body=b"ok")
 
     def requests(self, path: str | None = None) -> list[Received]:
