@@ -27,6 +27,7 @@ log = logging.getLogger("imptrack.forwarder")
 POLL_SECONDS = 0.1
 """How often due retries (and tasks scheduled by other workers) are looked for."""
 REDIS_RETRY_SECONDS = 0.5
+STATUS_TIMEOUT = 1.0
 LEASE_MARGIN_SECONDS = 10.0
 """A claim outlives the attempt's timeout by this much before another worker may
 take the task over (after a crash)."""
@@ -146,7 +147,8 @@ class Forwarder:
             "stale_claims": self.stale_claims,
         }
         try:
-            body["schedule"] = await self.schedule.status()
-        except RedisError as exc:
-            body["schedule"] = {"error": str(exc)}
+            # A health page must answer even when Redis does not.
+            body["schedule"] = await asyncio.wait_for(self.schedule.status(), STATUS_TIMEOUT)
+        except (RedisError, TimeoutError) as exc:
+            body["schedule"] = {"error": str(exc) or "Redis did not answer in time"}
         return body
