@@ -13,7 +13,6 @@ import socket
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.faust_app import app
@@ -25,6 +24,7 @@ from app.forwarding.schedule import DeliverySchedule
 from app.ids import is_valid_id
 from app.settings import settings
 from app.topics import dead_letters_topic, deliveries_topic, forward_tasks_topic
+from app.worker_redis import worker_redis
 
 log = logging.getLogger("imptrack.forwarder")
 
@@ -35,7 +35,7 @@ REDIS_RETRY_SECONDS = 0.5
 _s = settings()
 _fs = _s.forwarding
 schedule = DeliverySchedule(
-    aioredis.from_url(_s.redis, socket_timeout=10, socket_connect_timeout=3),
+    worker_redis(),
     dedup_seconds=_fs.dedup_seconds,
     host_concurrency=_fs.host_concurrency,
     breaker_failures=_fs.breaker_failures,

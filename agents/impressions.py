@@ -1,24 +1,30 @@
 """The impressions agent: judges each accepted impression against the catalog, records
 the eligible ones, emits every impression for export (recorded or rejected) and a
-forward task for each recorded one whose offer has an impressions destination URL."""
+forward task for each recorded one whose offer has an impressions destination URL,
+and indexes recorded impressions in Redis for linking clicks to them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from app.catalog.eligibility import rejection_reason
+from app.clicks.links import index_impressions
 from app.faust_app import app
 from app.forwarding.plan import forward_task
 from app.ids import id_ms, is_valid_id
-from app.records import RejectedImpression
+from app.records import Impression, RejectedImpression
 from app.topics import (
     forward_tasks_topic,
     impressions_topic,
     recorded_impressions_topic,
     rejected_impressions_topic,
 )
+from app.worker_redis import worker_redis
 from tables.batches import write_in_event_partition
 from tables.catalog import catalog
 from tables.impressions import impressions_table
@@ -27,6 +33,7 @@ log = logging.getLogger("imptrack.impressions")
 
 BATCH_SIZE = 1000
 BATCH_WINDOW_SECONDS = 0.05
+REDIS_RETRY_SECONDS = 0.5
 
 
 @app.agent(impressions_topic)
@@ -38,6 +45,9 @@ async def record_impressions(stream: Any) -> None:
     # aimp_id and the exporter deduplicates by aimp_id, so both are idempotent.
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
         sent = []
+        # Recorded impressions and their offer's view-through window, for the index
+        # clicks are linked through (app.clicks.links).
+        recorded: list[tuple[Impression, int]] = []
         for event in events:
             impression = event.value
             if not is_valid_id(impression.aimp_id):
@@ -55,7 +65,9 @@ async def record_impressions(stream: Any) -> None:
                 sent.append(
                     await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
                 )
-                forward = forward_task(in_force.offers[impression.offer_id], impression)
+                offer = in_force.offers[impression.offer_id]
+                recorded.append((impression, offer.view_through_window))
+                forward = forward_task(offer, impression)
                 if forward is not None:
                     sent.append(
                         await forward_tasks_topic.send(key=impression.aimp_id, value=forward)
@@ -71,6 +83,18 @@ async def record_impressions(stream: Any) -> None:
                 sent.append(
                     await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)
                 )
+        await _index(recorded)
         # The batch's events are acknowledged (and may be committed) once the loop
         # takes the next batch; everything they produced must be on the broker first.
         await asyncio.gather(*sent)
+
+
+async def _index(recorded: list[tuple[Impression, int]]) -> None:
+    while True:
+        try:
+            await index_impressions(worker_redis(), recorded, time.time_ns() // 1_000_000)
+            return
+        except RedisError as exc:
+            # Not acknowledged until indexed: a click must be able to find it.
+            log.warning("cannot index impressions in Redis (%s); retrying", exc)
+            await asyncio.sleep(REDIS_RETRY_SECONDS)

@@ -80,6 +80,43 @@ class DeliveryAttempt(faust.Record, serializer="json"):
     error: str | None = None
 
 
+class Click(faust.Record, serializer="json"):
+    """One click the edge accepted and redirected to the offer's tracking URL.
+
+    ``clickid`` carries the click's time (see :mod:`app.ids`). ``aimp_id`` is the
+    impression the click followed, when one was found; ``link`` says how
+    (:data:`app.clicks.links.LINKS`), or why not.
+    """
+
+    clickid: str
+    offer_id: int
+    pid: int
+    advertiser_id: int
+    link: str
+    aimp_id: str | None = None
+    imp_id: str | None = None
+    sub1: str | None = None
+    sub2: str | None = None
+    sub3: str | None = None
+    sub4: str | None = None
+    sub5: str | None = None
+    sub6: str | None = None
+    sub7: str | None = None
+    sub8: str | None = None
+    ua: str | None = None
+    ip: str | None = None
+
+
+class RejectedClick(faust.Record, serializer="json"):
+    """A click that was not tracked, and the rule it broke."""
+
+    clickid: str
+    offer_id: int
+    pid: int
+    reason: str
+    imp_id: str | None = None
+
+
 def impression_payload(
     aimp_id: str,
     offer_id: int,

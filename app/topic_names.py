@@ -18,6 +18,15 @@ DELIVERIES = "deliveries"
 DEAD_LETTERS = "forward-dead-letters"
 """Forward tasks that were never delivered, with the last attempt's error."""
 
+CLICKS = "clicks"
+"""Clicks the edge accepted and redirected, keyed by ``clickid``."""
+
+RECORDED_CLICKS = "clicks-recorded"
+"""Clicks the clicks agent recorded, for the exporter; keyed by ``clickid``."""
+
+REJECTED_CLICKS = "clicks-rejected"
+"""Clicks the edge did not track, with their reason; keyed by ``clickid``."""
+
 CATALOG = "catalog"
 """Advertisers, affiliates, offers and access rules; compacted, one partition."""
 
@@ -28,4 +37,7 @@ EVENT_TOPICS = (
     FORWARD_TASKS,
     DELIVERIES,
     DEAD_LETTERS,
+    CLICKS,
+    RECORDED_CLICKS,
+    REJECTED_CLICKS,
 )

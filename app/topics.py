@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app import topic_names
 from app.faust_app import app
-from app.records import ForwardTask, Impression, RejectedImpression
+from app.records import Click, ForwardTask, Impression, RejectedImpression
 
 # Keys are the raw ID bytes, exactly as the edge sends them, so the producer's
 # partitioner places a key on the same partition in every topic and table.
@@ -52,4 +52,18 @@ dead_letters_topic = app.topic(
     key_serializer="raw",
     value_type=bytes,
     value_serializer="raw",
+)
+
+clicks_topic = app.topic(
+    topic_names.CLICKS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=Click,
+)
+
+recorded_clicks_topic = app.topic(
+    topic_names.RECORDED_CLICKS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=Click,
 )

@@ -65,6 +65,64 @@ _DELIVERY_FIELDS = (
 )
 
 
+CLICK_SCHEMA = pa.schema(
+    [
+        ("clickid", pa.string()),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("offer_id", pa.int32()),
+        ("pid", pa.int32()),
+        ("advertiser_id", pa.int32()),
+        ("link", pa.string()),
+        ("aimp_id", pa.string()),
+        ("imp_id", pa.string()),
+        *[(name, pa.string()) for name in SUB_FIELDS],
+        ("ua", pa.string()),
+        ("ip", pa.string()),
+    ]
+)
+_CLICK_TEXT_FIELDS = ("aimp_id", *_TEXT_FIELDS)
+
+CLICK_REJECTION_SCHEMA = pa.schema(
+    [
+        ("clickid", pa.string()),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("offer_id", pa.int32()),
+        ("pid", pa.int32()),
+        ("reason", pa.string()),
+        ("imp_id", pa.string()),
+    ]
+)
+
+
+def _click_columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The columns clicks start with; ``ts`` is read off the ``clickid``."""
+    clickids = [e["clickid"] for e in events]
+    return {
+        "clickid": clickids,
+        "ts": [id_ms(c) for c in clickids],
+        "offer_id": [e["offer_id"] for e in events],
+        "pid": [e["pid"] for e in events],
+    }
+
+
+def clicks_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``clicks`` table."""
+    columns = _click_columns(events)
+    columns["advertiser_id"] = [e["advertiser_id"] for e in events]
+    columns["link"] = [e["link"] for e in events]
+    for name in _CLICK_TEXT_FIELDS:
+        columns[name] = [e.get(name) for e in events]
+    return pa.Table.from_pydict(columns, schema=CLICK_SCHEMA)
+
+
+def click_rejections_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``click_rejections`` table."""
+    columns = _click_columns(events)
+    columns["reason"] = [e["reason"] for e in events]
+    columns["imp_id"] = [e.get("imp_id") for e in events]
+    return pa.Table.from_pydict(columns, schema=CLICK_REJECTION_SCHEMA)
+
+
 def _event_columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The columns every exported kind starts with; ``ts`` is read off the ``aimp_id``."""
     aimp_ids = [e["aimp_id"] for e in events]
@@ -111,5 +169,7 @@ BATCH_BUILDERS: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {
     "impressions": impressions_batch,
     "rejections": rejections_batch,
     "deliveries": deliveries_batch,
+    "clicks": clicks_batch,
+    "click_rejections": click_rejections_batch,
 }
 """Each exported kind's column builder, in the order a batch stores them."""

@@ -32,6 +32,8 @@ EXPORTED_TOPICS = {
     topic_names.RECORDED_IMPRESSIONS: "impressions",
     topic_names.REJECTED_IMPRESSIONS: "rejections",
     topic_names.DELIVERIES: "deliveries",
+    topic_names.RECORDED_CLICKS: "clicks",
+    topic_names.REJECTED_CLICKS: "click_rejections",
 }
 
 

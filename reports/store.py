@@ -9,9 +9,17 @@ import pyarrow as pa
 
 from reports import sql
 
-KINDS = ("impressions", "rejections", "deliveries")
-"""Exported kinds, in the order a batch stores them: each has a ``batch_KIND`` view,
-an ``export_KIND.sql`` whose first statement makes ``fresh_KIND``, and a table."""
+KIND_IDS = {
+    "impressions": "aimp_id",
+    "rejections": "aimp_id",
+    "deliveries": "aimp_id",
+    "clicks": "clickid",
+    "click_rejections": "clickid",
+}
+"""Exported kinds, in the order a batch stores them, and the time-ordered ID each is
+deduplicated by. Each has a ``batch_KIND`` view, an ``export_KIND.sql`` whose first
+statement makes ``fresh_KIND``, and a table."""
+KINDS = tuple(KIND_IDS)
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,10 @@ def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -
             rows = batch.rows.get(kind)
             if rows is None or not rows.num_rows:
                 continue
-            min_aimp_id = min(rows.column("aimp_id").to_pylist())
+            # IDs are time-ordered: stored rows older than the batch's oldest cannot match.
+            min_id = min(rows.column(KIND_IDS[kind]).to_pylist())
             create, *writes = sql.statements(f"export_{kind}")
-            cur.execute(create, {"min_aimp_id": min_aimp_id})
+            cur.execute(create, {"min_id": min_id})
             fresh[kind] = cur.execute(f"SELECT count(*) FROM fresh_{kind}").fetchone()[0]  # type: ignore[index]
             for statement in writes:
                 cur.execute(statement)

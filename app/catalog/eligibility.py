@@ -21,6 +21,8 @@ class RejectionReason(StrEnum):
     AFFILIATE_DISABLED_FOR_OFFER = "affiliate_disabled_for_offer"
     ADVERTISER_DISABLED_FOR_AFFILIATE = "advertiser_disabled_for_affiliate"
     IMPRESSIONS_NOT_ALLOWED = "impressions_not_allowed"
+    NO_TRACKING_URL = "no_tracking_url"
+    """A click on an offer that has no tracking URL to send it to."""
 
 
 def rejection_reason(
@@ -59,4 +61,25 @@ def rejection_reason(
         return RejectionReason.ADVERTISER_DISABLED_FOR_AFFILIATE
     if impression and not offer.allow_impressions:
         return RejectionReason.IMPRESSIONS_NOT_ALLOWED
+    if not impression and offer.tracking_url is None:
+        return RejectionReason.NO_TRACKING_URL
     return None
+
+
+EXPLANATIONS = {
+    RejectionReason.OFFER_UNKNOWN: "there is no such offer",
+    RejectionReason.OFFER_DELETED: "the offer is deleted",
+    RejectionReason.OFFER_NOT_ACTIVE: "the offer is paused or stopped",
+    RejectionReason.ADVERTISER_NOT_ACTIVE: "the offer's advertiser is not active",
+    RejectionReason.AFFILIATE_UNKNOWN: "there is no such affiliate",
+    RejectionReason.AFFILIATE_DELETED: "the affiliate is deleted",
+    RejectionReason.AFFILIATE_NOT_ACTIVE: "the affiliate is not active",
+    RejectionReason.AFFILIATE_NOT_APPROVED: "the offer needs approval and the affiliate has none",
+    RejectionReason.AFFILIATE_DISABLED_FOR_OFFER: "the affiliate is disabled from the offer",
+    RejectionReason.ADVERTISER_DISABLED_FOR_AFFILIATE: (
+        "the offer's advertiser is disabled for the affiliate"
+    ),
+    RejectionReason.IMPRESSIONS_NOT_ALLOWED: "the offer does not accept impressions",
+    RejectionReason.NO_TRACKING_URL: "the offer has no tracking URL to send clicks to",
+}
+"""What each reason means, for the answers affiliates read."""

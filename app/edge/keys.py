@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from app.catalog.follower import CatalogFollower
@@ -14,3 +15,4 @@ PRODUCER = web.AppKey("producer", EventProducer)
 CATALOG = web.AppKey("catalog", CatalogFollower)
 CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
 API_KEY = web.AppKey("api_key", str)
+REDIS = web.AppKey("redis", aioredis.Redis)

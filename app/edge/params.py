@@ -15,6 +15,7 @@ from multidict import MultiMapping
 
 from app.catalog.model import MAX_ID
 from app.exceptions import InvalidParameter
+from app.ids import is_valid_id
 from app.records import SUB_FIELDS
 
 MAX_IMP_ID_LENGTH = 128
@@ -58,6 +59,26 @@ def _text(query: MultiMapping[str], name: str, max_length: int) -> str | None:
     if not _CONTROL_CHARS.isdisjoint(raw):
         raise InvalidParameter(name, "must not contain control characters")
     return raw
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRequest:
+    offer_id: int
+    pid: int
+    imp_id: str | None
+    aimp_id: str | None
+    subs: Mapping[str, str]
+
+
+def parse_click(query: MultiMapping[str]) -> ClickRequest:
+    """What ``GET /click`` reads: the pixel's parameters and an optional ``aimp_id``."""
+    pixel = parse_pixel(query)
+    aimp_id = _single(query, "aimp_id") or None
+    if aimp_id is not None and not is_valid_id(aimp_id):
+        raise InvalidParameter(
+            "aimp_id", "must be the 24-character lowercase hex ID of an impression"
+        )
+    return ClickRequest(pixel.offer_id, pixel.pid, pixel.imp_id, aimp_id, pixel.subs)
 
 
 def parse_pixel(query: MultiMapping[str]) -> PixelRequest:

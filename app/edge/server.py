@@ -8,6 +8,7 @@ import multiprocessing
 import signal
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
@@ -16,7 +17,8 @@ from app.admin.routes import create_admin_app
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
-from app.edge.keys import API_KEY, CATALOG, CATALOG_SERVICE, PRODUCER, SETTINGS
+from app.edge.click import click
+from app.edge.keys import API_KEY, CATALOG, CATALOG_SERVICE, PRODUCER, REDIS, SETTINGS
 from app.edge.pixel import pixel
 from app.edge.producer import EventProducer
 from app.exceptions import StackError
@@ -26,6 +28,7 @@ from app.settings import Settings
 MAX_LINE_SIZE = 8190
 MAX_FIELD_SIZE = 8190
 CATALOG_LOAD_SECONDS = 60.0
+REDIS_TIMEOUT = 0.25
 
 
 async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -35,6 +38,17 @@ async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PRODUCER] = producer
     yield
     await producer.stop()
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Short timeouts: a click waits for its impression link at most this long, then
+    # is tracked without one (see app.clicks.links).
+    client = aioredis.from_url(
+        app[SETTINGS].redis, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+    )
+    app[REDIS] = client
+    yield
+    await client.aclose()
 
 
 async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -87,7 +101,9 @@ def create_edge_app(settings: Settings) -> web.Application:
     app[API_KEY] = load_api_key(settings)
     app.cleanup_ctx.append(_producer_ctx)
     app.cleanup_ctx.append(_catalog_ctx)
+    app.cleanup_ctx.append(_redis_ctx)
     app.router.add_get("/imp", pixel)
+    app.router.add_get("/click", click)
     app.router.add_get("/healthz", healthz)
     app.add_subapp("/api/v1", create_admin_app())
     return app

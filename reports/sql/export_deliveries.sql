@@ -8,7 +8,7 @@ FROM (
     QUALIFY row_number() OVER (PARTITION BY aimp_id, destination, attempt) = 1
 ) AS b
 ANTI JOIN (
-    SELECT aimp_id, destination, attempt FROM deliveries WHERE aimp_id >= $min_aimp_id
+    SELECT aimp_id, destination, attempt FROM deliveries WHERE aimp_id >= $min_id
 ) AS stored USING (aimp_id, destination, attempt);
 
 INSERT INTO deliveries BY NAME SELECT * FROM fresh_deliveries;

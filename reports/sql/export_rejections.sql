@@ -8,9 +8,9 @@ FROM (
     QUALIFY row_number() OVER (PARTITION BY aimp_id) = 1
 ) AS b
 ANTI JOIN (
-    SELECT aimp_id FROM rejections WHERE aimp_id >= $min_aimp_id
+    SELECT aimp_id FROM rejections WHERE aimp_id >= $min_id
     UNION ALL
-    SELECT aimp_id FROM impressions WHERE aimp_id >= $min_aimp_id
+    SELECT aimp_id FROM impressions WHERE aimp_id >= $min_id
 ) AS stored USING (aimp_id);
 
 INSERT INTO rejections BY NAME SELECT * FROM fresh_rejections;

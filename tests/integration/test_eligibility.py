@@ -117,7 +117,11 @@ async def outcome(running_stack: RunningStack) -> AsyncIterator[Outcome]:
         edge_verdicts=verdicts,
         tracked={(o, p): n for o, p, n in tracked},  # type: ignore[misc]
         rejected={(o, p, r): n for o, p, r, n in rejected},  # type: ignore[misc]
-        slice_rows={row["reason"]: row["rejections"] for row in json.loads(report.stdout)},
+        slice_rows={
+            row["reason"]: row["impressions"]
+            for row in json.loads(report.stdout)
+            if row["impressions"]
+        },
         stored_by_reason={r: n for r, n in by_reason},  # type: ignore[misc]
     )
 

@@ -12,7 +12,7 @@ from app.exceptions import ReportError
 from reports import db, store
 from reports.columns import impressions_batch
 from reports.formatting import render
-from reports.slices import daily, date_range
+from reports.slices import SliceResult, daily, date_range
 from tests.unit.test_store import impression_factory
 
 
@@ -30,16 +30,21 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _days(result: SliceResult) -> list[tuple[object, object]]:
+    """(day, impressions) of each row of the Daily slice."""
+    return [(row[0], row[1]) for row in result.rows]
+
+
 def test_daily_in_utc(con: duckdb.DuckDBPyConnection) -> None:
     """Impressions are counted on their UTC day."""
     result = daily(con, date_range("2026-03-01", "2026-03-02", "UTC"))
-    assert result.rows == [(date(2026, 3, 1), 7), (date(2026, 3, 2), 2)]
+    assert _days(result) == [(date(2026, 3, 1), 7), (date(2026, 3, 2), 2)]
 
 
 def test_an_event_at_2330_utc_is_next_day_in_utc_plus_1(con: duckdb.DuckDBPyConnection) -> None:
     """In Europe/Berlin (UTC+1 in March) 23:30 UTC is already the next day."""
     result = daily(con, date_range("2026-03-01", "2026-03-02", "Europe/Berlin"))
-    assert result.rows == [(date(2026, 3, 1), 4), (date(2026, 3, 2), 5)]
+    assert _days(result) == [(date(2026, 3, 1), 4), (date(2026, 3, 2), 5)]
 
 
 def test_half_hour_timezones_are_exact(con: duckdb.DuckDBPyConnection) -> None:
@@ -51,12 +56,14 @@ def test_half_hour_timezones_are_exact(con: duckdb.DuckDBPyConnection) -> None:
     )
     period = date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")
     assert not period.whole_hour_offsets
-    assert daily(con, period).rows == [(date(2026, 3, 2), 10)]
+    assert _days(daily(con, period)) == [(date(2026, 3, 2), 10)]
 
 
 def test_days_outside_the_range_are_left_out(con: duckdb.DuckDBPyConnection) -> None:
     """--from/--to bound the days in the chosen timezone, both inclusive."""
-    assert daily(con, date_range("2026-03-02", "2026-03-02", "UTC")).rows == [(date(2026, 3, 2), 2)]
+    assert _days(daily(con, date_range("2026-03-02", "2026-03-02", "UTC"))) == [
+        (date(2026, 3, 2), 2)
+    ]
 
 
 def test_default_range_is_the_last_seven_days() -> None:
@@ -83,7 +90,10 @@ def test_bad_ranges_say_what_is_wrong(
 def test_formats(con: duckdb.DuckDBPyConnection) -> None:
     """The same slice as a terminal table, CSV and JSON."""
     result = daily(con, date_range("2026-03-01", "2026-03-02", "UTC"))
-    assert render(result, "csv") == "day,impressions\n2026-03-01,7\n2026-03-02,2"
+    assert render(result, "csv") == (
+        "day,impressions,clicks,ctr_pct\n2026-03-01,7,0,0.0\n2026-03-02,2,0,0.0"
+    )
     assert '"impressions": 7' in render(result, "json")
     table = render(result, "table").splitlines()
-    assert table[0].split() == ["day", "impressions"] and table[2].split() == ["2026-03-01", "7"]
+    assert table[0].split() == ["day", "impressions", "clicks", "ctr_pct"]
+    assert table[2].split() == ["2026-03-01", "7", "0", "0.0"]

@@ -13,7 +13,9 @@ def catalog_factory() -> Catalog:
     """Advertiser 1 with active, impression-enabled offer 10; active affiliate 7."""
     return Catalog(
         advertisers={1: Advertiser(1, "Adv")},
-        offers={10: Offer(10, "Offer", 1, allow_impressions=True)},
+        offers={
+            10: Offer(10, "Offer", 1, allow_impressions=True, tracking_url="https://a.example/c")
+        },
         affiliates={7: Affiliate(7, "Aff")},
     )
 
@@ -88,6 +90,13 @@ def test_allow_impressions_off_rejects_impressions_but_not_clicks() -> None:
     c.offers[10] = replace(c.offers[10], allow_impressions=False)
     assert rejection_reason(c, 10, 7, impression=True) is RejectionReason.IMPRESSIONS_NOT_ALLOWED
     assert rejection_reason(c, 10, 7, impression=False) is None
+
+
+def test_a_click_needs_a_tracking_url_and_an_impression_does_not() -> None:
+    c = catalog_factory()
+    c.offers[10] = replace(c.offers[10], tracking_url=None)
+    assert rejection_reason(c, 10, 7, impression=False) is RejectionReason.NO_TRACKING_URL
+    assert rejection_reason(c, 10, 7, impression=True) is None
 
 
 def test_allow_impressions_is_off_by_default() -> None:

@@ -1,0 +1,1 @@
+"""Clicks: the tracking link, linking a click to the impression it followed."""

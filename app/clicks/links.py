@@ -1,0 +1,101 @@
+"""Finding the impression a click followed, through an index in Redis.
+
+The impressions agent writes two keys per recorded impression, each living for the
+offer's view-through window (what is left of it at write time):
+
+- ``imptrack:aimp:<aimp_id>`` → ``<offer_id>:<pid>``: lets a click naming an
+  ``aimp_id`` be linked only to an impression of the same offer and affiliate;
+- ``imptrack:imp:<offer_id>:<pid>:<imp_id>`` → ``aimp_id``: the affiliate's own
+  impression ID, for clicks that carry only that. An ``imp_id`` reused by the
+  affiliate points at its latest impression.
+
+The edge reads both in one round trip at click time, so the tracking URL's
+``{aimp_id}`` is the linked impression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from app.ids import id_ms
+from app.records import Impression
+
+BY_AIMP_ID = "aimp_id"
+"""Linked by the click's ``aimp_id`` parameter."""
+BY_IMP_ID = "imp_id"
+"""Linked by the affiliate's ``imp_id`` for this offer and affiliate."""
+NOT_FOUND = "none"
+"""No impression of this offer and affiliate within its view-through window."""
+UNAVAILABLE = "unavailable"
+"""Redis did not answer in time; the click is tracked, without a link."""
+LINKS = (BY_AIMP_ID, BY_IMP_ID, NOT_FOUND, UNAVAILABLE)
+
+
+def aimp_key(aimp_id: str) -> str:
+    return f"imptrack:aimp:{aimp_id}"
+
+
+def imp_key(offer_id: int, pid: int, imp_id: str) -> str:
+    return f"imptrack:imp:{offer_id}:{pid}:{imp_id}"
+
+
+@dataclass(frozen=True)
+class Link:
+    how: str
+    aimp_id: str | None = None
+
+
+async def index_impressions(
+    client: aioredis.Redis, recorded: Iterable[tuple[Impression, int]], now_ms: int
+) -> int:
+    """Index recorded impressions, each with its offer's view-through window in
+    seconds; return how many were indexed (an impression past its window is not)."""
+    indexed = 0
+    async with client.pipeline(transaction=False) as pipe:
+        for impression, window_seconds in recorded:
+            ttl_ms = id_ms(impression.aimp_id) + window_seconds * 1000 - now_ms
+            if ttl_ms <= 0:
+                continue
+            pipe.set(
+                aimp_key(impression.aimp_id), f"{impression.offer_id}:{impression.pid}", px=ttl_ms
+            )
+            if impression.imp_id:
+                key = imp_key(impression.offer_id, impression.pid, impression.imp_id)
+                pipe.set(key, impression.aimp_id, px=ttl_ms)
+            indexed += 1
+        if indexed:
+            await pipe.execute()
+    return indexed
+
+
+async def find_impression(
+    client: aioredis.Redis, offer_id: int, pid: int, aimp_id: str | None, imp_id: str | None
+) -> Link:
+    """The impression a click on ``offer_id`` by ``pid`` followed: by ``aimp_id`` when
+    it names one of this offer and affiliate, else by ``imp_id``."""
+    keys = []
+    if aimp_id:
+        keys.append(aimp_key(aimp_id))
+    if imp_id:
+        keys.append(imp_key(offer_id, pid, imp_id))
+    if not keys:
+        return Link(NOT_FOUND)
+    try:
+        found = await client.mget(keys)
+    except (RedisError, TimeoutError):
+        return Link(UNAVAILABLE)
+    if aimp_id:
+        owner = found.pop(0)
+        if owner is not None and _text(owner) == f"{offer_id}:{pid}":
+            return Link(BY_AIMP_ID, aimp_id)
+    if imp_id and found[0] is not None:
+        return Link(BY_IMP_ID, _text(found[0]))
+    return Link(NOT_FOUND)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,92 @@
+"""``GET /click``: the tracking link. Judge, link to the impression, record, redirect."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from app import topic_names
+from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_reason
+from app.clicks.links import find_impression
+from app.clicks.redirects import location
+from app.edge.client_ip import client_ip, user_agent
+from app.edge.keys import CATALOG, PRODUCER, REDIS, SETTINGS
+from app.edge.params import parse_click
+from app.edge.producer import BrokerUnavailable
+from app.edge.responses import invalid_parameter, unavailable
+from app.exceptions import InvalidParameter
+from app.ids import id_ms, new_id
+from app.records import SUB_FIELDS
+
+_NO_STORE = {"Cache-Control": "no-store"}
+_NOT_FOUND = (RejectionReason.OFFER_UNKNOWN, RejectionReason.AFFILIATE_UNKNOWN)
+
+
+async def click(request: web.Request) -> web.StreamResponse:
+    """A 302 to the offer's tracking URL once the broker has the click; an ineligible
+    click goes to the offer's trafficback URL or gets a 4xx with its reason."""
+    try:
+        wanted = parse_click(request.query)
+    except InvalidParameter as exc:
+        return invalid_parameter(exc)
+    settings = request.app[SETTINGS]
+    catalog = request.app[CATALOG].catalog
+    producer = request.app[PRODUCER]
+    clickid = new_id()
+    values: dict[str, object] = {
+        "clickid": clickid,
+        "offer_id": wanted.offer_id,
+        "pid": wanted.pid,
+        "impression_id": wanted.imp_id,
+        "ua": user_agent(request),
+        "ip": client_ip(request, settings.edge_trusted_proxy_hops),
+        "time": id_ms(clickid) // 1000,
+        **wanted.subs,
+    }
+    offer = catalog.offers.get(wanted.offer_id)
+    reason = rejection_reason(catalog, wanted.offer_id, wanted.pid, impression=False)
+    if reason is not None:
+        rejected = {
+            "clickid": clickid,
+            "offer_id": wanted.offer_id,
+            "pid": wanted.pid,
+            "reason": reason.value,
+            "imp_id": wanted.imp_id,
+        }
+        try:
+            await producer.produce(topic_names.REJECTED_CLICKS, clickid, orjson.dumps(rejected))
+        except BrokerUnavailable:
+            return unavailable("the click could not be stored; retry shortly")
+        headers = {**_NO_STORE, "X-Imptrack-Rejected": reason.value}
+        if offer is not None and offer.trafficback_url:
+            headers["Location"] = location(offer.trafficback_url, values)
+            return web.Response(status=302, headers=headers)
+        return web.json_response(
+            {"error": f"click not tracked: {EXPLANATIONS[reason]}", "reason": reason.value},
+            status=404 if reason in _NOT_FOUND else 403,
+            headers=headers,
+        )
+    assert offer is not None and offer.tracking_url is not None  # eligible
+    link = await find_impression(
+        request.app[REDIS], wanted.offer_id, wanted.pid, wanted.aimp_id, wanted.imp_id
+    )
+    values["aimp_id"] = link.aimp_id
+    values["advertiser_id"] = offer.advertiser_id
+    payload = {
+        "clickid": clickid,
+        "offer_id": wanted.offer_id,
+        "pid": wanted.pid,
+        "advertiser_id": offer.advertiser_id,
+        "link": link.how,
+        "aimp_id": link.aimp_id,
+        "imp_id": wanted.imp_id,
+        "ua": values["ua"],
+        "ip": values["ip"],
+        **{name: wanted.subs.get(name) for name in SUB_FIELDS},
+    }
+    try:
+        await producer.produce(topic_names.CLICKS, clickid, orjson.dumps(payload))
+    except BrokerUnavailable:
+        return unavailable("the click could not be stored; retry shortly")
+    headers = {**_NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}
+    return web.Response(status=302, headers=headers)

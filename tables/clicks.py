@@ -1,0 +1,19 @@
+"""The ``clicks`` table: every recorded click, keyed by ``clickid``, for postbacks."""
+
+from __future__ import annotations
+
+import faust
+
+from app.faust_app import app
+from app.records import Click
+
+clicks_table = app.Table(
+    "clicks",
+    schema=faust.Schema(
+        key_type=str,
+        value_type=Click,
+        key_serializer="raw",
+        value_serializer="json",
+    ),
+    help="Recorded clicks by clickid, for postback matching within the offer's click_session.",
+)
