@@ -90,8 +90,8 @@ def demo_catalog_path() -> Path:
     return Path(str(resources.files("reports").joinpath("demo_catalog.yaml")))
 
 
-def expected_verdicts(pairs: list[tuple[int, int]]) -> Counter[str]:
-    """What the rules say of each pixel sent: "tracked" or a reason code."""
+def expected_verdicts(pairs: list[tuple[int, int]], impression: bool = True) -> Counter[str]:
+    """What the rules say of each pixel (or click) sent: "tracked" or a reason code."""
     catalog = Catalog()
     document = parse_text(demo_catalog_path().read_text("utf-8"), "demo_catalog.yaml")
     changes, errors = plan_document(catalog, document)
@@ -99,7 +99,7 @@ def expected_verdicts(pairs: list[tuple[int, int]]) -> Counter[str]:
     for change in changes:
         apply_change(catalog, change)
     return Counter(
-        str(rejection_reason(catalog, o, p, impression=True) or "tracked") for o, p in pairs
+        str(rejection_reason(catalog, o, p, impression=impression) or "tracked") for o, p in pairs
     )
 
 
@@ -140,6 +140,41 @@ async def send_pixels(s: Settings, total: int) -> list[tuple[int, int]]:
     return answered
 
 
+CLICK_SHARE = 0.2  # clicks sent per pixel sent
+
+
+async def send_clicks(s: Settings, total: int, pixels: int) -> list[tuple[int, int]]:
+    """Fire ``total`` clicks, most on tracked pairs and carrying the ``imp_id`` of an
+    earlier pixel (so many link to their impression); return the (offer_id, pid) of
+    each one answered (302 to the tracking or trafficback URL, or a 4xx verdict)."""
+    answered: list[tuple[int, int]] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(total):
+        queue.put_nowait(n)
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            pairs = RULE_PAIRS if random.random() < REJECTED_SHARE else TRACKED_PAIRS
+            offer_id, pid = random.choice(pairs)
+            params = {
+                "offer_id": str(offer_id),
+                "pid": str(pid),
+                "imp_id": f"demo-{random.randrange(pixels)}",
+                "sub1": random.choice(["banner", "sidebar", "footer"]),
+            }
+            async with session.get(
+                f"{s.edge_url}/click", params=params, allow_redirects=False
+            ) as response:
+                await response.read()
+                if response.status == 302 or "X-Imptrack-Rejected" in response.headers:
+                    answered.append((offer_id, pid))
+
+    async with aiohttp.ClientSession(headers={"User-Agent": "imptrack-demo/1.0"}) as session:
+        await asyncio.gather(*(client(session) for _ in range(CONCURRENCY)))
+    return answered
+
+
 def wait_for_deliveries(s: Settings, advertiser: LocalAdvertiser, impressions: int) -> None:
     """Until every forwarded impression has its final answer and every attempt the
     advertiser saw is in DuckDB."""
@@ -154,16 +189,19 @@ def wait_for_deliveries(s: Settings, advertiser: LocalAdvertiser, impressions: i
         time.sleep(0.2)
 
 
-def wait_for_export(s: Settings, expected: int) -> int:
+def wait_for_export(s: Settings, pixels: int, clicks: int) -> None:
+    """Until every pixel is exported as an impression or rejection, and every click as
+    a click or click rejection."""
     deadline = time.monotonic() + EXPORT_WAIT_SECONDS
-    exported = 0
     while time.monotonic() < deadline:
         status = probes.http_json(f"{s.exporter_url}/healthz")
-        exported = sum(status["exported"].values()) if status else exported
-        if exported >= expected:
-            return exported
+        done = status["exported"] if status else {}
+        if (
+            done.get("impressions", 0) + done.get("rejections", 0) >= pixels
+            and done.get("clicks", 0) + done.get("click_rejections", 0) >= clicks
+        ):
+            return
         time.sleep(0.2)
-    return exported
 
 
 def run_demo(requests: int) -> int:
@@ -185,8 +223,12 @@ def run_demo(requests: int) -> int:
         print(f"\nSending {requests} impression pixels to {s.edge_url}/imp ...")
         answered = asyncio.run(send_pixels(s, requests))
         print(f"  {len(answered)} of {requests} answered with the GIF")
+        total_clicks = int(requests * CLICK_SHARE)
+        print(f"Sending {total_clicks} clicks to {s.edge_url}/click ...")
+        clicked = asyncio.run(send_clicks(s, total_clicks, requests))
+        print(f"  {len(clicked)} of {total_clicks} answered (302, or a 4xx with the reason)")
         print("Waiting for the exporter to write them to DuckDB ...")
-        wait_for_export(s, len(answered))
+        wait_for_export(s, len(answered), len(clicked))
         tracked = expected_verdicts(answered)["tracked"]
         print(f"Waiting for {tracked} impressions to reach the advertiser endpoint ...")
         wait_for_deliveries(s, advertiser, tracked)
@@ -206,10 +248,20 @@ def run_demo(requests: int) -> int:
         stack.down()
         advertiser.stop()
     expected = expected_verdicts(answered)
-    reported = Counter({"tracked": sum(r[daily.columns.index("impressions")] for r in daily.rows)})
-    reported.update({r[0]: r[1] for r in rejections.rows})
+    day_rows, reason_rows = daily.as_dicts(), rejections.as_dicts()
+    reported = Counter({"tracked": sum(r["impressions"] for r in day_rows)})
+    reported.update({r["reason"]: r["impressions"] for r in reason_rows if r["impressions"]})
     if reported != expected:
         print(f"MISMATCH: the rules say {dict(expected)}, the slices say {dict(reported)}")
+        return 1
+    expected_clicks = expected_verdicts(clicked, impression=False)
+    reported_clicks = Counter({"tracked": sum(r["clicks"] for r in day_rows)})
+    reported_clicks.update({r["reason"]: r["clicks"] for r in reason_rows if r["clicks"]})
+    if reported_clicks != expected_clicks:
+        print(
+            f"MISMATCH in clicks: the rules say {dict(expected_clicks)}, "
+            f"the slices say {dict(reported_clicks)}"
+        )
         return 1
     mismatch = check_deliveries(deliveries, advertiser, expected["tracked"])
     if mismatch:
@@ -218,6 +270,8 @@ def run_demo(requests: int) -> int:
     print(
         f"OK: {len(answered)} GIFs answered = {expected['tracked']} impressions tracked + "
         f"{len(answered) - expected['tracked']} rejected, each for the reason the rules give;\n"
+        f"    {len(clicked)} clicks = {expected_clicks['tracked']} tracked + "
+        f"{len(clicked) - expected_clicks['tracked']} rejected, likewise;\n"
         f"    every tracked impression reached the advertiser once "
         f"({len(advertiser.requests())} requests, retries included), as the Deliveries slice says"
     )

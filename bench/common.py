@@ -1,0 +1,120 @@
+"""What the benchmarks share: a stack of their own, the load generator, the results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
+from app.stack import Stack
+
+RESULTS = Path(__file__).with_name("results")
+QUICK = os.environ.get("QUICK", "") not in ("", "0")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def bench_stack(home: Path, **extra_env: str) -> Stack:
+    """An embedded stack on free ports under ``home`` (not started)."""
+    broker, redis, worker, exporter, edge = free_ports(5)
+    env = {
+        **os.environ,
+        "IMPTRACK_HOME": str(home),
+        "IMPTRACK_BROKER_PORT": str(broker),
+        "IMPTRACK_REDIS_PORT": str(redis),
+        "WORKER_WEB_PORT": str(worker),
+        "EXPORTER_PORT": str(exporter),
+        "EDGE_PORT": str(edge),
+        **extra_env,
+    }
+    env.pop("KAFKA_BROKER", None)
+    env.pop("REDIS_URL", None)
+    return Stack(Settings.from_env(env), env)
+
+
+def imptrack(stack: Stack, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "reports.cli", *args],
+        env=stack.env | {"IMPTRACK_HOME": str(stack.settings.home)},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def serve(argv: list[str], ready_url: str) -> subprocess.Popen[bytes]:
+    """Start a server process and wait until ``ready_url`` answers (any status)."""
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not _answers(ready_url):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"{argv} did not start")
+        time.sleep(0.1)
+    return process
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except urllib.error.HTTPError:
+        return True  # any HTTP answer: it is up
+    except OSError:
+        return False
+    return True
+
+
+def load(url: str, rate: float, duration: float, connections: int = 64) -> dict[str, Any]:
+    """Run the load generator in a process of its own; its result."""
+    options = ["--rate", str(rate), "--duration", str(duration), "--connections", str(connections)]
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", url, *options],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=duration * 10 + 60,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for name in ("aiohttp", "aiokafka", "faust-streaming", "redis", "duckdb"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

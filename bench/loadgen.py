@@ -1,0 +1,81 @@
+"""An open-loop HTTP load generator: requests at a fixed rate, latency from the
+moment each request was *due*, so a slow server is not hidden by the generator
+waiting for it (no coordinated omission).
+
+    python -m bench.loadgen URL --rate 1000 --duration 10 [--connections 64]
+
+``{n}`` in the URL becomes the request's number. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+
+import aiohttp
+import uvloop
+
+
+async def run(url: str, rate: float, duration: float, connections: int) -> dict[str, float]:
+    total = int(rate * duration)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=connections)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(n: int, due: float) -> None:
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                async with session.get(url.replace("{n}", str(n)), allow_redirects=False) as r:
+                    await r.read()
+                    if r.status >= 400:
+                        errors[str(r.status)] = errors.get(str(r.status), 0) + 1
+                        return
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            latencies.append(time.perf_counter() - due)
+
+        start = time.perf_counter() + 0.2
+        tasks = [asyncio.create_task(one(n, start + n / rate)) for n in range(total)]
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2)
+
+    return {
+        "rate": rate,
+        "duration_s": duration,
+        "sent": total,
+        "ok": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,  # type: ignore[dict-item]
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": pct(0.50) if latencies else float("nan"),
+        "p99_ms": pct(0.99) if latencies else float("nan"),
+        "max_ms": round(1000 * latencies[-1], 2) if latencies else float("nan"),
+        "mean_ms": round(1000 * statistics.fmean(latencies), 2) if latencies else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url")
+    parser.add_argument("--rate", type=float, required=True, help="requests per second")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds")
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    result = uvloop.run(run(args.url, args.rate, args.duration, args.connections))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
