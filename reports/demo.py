@@ -24,6 +24,7 @@ from app.catalog.model import Catalog
 from app.exceptions import StackError
 from app.settings import Settings, settings
 from app.stack import Stack
+from reports import db
 from reports.formatting import render
 from reports.local_advertiser import LocalAdvertiser
 from reports.reading import read_slice
@@ -103,7 +104,12 @@ def expected_verdicts(pairs: list[tuple[int, int]], impression: bool = True) -> 
     )
 
 
-async def send_pixels(s: Settings, total: int) -> list[tuple[int, int]]:
+Seen = tuple[int, int, str, str]  # (offer_id, pid, imp_id, aimp_id) of a tracked pixel
+
+
+async def send_pixels(
+    s: Settings, total: int, seen: list[Seen] | None = None
+) -> list[tuple[int, int]]:
     """Fire ``total`` pixel requests over real HTTP; return the (offer_id, pid) of
     each one answered with the GIF."""
     answered: list[tuple[int, int]] = []
@@ -130,6 +136,10 @@ async def send_pixels(s: Settings, total: int) -> list[tuple[int, int]]:
                 body = await response.read()
                 if response.status == 200 and response.content_type == "image/gif" and body:
                     answered.append((offer_id, pid))
+                    if seen is not None and "X-Imptrack-Rejected" not in response.headers:
+                        seen.append(
+                            (offer_id, pid, params["imp_id"], response.headers["X-Aimp-Id"])
+                        )
             done += 1
             if done % 100 == 0 or done == total:
                 _progress(done, total, started)
@@ -143,10 +153,10 @@ async def send_pixels(s: Settings, total: int) -> list[tuple[int, int]]:
 CLICK_SHARE = 0.2  # clicks sent per pixel sent
 
 
-async def send_clicks(s: Settings, total: int, pixels: int) -> list[tuple[int, int]]:
-    """Fire ``total`` clicks, most on tracked pairs and carrying the ``imp_id`` of an
-    earlier pixel (so many link to their impression); return the (offer_id, pid) of
-    each one answered (302 to the tracking or trafficback URL, or a 4xx verdict)."""
+async def send_clicks(s: Settings, total: int, seen: list[Seen]) -> list[tuple[int, int]]:
+    """Fire ``total`` clicks: most follow a tracked pixel (carrying its ``imp_id``, or
+    every third its ``aimp_id``), the rest go to the rule pairs; return the
+    (offer_id, pid) of each one answered (302, or a 4xx verdict)."""
     answered: list[tuple[int, int]] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(total):
@@ -154,15 +164,14 @@ async def send_clicks(s: Settings, total: int, pixels: int) -> list[tuple[int, i
 
     async def client(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
-            queue.get_nowait()
-            pairs = RULE_PAIRS if random.random() < REJECTED_SHARE else TRACKED_PAIRS
-            offer_id, pid = random.choice(pairs)
-            params = {
-                "offer_id": str(offer_id),
-                "pid": str(pid),
-                "imp_id": f"demo-{random.randrange(pixels)}",
-                "sub1": random.choice(["banner", "sidebar", "footer"]),
-            }
+            n = queue.get_nowait()
+            params = {"sub1": random.choice(["banner", "sidebar", "footer"])}
+            if random.random() < REJECTED_SHARE or not seen:
+                offer_id, pid = random.choice(RULE_PAIRS)
+            else:
+                offer_id, pid, imp_id, aimp_id = random.choice(seen)
+                params["aimp_id" if n % 3 == 0 else "imp_id"] = aimp_id if n % 3 == 0 else imp_id
+            params |= {"offer_id": str(offer_id), "pid": str(pid)}
             async with session.get(
                 f"{s.edge_url}/click", params=params, allow_redirects=False
             ) as response:
@@ -221,11 +230,15 @@ def run_demo(requests: int) -> int:
             raise StackError(f"the demo catalog was refused: {errors[0]}")
         print(f"\nApplied the demo catalog ({written} changes): imptrack catalog export shows it")
         print(f"\nSending {requests} impression pixels to {s.edge_url}/imp ...")
-        answered = asyncio.run(send_pixels(s, requests))
+        seen: list[Seen] = []
+        answered = asyncio.run(send_pixels(s, requests, seen))
         print(f"  {len(answered)} of {requests} answered with the GIF")
+        # Clicks come after their impressions are recorded (and indexed), as a
+        # person's click comes seconds after the ad was shown.
+        wait_for_export(s, len(answered), 0)
         total_clicks = int(requests * CLICK_SHARE)
         print(f"Sending {total_clicks} clicks to {s.edge_url}/click ...")
-        clicked = asyncio.run(send_clicks(s, total_clicks, requests))
+        clicked = asyncio.run(send_clicks(s, total_clicks, seen))
         print(f"  {len(clicked)} of {total_clicks} answered (302, or a 4xx with the reason)")
         print("Waiting for the exporter to write them to DuckDB ...")
         wait_for_export(s, len(answered), len(clicked))
@@ -247,6 +260,7 @@ def run_demo(requests: int) -> int:
         print("\nStopping ...")
         stack.down()
         advertiser.stop()
+    print_click_links(s)
     expected = expected_verdicts(answered)
     day_rows, reason_rows = daily.as_dicts(), rejections.as_dicts()
     reported = Counter({"tracked": sum(r["impressions"] for r in day_rows)})
@@ -296,3 +310,18 @@ def check_deliveries(deliveries: SliceResult, advertiser: LocalAdvertiser, track
     if reported != seen:
         return f"the advertiser saw {seen}, the Deliveries slice says {reported}"
     return ""
+
+
+def print_click_links(s: Settings) -> None:
+    """How the demo's clicks were linked to impressions (read from the file, now that
+    the exporter has let go of it)."""
+    con = db.open_reader(s.duckdb_path)
+    try:
+        links = dict(con.execute("SELECT link, count(*) FROM clicks GROUP BY link").fetchall())
+    finally:
+        con.close()
+    print(
+        f"Clicks linked to their impression: {links.get('imp_id', 0)} by imp_id, "
+        f"{links.get('aimp_id', 0)} by aimp_id, {links.get('none', 0)} not found"
+        " (most of the demo's clicks follow an impression it sent)"
+    )

@@ -9,8 +9,9 @@ import duckdb
 import pytest
 
 from app.exceptions import ReportError
+from app.ids import IdGenerator
 from reports import db, store
-from reports.columns import impressions_batch
+from reports.columns import clicks_batch, impressions_batch
 from reports.formatting import render
 from reports.slices import SliceResult, daily, date_range
 from tests.unit.test_store import impression_factory
@@ -97,3 +98,36 @@ def test_formats(con: duckdb.DuckDBPyConnection) -> None:
     table = render(result, "table").splitlines()
     assert table[0].split() == ["day", "impressions", "clicks", "ctr_pct"]
     assert table[2].split() == ["2026-03-01", "7", "0", "0.0"]
+
+
+def _clicks(count: int, at: datetime) -> list[dict[str, object]]:
+    gen = IdGenerator()
+    ms = int(at.timestamp() * 1000)
+    return [
+        {"clickid": gen.new_id(now_ms=ms), "offer_id": 1, "pid": 2, "advertiser_id": 3}
+        | {"link": "none"}
+        for _ in range(count)
+    ]
+
+
+def test_daily_counts_clicks_once_and_their_ctr(con: duckdb.DuckDBPyConnection) -> None:
+    """Clicks are counted on their day beside the impressions, replays once; CTR is
+    clicks per 100 impressions (empty on a day without impressions)."""
+    clicks = _clicks(2, datetime(2026, 3, 1, 23, 30, tzinfo=UTC)) + _clicks(
+        1, datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    )
+    batch = store.Batch({"clicks": clicks_batch(clicks + clicks[:1])}, {("c", 0): 4})
+    assert store.write_batch(con, "c", batch)["clicks"] == 3
+    assert store.write_batch(con, "c", batch)["clicks"] == 0
+    utc = daily(con, date_range("2026-03-01", "2026-03-03", "UTC")).rows
+    assert utc == [
+        (date(2026, 3, 1), 7, 2, 28.57),
+        (date(2026, 3, 2), 2, 0, 0.0),
+        (date(2026, 3, 3), 0, 1, None),
+    ]
+    # 23:30 UTC is the next day in Berlin (from the rollups) and in Kolkata, +05:30
+    # (from the rows): there every event of 1 March UTC is on 2 March.
+    berlin = daily(con, date_range("2026-03-01", "2026-03-03", "Europe/Berlin")).rows
+    assert [row[2] for row in berlin] == [0, 2, 1]
+    kolkata = daily(con, date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")).rows
+    assert kolkata == [(date(2026, 3, 2), 9, 2, 22.22), (date(2026, 3, 3), 0, 1, None)]
