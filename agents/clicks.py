@@ -1,18 +1,17 @@
-"""The clicks agent: records each click the edge accepted and emits it for export.
+"""The clicks agent: keeps each click the edge accepted where postbacks look for it.
 
 The edge has already judged the click and linked it to its impression (it had to,
-to fill the tracking URL); the agent keeps it where postbacks will look for it.
+to fill the tracking URL), and the exporter reads the ``clicks`` topic itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from app.faust_app import app
 from app.ids import is_valid_id
-from app.topics import clicks_topic, recorded_clicks_topic
+from app.topics import clicks_topic
 from tables.batches import write_in_event_partition
 from tables.clicks import clicks_table
 
@@ -24,15 +23,11 @@ BATCH_WINDOW_SECONDS = 0.05
 
 @app.agent(clicks_topic)
 async def record_clicks(stream: Any) -> None:
-    # Replays after a crash write and emit again: the table is keyed by clickid and
-    # the exporter deduplicates by clickid.
+    # Replays after a crash write again: the table is keyed by clickid.
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-        sent = []
         for event in events:
             click = event.value
             if not is_valid_id(click.clickid):
                 log.error("skipped a click with a malformed clickid at %s", event.message)
                 continue
             write_in_event_partition(event, clicks_table, click.clickid, click)
-            sent.append(await recorded_clicks_topic.send(key=click.clickid, value=click))
-        await asyncio.gather(*sent)

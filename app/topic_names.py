@@ -19,10 +19,8 @@ DEAD_LETTERS = "forward-dead-letters"
 """Forward tasks that were never delivered, with the last attempt's error."""
 
 CLICKS = "clicks"
-"""Clicks the edge accepted and redirected, keyed by ``clickid``."""
-
-RECORDED_CLICKS = "clicks-recorded"
-"""Clicks the clicks agent recorded, for the exporter; keyed by ``clickid``."""
+"""Clicks the edge accepted and redirected, keyed by ``clickid``: the clicks agent
+keeps them for postbacks and the exporter exports them as they are."""
 
 REJECTED_CLICKS = "clicks-rejected"
 """Clicks the edge did not track, with their reason; keyed by ``clickid``."""
@@ -38,6 +36,5 @@ EVENT_TOPICS = (
     DELIVERIES,
     DEAD_LETTERS,
     CLICKS,
-    RECORDED_CLICKS,
     REJECTED_CLICKS,
 )

@@ -60,10 +60,3 @@ clicks_topic = app.topic(
     key_serializer="raw",
     value_type=Click,
 )
-
-recorded_clicks_topic = app.topic(
-    topic_names.RECORDED_CLICKS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=Click,
-)

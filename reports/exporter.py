@@ -32,7 +32,9 @@ EXPORTED_TOPICS = {
     topic_names.RECORDED_IMPRESSIONS: "impressions",
     topic_names.REJECTED_IMPRESSIONS: "rejections",
     topic_names.DELIVERIES: "deliveries",
-    topic_names.RECORDED_CLICKS: "clicks",
+    # The edge's verdict on a click is final, so accepted clicks are exported
+    # straight from the edge's topic: no worker stands between a click and DuckDB.
+    topic_names.CLICKS: "clicks",
     topic_names.REJECTED_CLICKS: "click_rejections",
 }
 

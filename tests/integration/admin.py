@@ -50,3 +50,20 @@ async def catalog_records(bootstrap: str) -> int:
         return count
     finally:
         await consumer.stop()
+
+
+async def topic_keys(bootstrap: str, topic: str) -> list[str]:
+    """The keys of every record on ``topic``, all partitions, read to their true end
+    (for telling where a lost event went missing)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    keys = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for messages in batch.values():
+                keys += [m.key.decode() for m in messages]
+    finally:
+        await consumer.stop()
+    return keys

@@ -17,13 +17,13 @@ import redis.asyncio as aioredis
 
 from app.clicks.links import imp_key
 from app.ids import id_ms
-from tests.integration.admin import Admin
+from tests.integration.admin import Admin, topic_keys
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration
 
-ADVERTISER = 51
-PID, PENDING_PID = 5101, 5102
+ADVERTISER, INACTIVE_ADVERTISER = 51, 52
+PID, PENDING_PID, DELETED_PID, DISABLED_PID, BLOCKING_PID = 5101, 5102, 5103, 5104, 5105
 MACROS = {
     "c": "clickid",
     "imp": "impression_id",
@@ -50,6 +50,15 @@ async def admin(running_stack: RunningStack) -> AsyncIterator[Admin]:
         await admin.ok(
             "POST", "/affiliates", {"id": PENDING_PID, "name": "Pending", "status": "pending"}
         )
+        for pid in (DELETED_PID, DISABLED_PID, BLOCKING_PID):
+            await admin.ok("POST", "/affiliates", {"id": pid, "name": f"Affiliate {pid}"})
+        await admin.ok("DELETE", f"/affiliates/{DELETED_PID}")
+        await admin.ok("PUT", f"/affiliates/{BLOCKING_PID}/blocked-advertisers/{ADVERTISER}")
+        await admin.ok(
+            "POST",
+            "/advertisers",
+            {"id": INACTIVE_ADVERTISER, "name": "Inactive", "status": "inactive"},
+        )
 
         async def offer(offer_id: int, **fields: Any) -> None:
             body = {
@@ -68,6 +77,12 @@ async def admin(running_stack: RunningStack) -> AsyncIterator[Admin]:
         await offer(5113, status="paused")
         await offer(5114, tracking_url=None)
         await offer(5115)
+        await offer(5116)
+        await admin.ok("DELETE", "/offers/5116")
+        await offer(5117, access="approval")
+        await offer(5118, advertiser_id=INACTIVE_ADVERTISER)
+        await offer(5119, allow_impressions=False)  # a rule for impressions, not clicks
+        await admin.ok("PUT", f"/offers/5110/affiliates/{DISABLED_PID}", {"rule": "disabled"})
         yield admin
 
 
@@ -214,6 +229,12 @@ async def test_ineligible_clicks_go_to_trafficback_or_get_their_reason(
         (5199, PID, "offer_unknown", 404),
         (5110, PENDING_PID, "affiliate_not_active", 403),
         (5110, 5199, "affiliate_unknown", 404),
+        (5116, PID, "offer_deleted", 403),
+        (5117, PID, "affiliate_not_approved", 403),
+        (5118, PID, "advertiser_not_active", 403),
+        (5110, DELETED_PID, "affiliate_deleted", 403),
+        (5110, DISABLED_PID, "affiliate_disabled_for_offer", 403),
+        (5110, BLOCKING_PID, "advertiser_disabled_for_affiliate", 403),
     ]
     async with aiohttp.ClientSession() as session:
         for offer_id, pid, reason, expected in cases:
@@ -239,7 +260,7 @@ async def test_ineligible_clicks_go_to_trafficback_or_get_their_reason(
         stored = await asyncio.to_thread(
             stack.query,
             "SELECT offer_id, pid, reason, count(*) FROM click_rejections"
-            " WHERE offer_id BETWEEN 5110 AND 5199 GROUP BY ALL",
+            " WHERE offer_id BETWEEN 5110 AND 5199 OR pid BETWEEN 5101 AND 5199 GROUP BY ALL",
         )
         found = Counter({(o, p, r): n for o, p, r, n in stored})  # type: ignore[misc]
         if found == expected_rows or time.monotonic() > deadline:
@@ -247,9 +268,15 @@ async def test_ineligible_clicks_go_to_trafficback_or_get_their_reason(
         await asyncio.sleep(1.0)
     assert found == expected_rows
     clicks = await asyncio.to_thread(
-        stack.query, "SELECT count(*) FROM clicks WHERE offer_id IN (5112, 5113, 5114, 5199)"
+        stack.query,
+        "SELECT count(*) FROM clicks WHERE offer_id IN (5112, 5113, 5114, 5116, 5117, 5118, 5199)"
+        f" OR pid IN ({PENDING_PID}, {DELETED_PID}, {DISABLED_PID}, {BLOCKING_PID}, 5199)",
     )
     assert clicks == [(0,)]
+    # An offer closed to impressions still takes clicks.
+    async with aiohttp.ClientSession() as session:
+        status, headers, _ = await _click(session, stack, offer_id="5119", pid=str(PID))
+    assert status == 302 and "X-Imptrack-Rejected" not in headers
     report = await asyncio.to_thread(stack.imptrack, "report", "rejections", "--format", "json")
     by_reason = {row["reason"]: row for row in json.loads(report.stdout)}
     assert by_reason["no_tracking_url"]["clicks"] >= 3
@@ -299,7 +326,16 @@ async def test_clicks_reach_duckdb_exactly_once_across_a_worker_kill(
         "SELECT count(*), count(DISTINCT clickid) FROM clicks WHERE offer_id = 5115"
         " AND sub1 LIKE 'k%'",
     )
-    assert rows == [(total, total)]
+    if rows != [(total, total)]:
+        stored = await asyncio.to_thread(
+            stack.query, "SELECT clickid FROM clicks WHERE offer_id = 5115 AND sub1 LIKE 'k%'"
+        )
+        missing = set(accepted) - {c for (c,) in stored}
+        produced = set(await topic_keys(stack.settings.broker, "clicks"))
+        raise AssertionError(
+            f"stored {rows}, expected {total}; of {len(missing)} missing, "
+            f"{len(missing & produced)} are on 'clicks'; e.g. {sorted(missing)[:3]}"
+        )
     hourly = await asyncio.to_thread(
         stack.query, "SELECT sum(clicks) FROM clicks_hourly WHERE offer_id = 5115"
     )
