@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
+from app.faust_transport import KafkaTransport
 from app.settings import settings
 
 _s = settings()
 
-app = faust.App(
+
+class ImptrackApp(faust.App):
+    """Faust's App with the consumer of :mod:`app.faust_transport`."""
+
+    def _new_transport(self) -> Any:
+        return KafkaTransport(self.conf.broker_consumer, self)
+
+
+app = ImptrackApp(
     "imptrack",
     broker=f"kafka://{_s.broker}",
     store="rocksdb://",

@@ -8,6 +8,7 @@ from faust import web
 
 from agents.forwarder import forwarder, shipper
 from app.faust_app import app
+from app.faust_transport import CurrentGenerationConsumer
 from tables.catalog import catalog
 
 
@@ -28,5 +29,6 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "in_recovery": app.in_recovery,
         "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
         "forwarding": {**await forwarder.status(), "log_shipped_here": shipper.shipped},
+        "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
     }
     return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -29,6 +29,24 @@ def _process(aimp_id: str) -> str:
     return aimp_id[12:18]
 
 
+async def _known_to_both_edge_processes(stack: RunningStack) -> None:
+    """The admin API answers once its own edge process applied the change; the other
+    one follows within a fetch. Probe with an unknown affiliate: the edge says
+    ``affiliate_unknown`` (not ``offer_unknown``) once it knows the offer, and these
+    probes are no part of the run."""
+    ready: set[str] = set()
+    deadline = time.monotonic() + 10
+    while len(ready) < 2:
+        assert time.monotonic() < deadline, "an edge process never learned of the offer"
+        probe = await send_pixels(
+            stack.edge_url,
+            [{"offer_id": str(OFFER), "pid": "999999"}] * 8,
+            concurrency=4,
+            fresh_connections=True,
+        )
+        ready |= {_process(a) for a, v in probe.edge_verdicts.items() if v == "affiliate_unknown"}
+
+
 async def test_pausing_and_resuming_an_offer_mid_stream(running_stack: RunningStack) -> None:
     """Pixels flow while the offer is paused, then resumed. Every pixel accepted more
     than 1 s after the pause (on either edge process) is rejected by the edge and
@@ -89,7 +107,9 @@ async def test_pausing_and_resuming_an_offer_mid_stream(running_stack: RunningSt
         )
     }
     rejected = dict(
-        running_stack.query("SELECT aimp_id, reason FROM rejections WHERE offer_id = ?", [OFFER])
+        running_stack.query(
+            "SELECT aimp_id, reason FROM rejections WHERE offer_id = ? AND pid = ?", [OFFER, PID]
+        )
     )
     assert before_pause <= tracked
     assert all(rejected.get(a) == "offer_not_active" for a in paused)

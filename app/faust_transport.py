@@ -1,0 +1,33 @@
+"""Faust's Kafka consumer, changed in one thing: a message fetched before a
+rebalance is never marked safe to commit.
+
+Faust 0.15.3 skips a message that reaches a stream after the consumer group's
+generation changed (it was fetched before the rebalance; the consumer seeks back
+to the committed offset and fetches it again) -- and *acks* the skipped copy, "so
+the lag does not grow". That ack puts its offset in the list of acked offsets, so
+the next commit can pass messages whose fresh copies the agents have not processed
+yet; a crash then loses them. Refusing the stale ack costs nothing: the fresh copy
+is acked when it is processed. At worst a message whose processing spanned a
+rebalance is processed again, which every effect here tolerates (see
+docs/ARCHITECTURE.md, "Events lost across a worker kill").
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+class CurrentGenerationConsumer(faust_aiokafka.Consumer):
+    stale_acks_refused: ClassVar[int] = 0
+
+    def ack(self, message: Any) -> bool:
+        if message.generation_id != self.app.consumer_generation_id:
+            type(self).stale_acks_refused += 1
+            return False
+        return bool(super().ack(message))
+
+
+class KafkaTransport(faust_aiokafka.Transport):
+    Consumer = CurrentGenerationConsumer
