@@ -67,3 +67,40 @@ async def topic_keys(bootstrap: str, topic: str) -> list[str]:
     finally:
         await consumer.stop()
     return keys
+
+
+async def where_lost(bootstrap: str, topic: str, keys: set[str]) -> dict[str, object]:
+    """For events missing downstream: per partition of ``topic``, how many of them it
+    holds, the first one's offset, the partition's end, and the worker group's
+    committed offset (a committed offset past them means they were skipped)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: dict[int, list[int]] = {}
+    ends: dict[int, int] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for tp, messages in batch.items():
+                ends[tp.partition] = messages[-1].offset + 1
+                for m in messages:
+                    if m.key.decode() in keys:
+                        found.setdefault(tp.partition, []).append(m.offset)
+    finally:
+        await consumer.stop()
+    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="imptrack")
+    await group.start()
+    try:
+        committed = {p: await group.committed(TopicPartition(topic, p)) for p in ends}
+    finally:
+        await group.stop()
+    return {
+        p: {
+            "missing": len(offsets),
+            "first": min(offsets),
+            "last": max(offsets),
+            "end": ends.get(p),
+            "committed": committed.get(p),
+        }
+        for p, offsets in sorted(found.items())
+    }

@@ -20,7 +20,7 @@ from app import topic_names
 from app.catalog.model import Destination, Offer
 from app.forwarding.split import choose, destinations
 from app.ids import id_ms
-from tests.integration.admin import Admin
+from tests.integration.admin import Admin, where_lost
 from tests.integration.advertiser import AdvertiserSink
 from tests.integration.conftest import RunningStack
 from tests.integration.pixels import PixelRun, send_pixels
@@ -309,30 +309,30 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
     stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
 ) -> None:
     """The advertiser is down: every first attempt fails and its retry waits in Redis.
-    The worker is killed while pixels still arrive (so forward tasks are replayed
-    too), the advertiser comes back, the worker restarts: each impression arrives
-    exactly once."""
+    Once every impression is scheduled the worker is killed (its forward tasks since
+    the last commit are read again after the restart, so replays are recognised),
+    the advertiser comes back, the worker restarts: each impression arrives exactly
+    once. (Losing impressions upstream across a kill is test_crash_recovery's
+    subject; here every impression is recorded before the kill.)"""
     await _offer(admin, 4119, advertiser.url("/down?a={aimp_id}"))
     advertiser.down.set()
-    run = PixelRun()
-    params = [{"offer_id": "4119", "pid": str(PID)} for _ in range(1500)]
-    sending = asyncio.create_task(send_pixels(stack.edge_url, params, concurrency=4, run=run))
+    params = [{"offer_id": "4119", "pid": str(PID)} for _ in range(1000)]
+    run = await send_pixels(stack.edge_url, params, concurrency=16)
+    assert run.refused == 0
 
     def pending() -> bool:
         scheduled = stack.worker_status()["forwarding"]["schedule"]["scheduled"]
-        return scheduled >= 50 and len(advertiser.requests("/down")) >= 5
+        return scheduled >= len(run.accepted) and len(advertiser.requests("/down")) >= 5
 
     # The host's breaker opens after a few failures, so most of the pending work is
     # held back by it rather than waiting out a backoff: both are in Redis. The kill
-    # comes early: waited long enough, the first impressions would use up their five
-    # attempts and be dead-lettered, as they should.
-    await _until("retries are pending", pending)
+    # comes at once: waited long enough, the first impressions would use up their
+    # five attempts and be dead-lettered, as they should.
+    await _until("every impression is scheduled and retries are pending", pending)
     await asyncio.to_thread(stack.stack.kill, "worker")
     advertiser.down.clear()
     await asyncio.sleep(0.5)
     await asyncio.to_thread(stack.stack.start, "worker")
-    await sending
-    assert run.refused == 0
     try:
         await _until(
             "every impression is delivered",
@@ -352,8 +352,17 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
             "SELECT count(*) FROM impressions WHERE aimp_id IN (SELECT unnest(?))",
             [missing],
         )
+        rejected = await asyncio.to_thread(
+            stack.query,
+            "SELECT reason, count(*) FROM rejections WHERE aimp_id IN (SELECT unnest(?))"
+            " GROUP BY ALL",
+            [missing],
+        )
+        on_topic = await where_lost(stack.settings.broker, "impressions", set(missing))
         raise AssertionError(
             f"{len(missing)} of {len(run.accepted)} never delivered; recorded: {recorded}; "
+            f"rejected: {rejected}; on the impressions topic: {on_topic}; "
+            f"stale acks refused: {stack.worker_status().get('stale_acks_refused')}; "
             f"their attempts: {outcomes[:10]}"
         ) from None
     await asyncio.sleep(2.0)
