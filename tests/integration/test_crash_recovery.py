@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.integration.admin import where_lost
 from tests.integration.conftest import RunningStack
 from tests.integration.pixels import PixelRun, pixel_params, send_pixels
 
@@ -36,7 +37,16 @@ async def _kill_during_traffic(stack: RunningStack, component: str, offer_id: in
             "SELECT reason, count(*) FROM rejections WHERE offer_id = ? GROUP BY ALL",
             [offer_id],
         )
-        raise AssertionError(f"exported {exported}, expected {expected}; rejected: {rejected}")
+        stored = await asyncio.to_thread(
+            stack.query, "SELECT aimp_id FROM impressions WHERE offer_id = ?", [offer_id]
+        )
+        missing = set(run.accepted) - {a for (a,) in stored}
+        on_topic = await where_lost(stack.settings.broker, "impressions", missing)
+        raise AssertionError(
+            f"exported {exported}, expected {expected}; rejected: {rejected}; "
+            f"{len(missing)} missing, on the impressions topic: {on_topic}; "
+            f"stale acks refused: {stack.worker_status().get('stale_acks_refused')}"
+        )
     rows = await asyncio.to_thread(
         stack.query,
         "SELECT count(*), count(DISTINCT aimp_id) FROM impressions WHERE offer_id = ?",
