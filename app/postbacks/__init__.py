@@ -1,0 +1,1 @@
+"""Postbacks: conversions the advertiser reports, matched to a click or impression."""

@@ -1,0 +1,107 @@
+"""Reading a postback's parameters, with a precise message for each thing wrong.
+
+An advertiser's engineer reads these messages in the ``error`` of a status-2 answer
+and in the Server postbacks slice, so each names the parameter and what it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from app.ids import is_valid_id
+
+STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
+CUSTOM_FIELDS = tuple(f"custom_field{n}" for n in range(1, 8))
+MAX_TEXT_LENGTH = 255
+MAX_SUM = Decimal("1000000000")
+_CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+
+
+class PostbackRefused(Exception):
+    """The postback cannot be accepted; ``str(exc)`` says why, for the advertiser."""
+
+
+@dataclass(frozen=True)
+class PostbackRequest:
+    clickid: str | None
+    aimp_id: str | None
+    action_id: str | None
+    goal: str
+    sum: Decimal | None
+    status: int
+    secure: str | None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def matched_by(self) -> str:
+        """Which ID identifies what converted: a click beats an impression."""
+        return "clickid" if self.clickid else "aimp_id"
+
+
+def _text(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_TEXT_LENGTH:
+        raise PostbackRefused(
+            f"{name} is {len(value)} characters long; the limit is {MAX_TEXT_LENGTH}"
+        )
+    if not _CONTROL_CHARS.isdisjoint(value):
+        raise PostbackRefused(f"{name} must not contain control characters")
+    return value
+
+
+def _id(params: Mapping[str, str], name: str) -> str | None:
+    value = _text(params, name)
+    if value is not None and not is_valid_id(value):
+        raise PostbackRefused(f"{name} {value!r} is not a 24-character lowercase hex ID")
+    return value
+
+
+def _sum(raw: str | None) -> Decimal | None:
+    if raw is None:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise PostbackRefused(f"sum {raw!r} is not a decimal number (e.g. 12.50)") from None
+    if not value.is_finite() or value < 0 or value > MAX_SUM:
+        raise PostbackRefused(f"sum {raw!r} must be a number from 0 to {MAX_SUM}")
+    if value.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise PostbackRefused(f"sum {raw!r} has more than 4 decimal places")
+    return value
+
+
+def _status(raw: str | None) -> int:
+    if raw is None:
+        return 1
+    known = ", ".join(f"{code} ({name})" for code, name in STATUSES.items())
+    if not (raw.isascii() and raw.isdigit()) or int(raw) not in STATUSES:
+        raise PostbackRefused(f"status {raw!r} is not one of {known}")
+    return int(raw)
+
+
+def parse_postback(params: Mapping[str, str]) -> PostbackRequest:
+    """The postback in ``params`` (query or form values, one per name).
+
+    ``status`` defaults to 1 (approved) and ``goal`` to "1", as advertisers who send
+    neither expect.
+    """
+    clickid = _id(params, "clickid")
+    aimp_id = _id(params, "aimp_id")
+    if clickid is None and aimp_id is None:
+        raise PostbackRefused("neither clickid nor aimp_id is given; send one of them")
+    return PostbackRequest(
+        clickid=clickid,
+        aimp_id=aimp_id,
+        action_id=_text(params, "action_id"),
+        goal=_text(params, "goal") or "1",
+        sum=_sum(_text(params, "sum")),
+        status=_status(_text(params, "status")),
+        secure=_text(params, "secure"),
+        custom_fields={
+            name: value for name in CUSTOM_FIELDS if (value := _text(params, name)) is not None
+        },
+    )

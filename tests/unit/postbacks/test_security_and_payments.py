@@ -1,0 +1,66 @@
+"""The secure hash, the IP whitelist, and what conversions and impressions earn."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from decimal import Decimal
+
+from app.catalog.model import Offer, Payment
+from app.postbacks.payments import cpa_earning, cpm_earnings
+from app.postbacks.security import ip_allowed, secure_hash, secure_matches
+
+
+def test_secure_is_hmac_sha256_of_id_and_action_id() -> None:
+    expected = hmac.new(b"s3cret", b"abc:order-1", hashlib.sha256).hexdigest()
+    assert secure_hash("s3cret", "abc", "order-1") == expected
+    assert secure_matches("s3cret", "abc", "order-1", expected)
+    assert secure_matches("s3cret", "abc", "order-1", expected.upper())
+    assert not secure_matches("s3cret", "abc", "order-2", expected)  # not for another action
+    assert not secure_matches("other", "abc", "order-1", expected)
+    assert not secure_matches("s3cret", "abc", "order-1", None)
+    assert secure_hash("s3cret", "abc", None) == secure_hash("s3cret", "abc", "")
+
+
+def test_whitelist() -> None:
+    assert ip_allowed("203.0.113.7", [])  # no whitelist: anyone
+    allowed = ["203.0.113.0/24", "2001:db8::1/128"]
+    assert ip_allowed("203.0.113.7", allowed)
+    assert ip_allowed("::ffff:203.0.113.7", allowed)
+    assert ip_allowed("2001:db8::1", allowed)
+    assert not ip_allowed("198.51.100.1", allowed)
+    assert not ip_allowed("not-an-ip", allowed)
+
+
+OFFER = Offer(
+    1,
+    "O",
+    1,
+    payments=(
+        Payment("CPM", revenue="2.00", payout="1.40"),
+        Payment("CPA", revenue="12.00", payout="9.00", goal="1"),
+        Payment("CPA", revenue="30.00", payout="20.00", currency="EUR", goal="sale"),
+    ),
+)
+
+
+def test_cpa_pays_by_goal() -> None:
+    sale = cpa_earning(OFFER, "sale")
+    assert sale is not None
+    assert (sale.revenue, sale.payout, sale.currency, sale.profit) == (
+        Decimal("30.00"),
+        Decimal("20.00"),
+        "EUR",
+        Decimal("10.00"),
+    )
+    lead = cpa_earning(OFFER, "1")
+    assert lead is not None and lead.payout == Decimal("9.00")
+    assert cpa_earning(OFFER, "unknown-goal") is None
+
+
+def test_cpm_accrues_the_price_per_thousand_exactly() -> None:
+    (cpm,) = cpm_earnings(OFFER)
+    assert (cpm.revenue, cpm.payout) == (Decimal("0.002"), Decimal("0.0014"))
+    # A thousand impressions earn exactly the CPM price, with no rounding drift.
+    assert sum(cpm.revenue for _ in range(1000)) == Decimal("2.000")
+    assert cpm_earnings(Offer(2, "CPA only", 1)) == []
