@@ -72,7 +72,9 @@ class Courier:
             return AttemptResult(None, str(exc), took(), retryable=False)
         except TimeoutError:
             return AttemptResult(None, f"timed out after {timeout:g} s", took(), retryable=True)
-        except aiohttp.InvalidURL as exc:
+        except (aiohttp.InvalidURL, ValueError) as exc:
+            # yarl refuses some URLs (a port out of range, a broken IPv6 host) with a
+            # plain ValueError; no later attempt can do better.
             return AttemptResult(None, f"invalid URL: {exc}", took(), retryable=False)
         except (aiohttp.ClientError, OSError) as exc:
             reason = str(exc) or type(exc).__name__

@@ -98,3 +98,10 @@ async def test_429_is_retryable(courier: Courier, server: LocalAdvertiser) -> No
 async def test_a_url_that_is_not_http_is_final(courier: Courier) -> None:
     result = await courier.attempt("ftp://127.0.0.1/x")
     assert not result.retryable and result.error is not None
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "http://[::1/x"])
+async def test_a_url_nobody_can_request_is_final_not_retried(courier: Courier, url: str) -> None:
+    result = await courier.attempt(url)
+    assert not result.retryable and result.status is None
+    assert result.error is not None
