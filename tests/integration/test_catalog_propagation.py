@@ -77,6 +77,7 @@ async def test_pausing_and_resuming_an_offer_mid_stream(running_stack: RunningSt
             "/offers",
             {"id": OFFER, "title": "Mid-stream", "advertiser_id": 400, "allow_impressions": True},
         )
+        await _known_to_both_edge_processes(running_stack)
         sender = asyncio.create_task(traffic())
         await asyncio.sleep(1.5)
         paused_at = int(time.time() * 1000)
