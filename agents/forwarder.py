@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from functools import partial
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 
 from app.faust_app import app
 from app.forwarding.courier import Courier
@@ -22,6 +22,7 @@ from app.forwarding.outbox import DeliveryLogShipper
 from app.forwarding.outcomes import FINAL_FAILURES
 from app.forwarding.schedule import DeliverySchedule
 from app.ids import is_valid_id
+from app.redis_retry import until_redis_answers
 from app.settings import settings
 from app.topics import dead_letters_topic, deliveries_topic, forward_tasks_topic
 from app.worker_redis import worker_redis
@@ -30,7 +31,6 @@ log = logging.getLogger("imptrack.forwarder")
 
 BATCH_SIZE = 1000
 BATCH_WINDOW_SECONDS = 0.05
-REDIS_RETRY_SECONDS = 0.5
 
 _s = settings()
 _fs = _s.forwarding
@@ -66,14 +66,8 @@ async def schedule_deliveries(stream: Any) -> None:
         tasks = [e.value for e in events if is_valid_id(e.value.aimp_id)]
         if len(tasks) < len(events):
             log.error("skipped %d forward tasks with a malformed aimp_id", len(events) - len(tasks))
-        while True:
-            try:
-                await schedule.enqueue(tasks)
-                break
-            except RedisError as exc:
-                # The batch is not acknowledged until it is scheduled: waiting keeps it.
-                log.warning("cannot schedule deliveries in Redis (%s); retrying", exc)
-                await asyncio.sleep(REDIS_RETRY_SECONDS)
+        # The batch is not acknowledged until it is scheduled: waiting keeps it.
+        await until_redis_answers(partial(schedule.enqueue, tasks), "schedule deliveries", log)
         forwarder.wake()
 
 

@@ -10,14 +10,13 @@ import logging
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from app.catalog.eligibility import rejection_reason
 from app.clicks.links import index_impressions
 from app.faust_app import app
 from app.forwarding.plan import forward_task
 from app.ids import id_ms, is_valid_id
 from app.records import Impression, RejectedImpression
+from app.redis_retry import until_redis_answers
 from app.topics import (
     forward_tasks_topic,
     impressions_topic,
@@ -33,7 +32,6 @@ log = logging.getLogger("imptrack.impressions")
 
 BATCH_SIZE = 1000
 BATCH_WINDOW_SECONDS = 0.05
-REDIS_RETRY_SECONDS = 0.5
 
 
 @app.agent(impressions_topic)
@@ -83,18 +81,15 @@ async def record_impressions(stream: Any) -> None:
                 sent.append(
                     await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)
                 )
-        await _index(recorded)
+        # Not acknowledged until indexed: a click must be able to find it.
+        await until_redis_answers(
+            # Now is read at each try: the keys live for what is left of the window.
+            lambda batch=recorded: index_impressions(  # type: ignore[misc]
+                worker_redis(), batch, time.time_ns() // 1_000_000
+            ),
+            "index impressions",
+            log,
+        )
         # The batch's events are acknowledged (and may be committed) once the loop
         # takes the next batch; everything they produced must be on the broker first.
         await asyncio.gather(*sent)
-
-
-async def _index(recorded: list[tuple[Impression, int]]) -> None:
-    while True:
-        try:
-            await index_impressions(worker_redis(), recorded, time.time_ns() // 1_000_000)
-            return
-        except RedisError as exc:
-            # Not acknowledged until indexed: a click must be able to find it.
-            log.warning("cannot index impressions in Redis (%s); retrying", exc)
-            await asyncio.sleep(REDIS_RETRY_SECONDS)

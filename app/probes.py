@@ -24,6 +24,17 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (held open together, so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
 def http_json(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     """The JSON body of a 2xx answer, or None when the service is not (yet) healthy."""
     try:

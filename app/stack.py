@@ -258,6 +258,25 @@ class Stack:
                     on_stopped(part.name)
 
 
+def isolated_stack(home: Path, **extra_env: str) -> Stack:
+    """An embedded stack of its own under ``home``, on free ports, whatever broker or
+    Redis the environment names: for the integration tests and the benchmarks."""
+    broker, redis, worker, exporter, edge = probes.free_ports(5)
+    env = {
+        **os.environ,
+        "IMPTRACK_HOME": str(home),
+        "IMPTRACK_BROKER_PORT": str(broker),
+        "IMPTRACK_REDIS_PORT": str(redis),
+        "WORKER_WEB_PORT": str(worker),
+        "EXPORTER_PORT": str(exporter),
+        "EDGE_PORT": str(edge),
+        **extra_env,
+    }
+    env.pop("KAFKA_BROKER", None)
+    env.pop("REDIS_URL", None)
+    return Stack(Settings.from_env(env), env)
+
+
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

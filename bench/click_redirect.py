@@ -17,16 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    QUICK,
-    bench_stack,
-    free_ports,
-    imptrack,
-    load,
-    machine,
-    serve,
-    write_result,
-)
+from app import probes
+from app.stack import isolated_stack
+from bench.common import QUICK, imptrack, load, machine, serve, write_result
 
 RATE = 200 if QUICK else 1000
 DURATION = 2.0 if QUICK else 10.0
@@ -50,8 +43,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="imptrack-bench-") as home:
-        stack = bench_stack(Path(home))
-        (bare_port,) = free_ports(1)
+        stack = isolated_stack(Path(home))
+        (bare_port,) = probes.free_ports(1)
         bare = serve(
             [sys.executable, "-m", "bench.bare_redirect", str(bare_port)],
             f"http://127.0.0.1:{bare_port}/",

