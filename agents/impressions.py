@@ -1,7 +1,8 @@
 """The impressions agent: judges each accepted impression against the catalog, records
-the eligible ones, emits every impression for export (recorded or rejected) and a
-forward task for each recorded one whose offer has an impressions destination URL,
-and indexes recorded impressions in Redis for linking clicks to them."""
+the eligible ones (with what they earn at the offer's CPM price), emits every
+impression for export (recorded or rejected) and a forward task for each recorded
+one whose offer has an impressions destination URL, and indexes recorded impressions
+in Redis for linking clicks to them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.clicks.links import index_impressions
 from app.faust_app import app
 from app.forwarding.plan import forward_task
 from app.ids import id_ms, is_valid_id
+from app.postbacks.payments import impression_earning
 from app.records import Impression, RejectedImpression
 from app.redis_retry import until_redis_answers
 from app.topics import (
@@ -59,11 +61,20 @@ async def record_impressions(stream: Any) -> None:
                 in_force, impression.offer_id, impression.pid, impression=True
             )
             if reason is None:
+                offer = in_force.offers[impression.offer_id]
+                # The CPM price in force at the impression's time, like the verdict.
+                earning = impression_earning(offer)
+                recorded_impression = impression.derive(
+                    revenue=str(earning.revenue),
+                    payout=str(earning.payout),
+                    currency=earning.currency,
+                )
                 write_in_event_partition(event, impressions_table, impression.aimp_id, impression)
                 sent.append(
-                    await recorded_impressions_topic.send(key=impression.aimp_id, value=impression)
+                    await recorded_impressions_topic.send(
+                        key=impression.aimp_id, value=recorded_impression
+                    )
                 )
-                offer = in_force.offers[impression.offer_id]
                 recorded.append((impression, offer.view_through_window))
                 forward = forward_task(offer, impression)
                 if forward is not None:

@@ -30,6 +30,12 @@ class Impression(faust.Record, serializer="json"):
     sub8: str | None = None
     ua: str | None = None
     ip: str | None = None
+    # Set by the impressions agent on the recorded copy: what the impression earned
+    # under the offer's CPM payment in force (decimal strings, price / 1000), and
+    # the currency the offer counts in (app.postbacks.payments.offer_currency).
+    revenue: str | None = None
+    payout: str | None = None
+    currency: str | None = None
 
 
 class RejectedImpression(faust.Record, serializer="json"):
@@ -105,6 +111,7 @@ class Click(faust.Record, serializer="json"):
     sub8: str | None = None
     ua: str | None = None
     ip: str | None = None
+    currency: str | None = None  # the offer's currency, for the slices
 
 
 class RejectedClick(faust.Record, serializer="json"):
@@ -142,3 +149,93 @@ def impression_payload(
     for name in SUB_FIELDS:
         payload[name] = subs.get(name)
     return payload
+
+
+class Postback(faust.Record, serializer="json"):
+    """A postback as the edge received it, before anything was decided about it.
+
+    ``params`` are the request's parameters as sent (query, form or JSON values,
+    as text); ``problem`` is what the edge could not read (a body that is not JSON,
+    a repeated parameter), which refuses the postback. ``reply_to`` is the Redis
+    channel of the edge process waiting for the verdict.
+    """
+
+    postback_id: str
+    method: str
+    params: dict[str, str]
+    ip: str | None = None
+    reply_to: str | None = None
+    problem: str | None = None
+
+
+class Conversion(faust.Record, serializer="json"):
+    """A conversion and its current state; ``revision`` grows with each status change.
+
+    ``conversion_id`` is the ID of the postback that created it. Money is decimal
+    text (revenue and payout of the offer's CPA payment for ``goal``); ``sum`` is
+    the amount the advertiser reported, kept as sent. ``event_ms`` is when the click
+    or impression it is attributed to happened; ``created_ms`` and ``updated_ms``
+    are the times of the postbacks that created and last changed it.
+    """
+
+    conversion_id: str
+    revision: int
+    postback_id: str
+    offer_id: int
+    pid: int
+    advertiser_id: int
+    attribution: str
+    goal: str
+    status: int
+    revenue: str
+    payout: str
+    currency: str
+    event_ms: int
+    created_ms: int
+    updated_ms: int
+    aimp_id: str | None = None
+    clickid: str | None = None
+    action_id: str | None = None
+    sum: str | None = None
+    sub1: str | None = None
+    sub2: str | None = None
+    sub3: str | None = None
+    sub4: str | None = None
+    sub5: str | None = None
+    sub6: str | None = None
+    sub7: str | None = None
+    sub8: str | None = None
+    custom_fields: dict[str, str] | None = None
+
+
+class MatchedPostback(faust.Record, serializer="json"):
+    """A postback matched to its click or impression, on its way to the conversions
+    agent, which knows the offer's earlier conversions: ``conversion`` is what it
+    becomes if its ``action_id`` is new."""
+
+    postback: Postback
+    conversion: Conversion
+
+
+class PostbackOutcome(faust.Record, serializer="json"):
+    """What became of one postback, for the Server postbacks slice and the edge.
+
+    ``status`` is the answer's: 1 accepted, 2 refused (``error`` says why).
+    ``outcome`` is ``created``, ``updated`` (a repeated action_id changed the
+    conversion's status) or ``refused``.
+    """
+
+    postback_id: str
+    method: str
+    params: dict[str, str]
+    status: int
+    outcome: str
+    ip: str | None = None
+    error: str | None = None
+    conversion_id: str | None = None
+    conversion_status: int | None = None
+    previous_status: int | None = None
+    attribution: str | None = None
+    offer_id: int | None = None
+    pid: int | None = None
+    goal: str | None = None

@@ -111,6 +111,7 @@ class Settings:
     edge_linger_ms: int
     edge_produce_timeout: float
     worker_web_port: int
+    worker_fetch_wait_ms: int  # see app.faust_transport.ShortFetchWaitThread
     broker_session_timeout: float
     broker_rebalance_timeout: float
     exporter_port: int
@@ -118,6 +119,8 @@ class Settings:
     export_batch_seconds: float
     # The admin API's key; without it one is generated into ``api_key_file``.
     api_key: str | None
+    # How long the edge waits for a postback's verdict before answering "pending".
+    postback_verdict_seconds: float
     forwarding: ForwardingSettings
 
     @classmethod
@@ -147,12 +150,14 @@ class Settings:
             edge_linger_ms=_int(env, "EDGE_LINGER_MS", 2),
             edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
+            worker_fetch_wait_ms=_int(env, "WORKER_FETCH_WAIT_MS", 50, 1),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
             broker_rebalance_timeout=_float(env, "BROKER_REBALANCE_TIMEOUT", session_default),
             exporter_port=_int(env, "EXPORTER_PORT", 16067, 1),
             export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 50_000, 1),
             export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
             api_key=env.get("IMPTRACK_API_KEY") or None,
+            postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
             forwarding=ForwardingSettings.from_env(env),
         )
 

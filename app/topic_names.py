@@ -25,6 +25,23 @@ keeps them for postbacks and the exporter exports them as they are."""
 REJECTED_CLICKS = "clicks-rejected"
 """Clicks the edge did not track, with their reason; keyed by ``clickid``."""
 
+POSTBACKS = "postbacks"
+"""Postbacks as the edge received them, keyed by ``clickid``, else ``aimp_id``, else
+the postback's own ID: a postback lands on the partition of the click or
+impression it names, where the worker holding that part of the tables reads it."""
+
+POSTBACK_MATCHES = "postback-matches"
+"""Postbacks matched to their click or impression, keyed by ``<offer_id>:<action_id>``
+(``<offer_id>:postback:<postback_id>`` without one), so every postback of one
+advertiser action meets the previous ones in one place."""
+
+CONVERSIONS = "conversions"
+"""Each new conversion and each change of its status (a new ``revision``); keyed by
+``conversion_id``."""
+
+POSTBACK_OUTCOMES = "postback-outcomes"
+"""What became of every postback, accepted or refused; keyed by ``postback_id``."""
+
 CATALOG = "catalog"
 """Advertisers, affiliates, offers and access rules; compacted, one partition."""
 
@@ -37,4 +54,8 @@ EVENT_TOPICS = (
     DEAD_LETTERS,
     CLICKS,
     REJECTED_CLICKS,
+    POSTBACKS,
+    POSTBACK_MATCHES,
+    CONVERSIONS,
+    POSTBACK_OUTCOMES,
 )

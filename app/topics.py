@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from app import topic_names
 from app.faust_app import app
-from app.records import Click, ForwardTask, Impression, RejectedImpression
+from app.records import (
+    Click,
+    Conversion,
+    ForwardTask,
+    Impression,
+    MatchedPostback,
+    Postback,
+    PostbackOutcome,
+    RejectedImpression,
+)
 
 # Keys are the raw ID bytes, exactly as the edge sends them, so the producer's
 # partitioner places a key on the same partition in every topic and table.
@@ -59,4 +68,32 @@ clicks_topic = app.topic(
     key_type=str,
     key_serializer="raw",
     value_type=Click,
+)
+
+postbacks_topic = app.topic(
+    topic_names.POSTBACKS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=Postback,
+)
+
+postback_matches_topic = app.topic(
+    topic_names.POSTBACK_MATCHES,
+    key_type=str,
+    key_serializer="raw",
+    value_type=MatchedPostback,
+)
+
+conversions_topic = app.topic(
+    topic_names.CONVERSIONS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=Conversion,
+)
+
+postback_outcomes_topic = app.topic(
+    topic_names.POSTBACK_OUTCOMES,
+    key_type=str,
+    key_serializer="raw",
+    value_type=PostbackOutcome,
 )

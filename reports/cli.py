@@ -81,8 +81,13 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from reports.reading import print_report
+    from reports.slices import SliceOptions
 
-    print(print_report(args.slice, args.date_from, args.date_to, args.tz, args.format))
+    if args.errors and args.slice != "postbacks":
+        print("imptrack: --errors applies to the postbacks slice only", file=sys.stderr)
+        return 2
+    options = SliceOptions(errors_only=args.errors)
+    print(print_report(args.slice, args.date_from, args.date_to, args.tz, args.format, options))
     return 0
 
 
@@ -159,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
     report.add_argument("--tz", default="UTC", help="IANA timezone of the days (default UTC)")
     report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument(
+        "--errors", action="store_true", help="postbacks: only the refused ones, with their error"
+    )
     report.set_defaults(run=_cmd_report)
     catalog = sub.add_parser("catalog", help="load or save advertisers, affiliates and offers")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from app.ids import id_ms
+from app.postbacks.params import CUSTOM_FIELDS
 from app.records import SUB_FIELDS
+
+MONEY = pa.decimal128(18, 8)
+_MONEY_QUANTUM = Decimal("0.00000001")
 
 IMPRESSION_SCHEMA = pa.schema(
     [
@@ -20,6 +26,9 @@ IMPRESSION_SCHEMA = pa.schema(
         *[(name, pa.string()) for name in SUB_FIELDS],
         ("ua", pa.string()),
         ("ip", pa.string()),
+        ("revenue", MONEY),
+        ("payout", MONEY),
+        ("currency", pa.string()),
     ]
 )
 _TEXT_FIELDS = ("imp_id", *SUB_FIELDS, "ua", "ip")
@@ -78,6 +87,7 @@ CLICK_SCHEMA = pa.schema(
         *[(name, pa.string()) for name in SUB_FIELDS],
         ("ua", pa.string()),
         ("ip", pa.string()),
+        ("currency", pa.string()),
     ]
 )
 _CLICK_TEXT_FIELDS = ("aimp_id", *_TEXT_FIELDS)
@@ -101,6 +111,7 @@ def clicks_batch(events: list[dict[str, Any]]) -> pa.Table:
     columns["link"] = [e["link"] for e in events]
     for name in _CLICK_TEXT_FIELDS:
         columns[name] = [e.get(name) for e in events]
+    columns["currency"] = [e.get("currency") or DEFAULT_CURRENCY for e in events]
     return pa.Table.from_pydict(columns, schema=CLICK_SCHEMA)
 
 
@@ -129,6 +140,9 @@ def impressions_batch(events: list[dict[str, Any]]) -> pa.Table:
     columns = _event_columns(events)
     for name in _TEXT_FIELDS:
         columns[name] = [e.get(name) for e in events]
+    columns["revenue"] = [_money(e.get("revenue")) for e in events]
+    columns["payout"] = [_money(e.get("payout")) for e in events]
+    columns["currency"] = [e.get("currency") or DEFAULT_CURRENCY for e in events]
     return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
 
 
@@ -155,11 +169,134 @@ def deliveries_batch(events: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=DELIVERY_SCHEMA)
 
 
+DEFAULT_CURRENCY = "USD"
+"""For events written before money was recorded (they earned nothing)."""
+
+
+def _money(value: str | None) -> Decimal:
+    """Decimal text as the column's exact decimal (at most 8 places, half-even)."""
+    if value is None:
+        return Decimal(0)
+    return Decimal(value).quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+CONVERSION_SCHEMA = pa.schema(
+    [
+        ("conversion_id", pa.string()),
+        ("revision", pa.int32()),
+        ("postback_id", pa.string()),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("updated_ts", pa.timestamp("ms", tz="UTC")),
+        ("event_ts", pa.timestamp("ms", tz="UTC")),
+        ("offer_id", pa.int32()),
+        ("pid", pa.int32()),
+        ("advertiser_id", pa.int32()),
+        ("attribution", pa.string()),
+        ("aimp_id", pa.string()),
+        ("clickid", pa.string()),
+        ("action_id", pa.string()),
+        ("goal", pa.string()),
+        ("status", pa.int16()),
+        ("sum", pa.decimal128(18, 4)),
+        ("revenue", MONEY),
+        ("payout", MONEY),
+        ("currency", pa.string()),
+        *[(name, pa.string()) for name in SUB_FIELDS],
+        *[(name, pa.string()) for name in CUSTOM_FIELDS],
+    ]
+)
+_CONVERSION_FIELDS = (
+    "conversion_id",
+    "revision",
+    "postback_id",
+    "offer_id",
+    "pid",
+    "advertiser_id",
+    "attribution",
+    "goal",
+    "status",
+    "currency",
+)
+
+
+def conversions_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``conversions`` table: one row per conversion revision."""
+    columns: dict[str, list[Any]] = {name: [e[name] for e in events] for name in _CONVERSION_FIELDS}
+    columns["ts"] = [e["created_ms"] for e in events]
+    columns["updated_ts"] = [e["updated_ms"] for e in events]
+    columns["event_ts"] = [e["event_ms"] for e in events]
+    for name in ("aimp_id", "clickid", "action_id", *SUB_FIELDS):
+        columns[name] = [e.get(name) for e in events]
+    columns["sum"] = [None if e.get("sum") is None else Decimal(e["sum"]) for e in events]
+    columns["revenue"] = [_money(e["revenue"]) for e in events]
+    columns["payout"] = [_money(e["payout"]) for e in events]
+    for name in CUSTOM_FIELDS:
+        columns[name] = [(e.get("custom_fields") or {}).get(name) for e in events]
+    return pa.Table.from_pydict(columns, schema=CONVERSION_SCHEMA)
+
+
+SERVER_POSTBACK_SCHEMA = pa.schema(
+    [
+        ("postback_id", pa.string()),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("method", pa.string()),
+        ("ip", pa.string()),
+        ("params", pa.string()),
+        ("clickid", pa.string()),
+        ("aimp_id", pa.string()),
+        ("action_id", pa.string()),
+        ("status", pa.int16()),
+        ("outcome", pa.string()),
+        ("error", pa.string()),
+        ("conversion_id", pa.string()),
+        ("conversion_status", pa.int16()),
+        ("previous_status", pa.int16()),
+        ("attribution", pa.string()),
+        ("offer_id", pa.int32()),
+        ("pid", pa.int32()),
+        ("goal", pa.string()),
+    ]
+)
+_OUTCOME_FIELDS = (
+    "ip",
+    "error",
+    "conversion_id",
+    "conversion_status",
+    "previous_status",
+    "attribution",
+    "offer_id",
+    "pid",
+    "goal",
+)
+
+
+def server_postbacks_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``server_postbacks`` table: every postback's outcome, with the
+    parameters it was sent with (as a JSON object)."""
+    ids = [e["postback_id"] for e in events]
+    params = [e["params"] for e in events]
+    columns: dict[str, list[Any]] = {
+        "postback_id": ids,
+        "ts": [id_ms(i) for i in ids],
+        "method": [e["method"] for e in events],
+        "params": [orjson.dumps(p).decode() for p in params],
+        "status": [e["status"] for e in events],
+        "outcome": [e["outcome"] for e in events],
+    }
+    for name in ("clickid", "aimp_id", "action_id"):
+        columns[name] = [p.get(name) for p in params]
+    for name in _OUTCOME_FIELDS:
+        columns[name] = [e.get(name) for e in events]
+    return pa.Table.from_pydict(columns, schema=SERVER_POSTBACK_SCHEMA)
+
+
 BATCH_BUILDERS: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {
     "impressions": impressions_batch,
     "rejections": rejections_batch,
     "deliveries": deliveries_batch,
     "clicks": clicks_batch,
     "click_rejections": click_rejections_batch,
+    "conversions": conversions_batch,
+    "server_postbacks": server_postbacks_batch,
 }
 """Each exported kind's column builder, in the order a batch stores them."""

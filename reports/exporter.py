@@ -36,6 +36,8 @@ EXPORTED_TOPICS = {
     # straight from the edge's topic: no worker stands between a click and DuckDB.
     topic_names.CLICKS: "clicks",
     topic_names.REJECTED_CLICKS: "click_rejections",
+    topic_names.CONVERSIONS: "conversions",
+    topic_names.POSTBACK_OUTCOMES: "server_postbacks",
 }
 
 

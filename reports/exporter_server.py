@@ -20,7 +20,7 @@ from app.exceptions import ReportError
 from app.settings import Settings
 from reports.exporter import Exporter
 from reports.formatting import plain_value
-from reports.slices import SLICES, date_range
+from reports.slices import SLICES, SliceOptions, date_range
 
 EXPORTER = web.AppKey("exporter", Exporter)
 log = logging.getLogger("imptrack.exporter")
@@ -61,7 +61,8 @@ async def report(request: web.Request) -> web.Response:
         period = date_range(q.get("from"), q.get("to"), q.get("tz", "UTC"))
     except ReportError as exc:
         return web.json_response({"error": str(exc)}, status=400)
-    result = await request.app[EXPORTER].query(SLICES[name], period)
+    options = SliceOptions(errors_only=q.get("errors") == "1")
+    result = await request.app[EXPORTER].query(SLICES[name], period, options)
     body = orjson.dumps({"columns": result.columns, "rows": result.rows}, default=plain_value)
     return web.Response(body=body, content_type="application/json")
 

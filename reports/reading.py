@@ -13,7 +13,7 @@ from app.exceptions import ReportError
 from app.settings import settings
 from reports import db
 from reports.formatting import render
-from reports.slices import SLICES, SliceResult, date_range
+from reports.slices import SLICES, SliceOptions, SliceResult, date_range
 
 
 def _through_exporter(name: str, params: dict[str, str]) -> SliceResult:
@@ -32,20 +32,40 @@ def _through_exporter(name: str, params: dict[str, str]) -> SliceResult:
     return SliceResult(body["columns"], [tuple(row) for row in body["rows"]])
 
 
-def read_slice(name: str, date_from: str | None, date_to: str | None, tz: str) -> SliceResult:
+def read_slice(
+    name: str,
+    date_from: str | None,
+    date_to: str | None,
+    tz: str,
+    options: SliceOptions | None = None,
+) -> SliceResult:
     period = date_range(date_from, date_to, tz)
+    options = options or SliceOptions()
     try:
         con = db.open_reader(settings().duckdb_path)
     except duckdb.IOException:
         # The running exporter holds the write lock; it answers reports itself.
         return _through_exporter(
-            name, {"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz}
+            name,
+            {
+                "from": period.first.isoformat(),
+                "to": period.last.isoformat(),
+                "tz": tz,
+                "errors": "1" if options.errors_only else "0",
+            },
         )
     try:
-        return SLICES[name](con, period)
+        return SLICES[name](con, period, options)
     finally:
         con.close()
 
 
-def print_report(name: str, date_from: str | None, date_to: str | None, tz: str, fmt: str) -> str:
-    return render(read_slice(name, date_from, date_to, tz), fmt)
+def print_report(
+    name: str,
+    date_from: str | None,
+    date_to: str | None,
+    tz: str,
+    fmt: str,
+    options: SliceOptions | None = None,
+) -> str:
+    return render(read_slice(name, date_from, date_to, tz, options), fmt)

@@ -75,6 +75,13 @@ def date_range(
 
 
 @dataclass(frozen=True)
+class SliceOptions:
+    """What a slice is narrowed to besides its dates."""
+
+    errors_only: bool = False  # postbacks: only the refused ones
+
+
+@dataclass(frozen=True)
 class SliceResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
@@ -98,20 +105,62 @@ def _from_rollup_or_rows(
     return _run(con, query, {"start": period.start, "end": period.end, **params})
 
 
-def daily(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
-    """Impressions per day of ``period`` in its timezone."""
+def daily(
+    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
+) -> SliceResult:
+    """Per day of ``period`` in its timezone and per currency: impressions, clicks,
+    conversions, and the money (CPM per impression plus CPA per approved conversion)."""
     return _from_rollup_or_rows(con, "daily", period, {"tz": period.tz})
 
 
-def rejections(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
+def rejections(
+    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
+) -> SliceResult:
     """Impressions not tracked in ``period``, per reason code, with their share."""
     return _from_rollup_or_rows(con, "rejections", period, {})
 
 
-def deliveries(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
+def deliveries(
+    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
+) -> SliceResult:
     """What became of the impressions of ``period`` forwarded to advertisers, per offer
     and destination URL."""
     return _run(con, sql.load("slices/deliveries"), {"start": period.start, "end": period.end})
 
 
-SLICES = {"daily": daily, "rejections": rejections, "deliveries": deliveries}
+def conversions(
+    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
+) -> SliceResult:
+    """The conversions created in ``period``, newest first, as they stand now."""
+    return _run(
+        con,
+        sql.load("slices/conversions"),
+        {"start": period.start, "end": period.end, "tz": period.tz},
+    )
+
+
+def postbacks(
+    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
+) -> SliceResult:
+    """Server postbacks: every postback received in ``period``, newest first, with its
+    parameters, source IP, answer and error (only the refused ones with
+    ``errors_only``)."""
+    return _run(
+        con,
+        sql.load("slices/postbacks"),
+        {
+            "start": period.start,
+            "end": period.end,
+            "tz": period.tz,
+            "errors_only": options.errors_only,
+        },
+    )
+
+
+SLICES = {
+    "daily": daily,
+    "rejections": rejections,
+    "deliveries": deliveries,
+    "conversions": conversions,
+    "postbacks": postbacks,
+}

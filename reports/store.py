@@ -15,6 +15,8 @@ KIND_IDS = {
     "deliveries": "aimp_id",
     "clicks": "clickid",
     "click_rejections": "clickid",
+    "conversions": "conversion_id",
+    "server_postbacks": "postback_id",
 }
 """Exported kinds, in the order a batch stores them, and the time-ordered ID each is
 deduplicated by. Each has a ``batch_KIND`` view, an ``export_KIND.sql`` whose first
@@ -66,7 +68,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -
             # IDs are time-ordered: stored rows older than the batch's oldest cannot match.
             min_id = min(rows.column(KIND_IDS[kind]).to_pylist())
             create, *writes = sql.statements(f"export_{kind}")
-            cur.execute(create, {"min_id": min_id})
+            # Kinds updated in place (conversions) cannot bound their lookup by ID.
+            cur.execute(create, {"min_id": min_id} if "$min_id" in create else None)
             fresh[kind] = cur.execute(f"SELECT count(*) FROM fresh_{kind}").fetchone()[0]  # type: ignore[index]
             for statement in writes:
                 cur.execute(statement)

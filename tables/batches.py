@@ -22,3 +22,14 @@ def write_in_event_partition(event: Any, table: Any, key: Any, value: Any) -> No
         table[key] = value
     finally:
         _current_event.reset(token)
+
+
+def read_in_event_partition(event: Any, table: Any, key: Any) -> Any:
+    """``table.get(key)`` from the partition ``event`` came from (see
+    :func:`write_in_event_partition`): the table's partition for a key is that of
+    the event it was written with, and a co-partitioned event shares it."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        return table.get(key)
+    finally:
+        _current_event.reset(token)

@@ -16,6 +16,7 @@ from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
 from app.exceptions import InvalidParameter
 from app.ids import id_ms, new_id
+from app.postbacks.payments import offer_currency
 from app.records import SUB_FIELDS
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -82,6 +83,7 @@ async def click(request: web.Request) -> web.StreamResponse:
         "imp_id": wanted.imp_id,
         "ua": values["ua"],
         "ip": values["ip"],
+        "currency": offer_currency(offer),
         **{name: wanted.subs.get(name) for name in SUB_FIELDS},
     }
     try:

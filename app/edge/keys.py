@@ -8,6 +8,7 @@ from aiohttp import web
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.producer import EventProducer
+from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -16,3 +17,4 @@ CATALOG = web.AppKey("catalog", CatalogFollower)
 CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
 API_KEY = web.AppKey("api_key", str)
 REDIS = web.AppKey("redis", aioredis.Redis)
+VERDICTS = web.AppKey("verdicts", VerdictWaiter)

@@ -18,10 +18,20 @@ from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
 from app.edge.click import click
-from app.edge.keys import API_KEY, CATALOG, CATALOG_SERVICE, PRODUCER, REDIS, SETTINGS
+from app.edge.keys import (
+    API_KEY,
+    CATALOG,
+    CATALOG_SERVICE,
+    PRODUCER,
+    REDIS,
+    SETTINGS,
+    VERDICTS,
+)
 from app.edge.pixel import pixel
+from app.edge.postback import postback
 from app.edge.producer import EventProducer
 from app.exceptions import StackError
+from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
 # Bounds on what a client may send (see README, "Request limits").
@@ -47,7 +57,17 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SETTINGS].redis, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
     )
     app[REDIS] = client
+    # Verdicts arrive on a subscription that waits indefinitely: a client of its own
+    # without the short read timeout.
+    verdict_client = aioredis.from_url(
+        app[SETTINGS].redis, socket_connect_timeout=REDIS_TIMEOUT, health_check_interval=30
+    )
+    waiter = VerdictWaiter(verdict_client)
+    await waiter.start()
+    app[VERDICTS] = waiter
     yield
+    await waiter.stop()
+    await verdict_client.aclose()
     await client.aclose()
 
 
@@ -87,6 +107,11 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok",
         "broker": request.app[SETTINGS].broker,
         "catalog": follower.status(),
+        # Without the subscription postbacks are still stored and decided, but
+        # answered "pending": degraded, not unhealthy.
+        "postback_verdicts": "subscribed"
+        if request.app[VERDICTS].subscribed.is_set()
+        else f"not subscribed: {request.app[VERDICTS].last_error or 'starting'}",
     }
     if producer.last_error is not None:
         return web.json_response(
@@ -104,6 +129,8 @@ def create_edge_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis_ctx)
     app.router.add_get("/imp", pixel)
     app.router.add_get("/click", click)
+    app.router.add_route("GET", "/postback", postback)
+    app.router.add_route("POST", "/postback", postback)
     app.router.add_get("/healthz", healthz)
     app.add_subapp("/api/v1", create_admin_app())
     return app

@@ -6,7 +6,7 @@ and in the Server postbacks slice, so each names the parameter and what it holds
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -16,6 +16,10 @@ STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
 CUSTOM_FIELDS = tuple(f"custom_field{n}" for n in range(1, 8))
 MAX_TEXT_LENGTH = 255
 MAX_SUM = Decimal("1000000000")
+MAX_PARAMETERS = 64
+MAX_NAME_LENGTH = 64
+MAX_KEPT_VALUE_LENGTH = 1024
+"""Bounds on what is kept of a postback's parameters for the Server postbacks slice."""
 _CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 
 
@@ -105,3 +109,26 @@ def parse_postback(params: Mapping[str, str]) -> PostbackRequest:
             name: value for name in CUSTOM_FIELDS if (value := _text(params, name)) is not None
         },
     )
+
+
+def collect_params(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], str | None]:
+    """The parameters to keep from ``(name, value)`` pairs as received, and the
+    problem that refuses the postback, if any (a repeated or oversized name, too
+    many parameters). Values longer than the kept length are cut, marked with "…":
+    :func:`parse_postback` refuses any it reads that are over its own limit anyway.
+    """
+    params: dict[str, str] = {}
+    problem = None
+    for count, (name, value) in enumerate(pairs, start=1):
+        if count > MAX_PARAMETERS:
+            return params, f"more than {MAX_PARAMETERS} parameters"
+        if len(name) > MAX_NAME_LENGTH:
+            problem = problem or f"a parameter name is longer than {MAX_NAME_LENGTH} characters"
+            continue
+        if name in params:
+            problem = problem or f"{name} is given more than once"
+            continue
+        if len(value) > MAX_KEPT_VALUE_LENGTH:
+            value = value[:MAX_KEPT_VALUE_LENGTH] + "…"
+        params[name] = value
+    return params, problem

@@ -41,3 +41,22 @@ def cpm_earnings(offer: Offer) -> list[Earning]:
         for p in offer.payments
         if p.type == "CPM"
     ]
+
+
+def offer_currency(offer: Offer) -> str:
+    """The currency an offer's impressions and clicks are counted in: that of its
+    CPM payment, else of its first payment, else USD. Slices group money by
+    currency; they never add different currencies together."""
+    for payment in offer.payments:
+        if payment.type == "CPM":
+            return payment.currency
+    return offer.payments[0].currency if offer.payments else NOTHING.currency
+
+
+def impression_earning(offer: Offer) -> Earning:
+    """What one recorded impression earns: its offer's CPM price / 1000 (the first
+    CPM payment, in :func:`offer_currency`), or nothing for an offer without one."""
+    earnings = cpm_earnings(offer)
+    if earnings:
+        return earnings[0]
+    return Earning(Decimal(0), Decimal(0), offer_currency(offer))

@@ -12,8 +12,8 @@ ANTI JOIN (
 INSERT INTO clicks BY NAME SELECT * FROM fresh_clicks;
 
 INSERT INTO clicks_hourly
-SELECT time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, count(*) AS clicks
+SELECT time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, currency, count(*) AS clicks
 FROM fresh_clicks
 GROUP BY ALL
-ON CONFLICT (hour, offer_id, pid)
+ON CONFLICT (hour, offer_id, pid, currency)
 DO UPDATE SET clicks = clicks_hourly.clicks + excluded.clicks;

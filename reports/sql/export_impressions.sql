@@ -18,8 +18,18 @@ ANTI JOIN (
 INSERT INTO impressions BY NAME SELECT * FROM fresh_impressions;
 
 INSERT INTO impressions_hourly
-SELECT time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, count(*) AS impressions
+SELECT
+    time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour,
+    offer_id,
+    pid,
+    currency,
+    count(*)     AS impressions,
+    sum(revenue) AS revenue,
+    sum(payout)  AS payout
 FROM fresh_impressions
 GROUP BY ALL
-ON CONFLICT (hour, offer_id, pid)
-DO UPDATE SET impressions = impressions_hourly.impressions + excluded.impressions;
+ON CONFLICT (hour, offer_id, pid, currency)
+DO UPDATE SET
+    impressions = impressions_hourly.impressions + excluded.impressions,
+    revenue = impressions_hourly.revenue + excluded.revenue,
+    payout = impressions_hourly.payout + excluded.payout;

@@ -1,0 +1,57 @@
+"""The conversions agent: every matched postback of one advertiser action meets the
+earlier ones here (keyed by offer and ``action_id``). A new action becomes a
+conversion, a new status updates it, a true repeat is refused as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from app.faust_app import app
+from app.postbacks.conversions import UPDATED, decide
+from app.postbacks.params import STATUSES
+from app.postbacks.replies import reply
+from app.records import Postback, PostbackOutcome
+from app.topics import conversions_topic, postback_matches_topic, postback_outcomes_topic
+from tables.batches import read_in_event_partition, write_in_event_partition
+from tables.conversions import conversions_table
+
+log = logging.getLogger("imptrack.conversions")
+
+BATCH_SIZE = 500
+BATCH_WINDOW_SECONDS = 0.01
+
+
+@app.agent(postback_matches_topic)
+async def decide_conversions(stream: Any) -> None:
+    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        sent = []
+        decided: list[tuple[Postback, PostbackOutcome]] = []
+        for event in events:
+            matched = event.value
+            state = read_in_event_partition(event, conversions_table, event.key)
+            new_state, outcome, conversion = decide(state, matched)
+            if new_state is not state:
+                write_in_event_partition(event, conversions_table, event.key, new_state)
+            if conversion is not None:
+                sent.append(
+                    await conversions_topic.send(key=conversion.conversion_id, value=conversion)
+                )
+                if outcome.outcome == UPDATED and new_state is not state:
+                    assert outcome.previous_status is not None
+                    log.info(
+                        "conversion %s of offer %d: status %s -> %s (action_id %r, postback %s)",
+                        conversion.conversion_id,
+                        conversion.offer_id,
+                        STATUSES[outcome.previous_status],
+                        STATUSES[conversion.status],
+                        conversion.action_id,
+                        outcome.postback_id,
+                    )
+            sent.append(await postback_outcomes_topic.send(key=outcome.postback_id, value=outcome))
+            decided.append((matched.postback, outcome))
+        # Answers only once the broker has the outcomes they report.
+        await asyncio.gather(*sent)
+        await reply(decided)

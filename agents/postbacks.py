@@ -1,0 +1,86 @@
+"""The postbacks agent: reads each postback the edge stored, finds the click or
+impression it names, and either refuses it (the outcome goes to the log and back to
+the edge) or passes the conversion it makes to the conversions agent.
+
+Postbacks are keyed by the ID they name, so this partition of the ``clicks`` and
+``impressions`` tables is the one that holds it, in this worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from app.faust_app import app
+from app.ids import id_ms, is_valid_id
+from app.postbacks.conversions import action_key, refusal
+from app.postbacks.matching import attribute
+from app.postbacks.params import PostbackRefused, PostbackRequest, parse_postback
+from app.postbacks.replies import reply
+from app.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
+from app.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
+from tables.batches import read_in_event_partition
+from tables.catalog import catalog
+from tables.clicks import clicks_table
+from tables.impressions import impressions_table
+
+log = logging.getLogger("imptrack.postbacks")
+
+BATCH_SIZE = 500
+BATCH_WINDOW_SECONDS = 0.01
+MATCH_GRACE_MS = 5_000
+"""A click or impression younger than this may still be on its way into its table
+(its agent lags the edge by a batch or so): a postback naming it waits for it
+rather than be refused as unknown."""
+RECHECK_SECONDS = 0.02
+
+
+async def _find(event: Any, request: PostbackRequest) -> Click | Impression | None:
+    """The click named by ``clickid``, else the impression named by ``aimp_id``."""
+    key = request.clickid or request.aimp_id
+    assert key is not None  # parse_postback requires one of them
+    table = clicks_table if request.clickid else impressions_table
+    issued_ms = id_ms(key)
+    while True:
+        found = read_in_event_partition(event, table, key)
+        now_ms = time.time_ns() // 1_000_000
+        # An ID from the future was never issued here: no point waiting for it.
+        if found is not None or not (now_ms - MATCH_GRACE_MS <= issued_ms <= now_ms + 1000):
+            return found  # type: ignore[no-any-return]
+        await asyncio.sleep(RECHECK_SECONDS)
+
+
+@app.agent(postbacks_topic)
+async def match_postbacks(stream: Any) -> None:
+    await catalog.ready.wait()
+    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        sent = []
+        refused: list[tuple[Postback, PostbackOutcome]] = []
+        for event in events:
+            postback = event.value
+            if not is_valid_id(postback.postback_id):
+                log.error("skipped a postback with a malformed postback_id at %s", event.message)
+                continue
+            try:
+                if postback.problem:
+                    raise PostbackRefused(postback.problem)
+                request = parse_postback(postback.params)
+                source = await _find(event, request)
+                # Judged by the catalog in force when the edge received it, so a
+                # replay after a crash gets the same verdict.
+                in_force = catalog.catalog_at(id_ms(postback.postback_id))
+                conversion = attribute(request, postback, source, in_force)
+            except PostbackRefused as exc:
+                outcome = refusal(postback, str(exc))
+                refused.append((postback, outcome))
+                sent.append(
+                    await postback_outcomes_topic.send(key=postback.postback_id, value=outcome)
+                )
+                continue
+            key = action_key(conversion.offer_id, conversion.action_id, postback.postback_id)
+            matched = MatchedPostback(postback=postback, conversion=conversion)
+            sent.append(await postback_matches_topic.send(key=key, value=matched))
+        await asyncio.gather(*sent)
+        await reply(refused)

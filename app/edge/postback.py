@@ -1,0 +1,126 @@
+"""``GET|POST /postback``: store the postback, then answer with the worker's verdict.
+
+Nothing is judged here. The postback goes to the broker as received (with what the
+edge could not read, if anything), and the answer waits, up to
+``POSTBACK_VERDICT_SECONDS``, for the decision the worker publishes; past that
+the advertiser gets "pending" and the postback's ID, and the decision still lands
+in the Server postbacks slice.
+
+HTTP status: 200 accepted, 202 pending, 400 refused (the JSON says why), 503 when
+the broker did not take the postback (retry it; nothing was recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from app import topic_names
+from app.edge.client_ip import client_ip
+from app.edge.keys import PRODUCER, SETTINGS, VERDICTS
+from app.edge.producer import BrokerUnavailable
+from app.ids import is_valid_id, new_id
+from app.postbacks.params import collect_params
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _text(value: Any) -> str | None:
+    """A JSON value as a parameter value; None for anything that is not a scalar."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return None if value is None else str(value).lower()
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+async def _body_pairs(request: web.Request) -> tuple[list[tuple[str, str]], str | None]:
+    """The parameters in a POST body, and what could not be read of it."""
+    if not request.can_read_body:
+        return [], None
+    if request.content_type == "application/json":
+        try:
+            document = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return [], f"the body is not valid JSON ({exc})"
+        if not isinstance(document, dict):
+            return [], "the JSON body must be an object of parameters"
+        pairs: list[tuple[str, str]] = []
+        for name, value in document.items():
+            text = _text(value)
+            if text is None:
+                return pairs, f"{name} in the JSON body must be a string or a number"
+            pairs.append((name, text))
+        return pairs, None
+    if request.content_type in _FORM_TYPES:
+        form = await request.post()
+        pairs = []
+        for name, value in form.items():
+            if not isinstance(value, str):
+                return pairs, f"{name} is a file upload; send parameters as text"
+            pairs.append((name, value))
+        return pairs, None
+    return [], (
+        f"Content-Type {request.content_type} is not supported; send a form "
+        "(application/x-www-form-urlencoded) or JSON (application/json)"
+    )
+
+
+def _routing_key(params: dict[str, str], postback_id: str) -> str:
+    # The partition of the click or impression it names: the worker holding that
+    # part of the clicks and impressions tables reads it (app.topic_names.POSTBACKS).
+    for name in ("clickid", "aimp_id"):
+        value = params.get(name, "")
+        if is_valid_id(value):
+            return value
+    return postback_id
+
+
+async def postback(request: web.Request) -> web.Response:
+    pairs: list[tuple[str, str]] = list(request.query.items())
+    body_problem = None
+    if request.method == "POST":
+        body_pairs, body_problem = await _body_pairs(request)
+        pairs.extend(body_pairs)
+    params, problem = collect_params(pairs)
+    settings = request.app[SETTINGS]
+    waiter = request.app[VERDICTS]
+    postback_id = new_id()
+    record = {
+        "postback_id": postback_id,
+        "method": request.method,
+        "params": params,
+        "ip": client_ip(request, settings.edge_trusted_proxy_hops),
+        "reply_to": waiter.channel,
+        "problem": body_problem or problem,
+    }
+    decided = waiter.expect(postback_id)
+    try:
+        await request.app[PRODUCER].produce(
+            topic_names.POSTBACKS, _routing_key(params, postback_id), orjson.dumps(record)
+        )
+    except BrokerUnavailable:
+        waiter.forget(postback_id)
+        return web.json_response(
+            {"status": 2, "error": "the postback could not be stored; retry shortly"},
+            status=503,
+            headers={**_NO_STORE, "Retry-After": "1"},
+        )
+    try:
+        verdict = await asyncio.wait_for(decided, settings.postback_verdict_seconds)
+    except TimeoutError:
+        waiter.forget(postback_id)
+        return web.json_response(
+            {"status": 1, "pending": True, "postback_id": postback_id},
+            status=202,
+            headers=_NO_STORE,
+        )
+    return web.json_response(
+        verdict, status=200 if verdict.get("status") == 1 else 400, headers=_NO_STORE
+    )

@@ -1,0 +1,20 @@
+"""The ``conversions`` table: each advertiser action's conversion and the outcomes
+of the postbacks about it, keyed by ``<offer_id>:<action_id>``."""
+
+from __future__ import annotations
+
+import faust
+
+from app.faust_app import app
+from app.postbacks.conversions import ActionState
+
+conversions_table = app.Table(
+    "conversions",
+    schema=faust.Schema(
+        key_type=str,
+        value_type=ActionState,
+        key_serializer="raw",
+        value_serializer="json",
+    ),
+    help="Conversions by offer and action_id, for deduplication and status updates.",
+)
