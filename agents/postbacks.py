@@ -63,6 +63,7 @@ async def match_postbacks(stream: Any) -> None:
             if not is_valid_id(postback.postback_id):
                 log.error("skipped a postback with a malformed postback_id at %s", event.message)
                 continue
+            source = None
             try:
                 if postback.problem:
                     raise PostbackRefused(postback.problem)
@@ -73,7 +74,12 @@ async def match_postbacks(stream: Any) -> None:
                 in_force = catalog.catalog_at(id_ms(postback.postback_id))
                 conversion = attribute(request, postback, source, in_force)
             except PostbackRefused as exc:
-                outcome = refusal(postback, str(exc))
+                outcome = refusal(
+                    postback,
+                    str(exc),
+                    offer_id=None if source is None else source.offer_id,
+                    pid=None if source is None else source.pid,
+                )
                 refused.append((postback, outcome))
                 sent.append(
                     await postback_outcomes_topic.send(key=postback.postback_id, value=outcome)

@@ -43,7 +43,15 @@ def action_key(offer_id: int, action_id: str | None, postback_id: str) -> str:
     return f"{offer_id}:{action_id}"
 
 
-def refusal(postback: Postback, error: str) -> PostbackOutcome:
+def refusal(
+    postback: Postback,
+    error: str,
+    offer_id: int | None = None,
+    pid: int | None = None,
+    conversion_id: str | None = None,
+) -> PostbackOutcome:
+    """A refused postback's outcome, with the offer and affiliate when it got as far
+    as its click or impression (so an offer's refusals can be listed)."""
     return PostbackOutcome(
         postback_id=postback.postback_id,
         method=postback.method,
@@ -52,6 +60,9 @@ def refusal(postback: Postback, error: str) -> PostbackOutcome:
         status=2,
         outcome=REFUSED,
         error=error,
+        offer_id=offer_id,
+        pid=pid,
+        conversion_id=conversion_id,
     )
 
 
@@ -104,6 +115,9 @@ def decide(
             f"duplicate action_id {current.action_id!r} for offer {current.offer_id}: "
             f"conversion {current.conversion_id} already has status {current.status} "
             f"({STATUSES[current.status]}); a postback with another status changes it",
+            offer_id=current.offer_id,
+            pid=current.pid,
+            conversion_id=current.conversion_id,
         )
         return _remember(state, current, outcome), outcome, None
     outcome = _accepted(postback, conversion, kind, previous)

@@ -133,4 +133,7 @@ def test_daily_counts_clicks_once_and_their_ctr(con: duckdb.DuckDBPyConnection) 
     berlin = daily(con, date_range("2026-03-01", "2026-03-03", "Europe/Berlin")).rows
     assert [row[2] for row in berlin] == [0, 2, 1]
     kolkata = daily(con, date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")).rows
-    assert [row[:4] for row in kolkata] == [(date(2026, 3, 2), 9, 2, 22.22), (date(2026, 3, 3), 0, 1, None)]
+    assert [row[:4] for row in kolkata] == [
+        (date(2026, 3, 2), 9, 2, 22.22),
+        (date(2026, 3, 3), 0, 1, None),
+    ]
