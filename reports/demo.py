@@ -1,4 +1,5 @@
-"""``make demo``: a whole run on the embedded stack, from pixels to the Daily slice."""
+"""``make demo``: a whole run on the embedded stack, from pixels, clicks and
+postbacks to the slices."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from app.exceptions import StackError
 from app.settings import Settings, settings
 from app.stack import Stack
 from reports import db
+from reports.demo_postbacks import check_postbacks, send_postbacks
 from reports.formatting import render
 from reports.local_advertiser import LocalAdvertiser
 from reports.reading import read_slice
-from reports.slices import SliceResult
+from reports.slices import SliceOptions, SliceResult
 
 CONCURRENCY = 64
 EXPORT_WAIT_SECONDS = 120
@@ -153,10 +155,13 @@ async def send_pixels(
 CLICK_SHARE = 0.2  # clicks sent per pixel sent
 
 
-async def send_clicks(s: Settings, total: int, seen: list[Seen]) -> list[tuple[int, int]]:
+async def send_clicks(
+    s: Settings, total: int, seen: list[Seen], tracked: list[tuple[int, str]]
+) -> list[tuple[int, int]]:
     """Fire ``total`` clicks: most follow a tracked pixel (carrying its ``imp_id``, or
     every third its ``aimp_id``), the rest go to the rule pairs; return the
-    (offer_id, pid) of each one answered (302, or a 4xx verdict)."""
+    (offer_id, pid) of each one answered (302, or a 4xx verdict), and add the
+    (offer_id, clickid) of each tracked one to ``tracked``."""
     answered: list[tuple[int, int]] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(total):
@@ -178,6 +183,8 @@ async def send_clicks(s: Settings, total: int, seen: list[Seen]) -> list[tuple[i
                 await response.read()
                 if response.status == 302 or "X-Imptrack-Rejected" in response.headers:
                     answered.append((offer_id, pid))
+                if "X-Clickid" in response.headers:
+                    tracked.append((offer_id, response.headers["X-Clickid"]))
 
     async with aiohttp.ClientSession(headers={"User-Agent": "imptrack-demo/1.0"}) as session:
         await asyncio.gather(*(client(session) for _ in range(CONCURRENCY)))
@@ -198,9 +205,9 @@ def wait_for_deliveries(s: Settings, advertiser: LocalAdvertiser, impressions: i
         time.sleep(0.2)
 
 
-def wait_for_export(s: Settings, pixels: int, clicks: int) -> None:
-    """Until every pixel is exported as an impression or rejection, and every click as
-    a click or click rejection."""
+def wait_for_export(s: Settings, pixels: int, clicks: int, postbacks: int = 0) -> None:
+    """Until every pixel is exported as an impression or rejection, every click as a
+    click or click rejection, and every postback's outcome."""
     deadline = time.monotonic() + EXPORT_WAIT_SECONDS
     while time.monotonic() < deadline:
         status = probes.http_json(f"{s.exporter_url}/healthz")
@@ -208,6 +215,7 @@ def wait_for_export(s: Settings, pixels: int, clicks: int) -> None:
         if (
             done.get("impressions", 0) + done.get("rejections", 0) >= pixels
             and done.get("clicks", 0) + done.get("click_rejections", 0) >= clicks
+            and done.get("server_postbacks", 0) >= postbacks
         ):
             return
         time.sleep(0.2)
@@ -238,10 +246,19 @@ def run_demo(requests: int) -> int:
         wait_for_export(s, len(answered), 0)
         total_clicks = int(requests * CLICK_SHARE)
         print(f"Sending {total_clicks} clicks to {s.edge_url}/click ...")
-        clicked = asyncio.run(send_clicks(s, total_clicks, seen))
+        tracked_clicks: list[tuple[int, str]] = []
+        clicked = asyncio.run(send_clicks(s, total_clicks, seen, tracked_clicks))
         print(f"  {len(clicked)} of {total_clicks} answered (302, or a 4xx with the reason)")
         print("Waiting for the exporter to write them to DuckDB ...")
         wait_for_export(s, len(answered), len(clicked))
+        viewed = [(offer_id, aimp_id) for offer_id, _, _, aimp_id in seen]
+        sent = asyncio.run(send_postbacks(s, tracked_clicks, viewed))
+        print(
+            f"Sent {len(sent.answers)} postbacks to {s.edge_url}/postback: "
+            f"{sent.conversions} conversions, {sent.updates} status updates, "
+            f"{sent.refused} refused (deliberate mistakes and a duplicate)"
+        )
+        wait_for_export(s, len(answered), len(clicked), len(sent.answers))
         tracked = expected_verdicts(answered)["tracked"]
         print(f"Waiting for {tracked} impressions to reach the advertiser endpoint ...")
         wait_for_deliveries(s, advertiser, tracked)
@@ -254,6 +271,13 @@ def run_demo(requests: int) -> int:
         deliveries = read_slice("deliveries", None, None, "UTC")
         print("\nDeliveries slice (imptrack report deliveries):\n")
         print(render(deliveries, "table"))
+        conversions = read_slice("conversions", None, None, "UTC")
+        print(f"\nConversions slice (imptrack report conversions), {SHOWN} newest:\n")
+        print(render(_head(conversions), "table"))
+        postbacks = read_slice("postbacks", None, None, "UTC")
+        refused = read_slice("postbacks", None, None, "UTC", SliceOptions(errors_only=True))
+        print("\nServer postbacks slice, refused only (imptrack report postbacks --errors):\n")
+        print(render(_without_params(refused), "table"))
         print(f"\nDuckDB file: {s.duckdb_path}")
         print(f"  read it again: IMPTRACK_HOME={s.home} .venv/bin/imptrack report rejections")
     finally:
@@ -281,15 +305,40 @@ def run_demo(requests: int) -> int:
     if mismatch:
         print(f"MISMATCH in deliveries: {mismatch}")
         return 1
+    mismatch = check_postbacks(sent, conversions.as_dicts(), postbacks.as_dicts())
+    if mismatch:
+        print(f"MISMATCH in postbacks: {mismatch}")
+        return 1
+    if sum(r["conversions"] for r in day_rows) != sent.conversions:
+        print(f"MISMATCH: {sent.conversions} conversions accepted, the Daily slice disagrees")
+        return 1
     print(
         f"OK: {len(answered)} GIFs answered = {expected['tracked']} impressions tracked + "
         f"{len(answered) - expected['tracked']} rejected, each for the reason the rules give;\n"
         f"    {len(clicked)} clicks = {expected_clicks['tracked']} tracked + "
         f"{len(clicked) - expected_clicks['tracked']} rejected, likewise;\n"
         f"    every tracked impression reached the advertiser once "
-        f"({len(advertiser.requests())} requests, retries included), as the Deliveries slice says"
+        f"({len(advertiser.requests())} requests, retries included), "
+        "as the Deliveries slice says;\n"
+        f"    {len(sent.answers)} postbacks = {sent.conversions} conversions + {sent.updates} "
+        f"status updates + {sent.refused} refused, each answer as the slices record it"
     )
     return 0
+
+
+SHOWN = 12
+
+
+def _head(result: SliceResult) -> SliceResult:
+    return SliceResult(result.columns, result.rows[:SHOWN])
+
+
+def _without_params(result: SliceResult) -> SliceResult:
+    """The slice without its widest column, to fit a terminal."""
+    keep = [n for n, name in enumerate(result.columns) if name not in ("params", "method")]
+    return SliceResult(
+        [result.columns[n] for n in keep], [tuple(row[n] for n in keep) for row in result.rows]
+    )
 
 
 def check_deliveries(deliveries: SliceResult, advertiser: LocalAdvertiser, tracked: int) -> str:
