@@ -45,7 +45,18 @@ async def test_daily_report_counts_what_the_edge_accepted(stack: RunningStack) -
     total = stack.exported_impressions()
     assert total > 0
     body = probes.http_json(f"{stack.settings.exporter_url}/reports/daily?tz=UTC")
-    assert body is not None and body["columns"] == ["day", "impressions", "clicks", "ctr_pct"]
+    assert body is not None and body["columns"] == [
+        "day",
+        "impressions",
+        "clicks",
+        "ctr_pct",
+        "conversions",
+        "approved",
+        "currency",
+        "revenue",
+        "payout",
+        "profit",
+    ]
     assert sum(row[1] for row in body["rows"]) == total
 
 
