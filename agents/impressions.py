@@ -27,7 +27,7 @@ from app.topics import (
 )
 from app.worker_redis import worker_redis
 from tables.batches import write_in_event_partition
-from tables.catalog import catalog
+from tables.catalog import catalog, catalog_current_for
 from tables.impressions import impressions_table
 
 log = logging.getLogger("imptrack.impressions")
@@ -44,6 +44,7 @@ async def record_impressions(stream: Any) -> None:
     # Replays after a crash record and emit again: the table write is keyed by
     # aimp_id and the exporter deduplicates by aimp_id, so both are idempotent.
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        await catalog_current_for(events, "aimp_id")
         sent = []
         # Recorded impressions and their offer's view-through window, for the index
         # clicks are linked through (app.clicks.links).

@@ -22,7 +22,7 @@ from app.postbacks.replies import reply
 from app.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
 from tables.batches import read_in_event_partition
-from tables.catalog import catalog
+from tables.catalog import catalog, catalog_current_for
 from tables.clicks import clicks_table
 from tables.impressions import impressions_table
 
@@ -56,6 +56,7 @@ async def _find(event: Any, request: PostbackRequest) -> Click | Impression | No
 async def match_postbacks(stream: Any) -> None:
     await catalog.ready.wait()
     async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        await catalog_current_for(events, "postback_id")
         sent = []
         refused: list[tuple[Postback, PostbackOutcome]] = []
         for event in events:

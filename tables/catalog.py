@@ -7,9 +7,15 @@ catalog the same way, so both run :class:`~app.catalog.follower.CatalogFollower`
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from app.catalog.follower import CatalogFollower
 from app.faust_app import app
+from app.ids import id_ms, is_valid_id
 from app.settings import settings
+
+log = logging.getLogger("imptrack.catalog")
 
 catalog = CatalogFollower(settings().broker)
 
@@ -17,3 +23,20 @@ catalog = CatalogFollower(settings().broker)
 @app.task  # type: ignore[untyped-decorator]
 async def follow_catalog() -> None:
     await catalog.run()
+
+
+CATALOG_WAIT_SECONDS = 5.0
+
+
+async def catalog_current_for(events: list[Any], id_field: str) -> None:
+    """Wait until this worker's catalog has every change made before the newest
+    event of the batch was accepted (by its time-ordered ID)."""
+    ids = [getattr(e.value, id_field) for e in events]
+    newest = max((id_ms(i) for i in ids if isinstance(i, str) and is_valid_id(i)), default=0)
+    if not await catalog.wait_current(newest, CATALOG_WAIT_SECONDS):
+        log.warning(
+            "judging %d events with a catalog not known to be current (the catalog "
+            "follower has not caught up in %.0f s)",
+            len(events),
+            CATALOG_WAIT_SECONDS,
+        )

@@ -39,6 +39,10 @@ class CatalogFollower:
         self.next_offsets: dict[int, int] = {}
         self.skipped_malformed = 0
         self._applied = asyncio.Condition()
+        # Every record the broker took before this moment (ms) is applied: set from
+        # fetches that found nothing new (see wait_current).
+        self.current_as_of_ms = 0
+        self._caught_up = asyncio.Condition()
 
     async def run(self) -> None:
         """Follow the topic until cancelled."""
@@ -66,6 +70,7 @@ class CatalogFollower:
             # "caught up" also needs one fetch that finds nothing new.
             ends = await consumer.end_offsets(partitions)
             while True:
+                asked_ms = int(time.time() * 1000)
                 try:
                     fetched = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
                 except KafkaError as exc:
@@ -81,7 +86,14 @@ class CatalogFollower:
                 if fetched:
                     async with self._applied:
                         self._applied.notify_all()
-                elif not self.ready.is_set() and await _reached(consumer, ends):
+                    continue
+                if self.ready.is_set():
+                    # Nothing new since the fetcher's previous request, which went out
+                    # at most one fetch wait before we asked.
+                    async with self._caught_up:
+                        self.current_as_of_ms = asked_ms - FETCH_WAIT_MS
+                        self._caught_up.notify_all()
+                elif await _reached(consumer, ends):
                     log.info(
                         "catalog loaded: %d advertisers, %d affiliates, %d offers",
                         len(self.catalog.advertisers),
@@ -117,6 +129,23 @@ class CatalogFollower:
             # A record no process can read must not stop the catalog for all others.
             self.skipped_malformed += 1
             log.error("skipped a malformed catalog record at %s:%d: %s", tp, message.offset, exc)
+
+    async def wait_current(self, moment_ms: int, within: float) -> bool:
+        """Wait until every catalog change written before ``moment_ms`` is applied.
+
+        An event accepted at ``moment_ms`` was judged by the edge against the catalog
+        then; a worker reading it sooner than its own catalog follower catches up
+        would not know an offer created just before (and reject the impression as
+        unknown). Returns False if ``within`` seconds passed first (the follower cannot
+        reach the broker); the caller judges with what it has.
+        """
+        async with self._caught_up:
+            try:
+                async with asyncio.timeout(within):
+                    await self._caught_up.wait_for(lambda: self.current_as_of_ms >= moment_ms)
+            except TimeoutError:
+                return False
+        return True
 
     async def wait_applied(self, partition: int, offset: int) -> None:
         """Wait until the record at ``partition``/``offset`` is in :attr:`catalog`."""
