@@ -30,5 +30,6 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
         "forwarding": {**await forwarder.status(), "log_shipped_here": shipper.shipped},
         "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
+        "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
     }
     return self.json(body, status=200 if body["status"] == "ok" else 503)
