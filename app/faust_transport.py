@@ -57,7 +57,25 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         if message.generation_id != self.app.consumer_generation_id:
             type(self).stale_acks_refused += 1
             return False
+        first_acked = self.__dict__.setdefault("_first_acked", {})
+        if message.tp not in first_acked:
+            # Where processing really resumed after the seek, next to where it
+            # should have (logged by perform_seek): the pair shows any jump.
+            first_acked[message.tp] = message.offset
+            log.info("first ack after the seek: %s at %d", message.tp, message.offset)
         return bool(super().ack(message))
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self.__dict__["_first_acked"] = {}
+        log.info(
+            "seeked to committed offsets: %s",
+            {f"{tp.topic}:{tp.partition}": o for tp, o in self._committed_offset.items()},
+        )
+
+    async def _commit(self, offsets: Any) -> bool:
+        log.info("committing %s", {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
+        return bool(await super()._commit(offsets))
 
 
 class KafkaTransport(faust_aiokafka.Transport):
