@@ -1,5 +1,18 @@
-"""Faust's Kafka consumer, changed in two things: a message fetched before a
-rebalance is never marked safe to commit, and fetches wait briefly for data.
+"""Faust's Kafka consumer, changed so that nothing is skipped across a restart or
+rebalance, and fetches wait briefly for data.
+
+Faust 0.15.3 hands aiokafka its *live* set of active partitions, and changes that
+set (pausing partitions for a rebalance or a table recovery) while aiokafka waits
+for records. Once the set is empty, aiokafka returns the buffered records of
+*every* partition; Faust drops those of partitions it has paused, but aiokafka has
+already moved their positions past them. After a worker restart that recovered a
+table, the stream partitions' positions ran to the log end this way; the seek to
+the committed offsets came after the first of those far records had been fetched,
+so the worker went on from the log end and Faust marked everything in between as
+done ("a gap"): thousands of accepted impressions lost across a worker kill
+(docs/ARCHITECTURE.md, "Events lost across a worker kill"). The consumer thread
+below fetches for a snapshot of the set, and nothing when it is empty; and a gap
+in fetched offsets is never marked committable.
 
 Faust 0.15.3 skips a message that reaches a stream after the consumer group's
 generation changed (it was fetched before the rebalance; the consumer seeks back
@@ -24,11 +37,22 @@ from app.settings import settings
 log = logging.getLogger("imptrack.consumer")
 
 
-class ShortFetchWaitThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust hard-codes a 1.5 s fetch wait. The embedded broker does not answer a
-    waiting fetch when data arrives, it answers when the wait is over, so each hop
-    between agents (a postback passes two) cost up to 1.5 s. A short wait bounds
-    that; on an idle real Kafka it only means a few more empty fetches."""
+class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Fetches for a snapshot of the active partitions, with a short fetch wait."""
+
+    async def getmany(self, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+        if active_partitions is not None:
+            # A copy: Faust changes its set while aiokafka waits, and an empty set
+            # means "every partition" to aiokafka.
+            active_partitions = set(active_partitions)
+            if not active_partitions:
+                return {}
+        return await super().getmany(active_partitions, timeout)
+
+    # Faust hard-codes a 1.5 s fetch wait. The embedded broker does not answer a
+    # waiting fetch when data arrives, it answers when the wait is over, so each hop
+    # between agents (a postback passes two) cost up to 1.5 s. A short wait bounds
+    # that; on an idle real Kafka it only means a few more empty fetches.
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -40,18 +64,24 @@ class ShortFetchWaitThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class CurrentGenerationConsumer(faust_aiokafka.Consumer):
     stale_acks_refused: ClassVar[int] = 0
-    # Faust marks offsets it never received as committable when fetched offsets
-    # jump ("gaps"); counted and logged, as a suspect in the losses across worker
-    # kills (docs/ARCHITECTURE.md, "Open work noticed").
     gaps_seen: ClassVar[int] = 0
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # Faust marks offsets it never received as done when fetched offsets jump,
+        # which turns a skip into a loss. None of the topics consumed here is
+        # compacted or transactional, so a jump is never legitimate: the partition's
+        # commits stop at the jump instead, and the next start reads it again.
         type(self).gaps_seen += 1
-        log.warning("offsets %d..%d of %s were skipped by the fetch", offset_from, offset_to, tp)
-        await super()._add_gap(tp, offset_from, offset_to)
+        log.error(
+            "offsets %d..%d of %s were skipped by the fetch; its offsets are not "
+            "committed past them until the worker restarts",
+            offset_from,
+            offset_to,
+            tp,
+        )
 
     def _new_consumer_thread(self) -> Any:
-        return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
+        return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def ack(self, message: Any) -> bool:
         if message.generation_id != self.app.consumer_generation_id:
@@ -74,7 +104,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         )
 
     async def _commit(self, offsets: Any) -> bool:
-        log.info("committing %s", {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
+        log.debug("committing %s", {f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()})
         return bool(await super()._commit(offsets))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from faust import web
 
 from agents.forwarder import forwarder, shipper
+from app.broker_holes import HoleCounters
 from app.faust_app import app
 from app.faust_transport import CurrentGenerationConsumer
 from tables.catalog import catalog
@@ -31,5 +32,6 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "forwarding": {**await forwarder.status(), "log_shipped_here": shipper.shipped},
         "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
         "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
+        "broker_holes": {"waited": HoleCounters.waited, "passed": HoleCounters.passed},
     }
     return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -57,7 +57,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    from app.broker_holes import guard_embedded_broker
     from app.faust_app import app
+
+    guard_embedded_broker(settings().kafka_broker is None)
 
     # Faust's own CLI runs the worker (signals, logging, recovery); we only choose
     # its arguments.

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from app.admin.auth import load_api_key
 from app.admin.routes import create_admin_app
+from app.broker_holes import guard_embedded_broker
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
@@ -138,6 +139,7 @@ def create_edge_app(settings: Settings) -> web.Application:
 
 def run_edge(settings: Settings) -> None:
     """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
+    guard_embedded_broker(settings.kafka_broker is None)  # its catalog follower
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         create_edge_app(settings),
