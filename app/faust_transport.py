@@ -10,7 +10,7 @@ table, the stream partitions' positions ran to the log end this way; the seek to
 the committed offsets came after the first of those far records had been fetched,
 so the worker went on from the log end and Faust marked everything in between as
 done ("a gap"): thousands of accepted impressions lost across a worker kill
-(docs/ARCHITECTURE.md, "Events lost across a worker kill"). The consumer thread
+(docs/ARCHITECTURE.md, "Nothing skipped by a consumer"). The consumer thread
 below fetches for a snapshot of the set, and nothing when it is empty; and a gap
 in fetched offsets is never marked committable.
 
@@ -22,7 +22,7 @@ the next commit can pass messages whose fresh copies the agents have not process
 yet; a crash then loses them. Refusing the stale ack costs nothing: the fresh copy
 is acked when it is processed. At worst a message whose processing spanned a
 rebalance is processed again, which every effect here tolerates (see
-docs/ARCHITECTURE.md, "Events lost across a worker kill").
+docs/ARCHITECTURE.md, "Nothing skipped by a consumer").
 """
 
 from __future__ import annotations
