@@ -14,6 +14,12 @@ done ("a gap"): thousands of accepted impressions lost across a worker kill
 below fetches for a snapshot of the set, and nothing when it is empty; and a gap
 in fetched offsets is never marked committable.
 
+Faust drops fetched records in other places too (a partition paused while its
+batch is handed out, a stopped flow, a new generation), each after aiokafka moved
+past them; a worker restarted in CI still jumped one fetch ahead on every stream
+partition. So, whatever drops them: a stream record beyond the next expected offset
+is held back and its partition sought back to that offset (app/contiguous_offsets.py).
+
 Faust 0.15.3 skips a message that reaches a stream after the consumer group's
 generation changed (it was fetched before the rebalance; the consumer seeks back
 to the committed offset and fetches it again) -- and *acks* the skipped copy, "so
@@ -28,10 +34,13 @@ docs/ARCHITECTURE.md, "Nothing skipped by a consumer").
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from app.contiguous_offsets import ContiguousOffsets
 from app.settings import settings
 
 log = logging.getLogger("imptrack.consumer")
@@ -65,6 +74,64 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class CurrentGenerationConsumer(faust_aiokafka.Consumer):
     stale_acks_refused: ClassVar[int] = 0
     gaps_seen: ClassVar[int] = 0
+    gaps_refetched: ClassVar[int] = 0
+
+    @property
+    def _contiguous(self) -> ContiguousOffsets:
+        tracker: ContiguousOffsets = self.__dict__.setdefault(
+            "_contiguous_offsets", ContiguousOffsets()
+        )
+        return tracker
+
+    async def getmany(self, timeout: float) -> AsyncIterator[Any]:  # noqa: ASYNC109 - Faust's signature
+        # Faust drops fetched records on the way (a paused partition, a stopped
+        # flow, a new generation) after aiokafka moved past them; a stream record
+        # beyond the next expected offset shows such a drop. Its partition's records
+        # are held back and the partition is sought back, so nothing is skipped
+        # whatever dropped them (app/contiguous_offsets.py).
+        contiguous = self._contiguous
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        refetch: dict[Any, int] = {}
+        async for tp, message in super().getmany(timeout):
+            if tp in refetch:
+                continue
+            # Changelog partitions (acks off) are positioned by table recovery.
+            if acks_enabled_for(message.topic) and not contiguous.admit(tp, message.offset):
+                refetch[tp] = contiguous.expected(tp)  # type: ignore[assignment]
+                continue
+            yield tp, message
+        for tp, offset in refetch.items():
+            type(self).gaps_refetched += 1
+            log.warning(
+                "offsets %d.. of %s were dropped before reaching the stream; fetching them again",
+                offset,
+                tp,
+            )
+            try:
+                await self.seek_wait({tp: offset})
+            except IllegalStateError:
+                # Revoked meanwhile: its next owner starts from the committed offset.
+                self._contiguous.forget([tp])
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._contiguous.positioned({partition: offset})
+
+    async def seek_wait(self, partitions: Any) -> None:
+        await super().seek_wait(partitions)
+        self._contiguous.positioned(partitions)
+
+    async def seek_to_committed(self) -> Any:
+        committed = await super().seek_to_committed()
+        # The committed offset is the next to read. aiokafka seeks only to a positive
+        # one and leaves other partitions where they are, so for those the next
+        # offset is not known here and anything is accepted next.
+        self._contiguous.positioned({tp: o if o and o > 0 else None for tp, o in committed.items()})
+        return committed
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._contiguous.forget(revoked)
+        await super().on_partitions_revoked(revoked)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust marks offsets it never received as done when fetched offsets jump,

@@ -32,6 +32,7 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "forwarding": {**await forwarder.status(), "log_shipped_here": shipper.shipped},
         "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
         "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
+        "offset_gaps_refetched": CurrentGenerationConsumer.gaps_refetched,
         "broker_holes": {"waited": HoleCounters.waited, "passed": HoleCounters.passed},
     }
     return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -46,7 +46,8 @@ async def _kill_during_traffic(stack: RunningStack, component: str, offer_id: in
             f"exported {exported}, expected {expected}; rejected: {rejected}; "
             f"{len(missing)} missing, on the impressions topic: {on_topic}; "
             f"stale acks refused: {stack.worker_status().get('stale_acks_refused')}; "
-            f"offset gaps seen since the restart: {stack.worker_status().get('offset_gaps_seen')}"
+            f"offset gaps seen since the restart: {stack.worker_status().get('offset_gaps_seen')}; "
+            f"refetched: {stack.worker_status().get('offset_gaps_refetched')}"
         )
     rows = await asyncio.to_thread(
         stack.query,
