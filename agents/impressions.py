@@ -69,6 +69,7 @@ async def record_impressions(stream: Any) -> None:
                     revenue=str(earning.revenue),
                     payout=str(earning.payout),
                     currency=earning.currency,
+                    advertiser_id=offer.advertiser_id,
                 )
                 write_in_event_partition(event, impressions_table, impression.aimp_id, impression)
                 sent.append(

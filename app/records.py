@@ -36,6 +36,8 @@ class Impression(faust.Record, serializer="json"):
     revenue: str | None = None
     payout: str | None = None
     currency: str | None = None
+    # The offer's advertiser at the impression's time, for the Advertiser slices.
+    advertiser_id: int | None = None
 
 
 class RejectedImpression(faust.Record, serializer="json"):

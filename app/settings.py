@@ -117,6 +117,9 @@ class Settings:
     exporter_port: int
     export_batch_rows: int
     export_batch_seconds: float
+    # How often the exporter publishes the analysts' copy of the database
+    # (reports/snapshot.py); never more often than 20 times what a copy takes.
+    snapshot_seconds: float
     # The admin API's key; without it one is generated into ``api_key_file``.
     api_key: str | None
     # How long the edge waits for a postback's verdict before answering "pending".
@@ -156,6 +159,7 @@ class Settings:
             exporter_port=_int(env, "EXPORTER_PORT", 16067, 1),
             export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 50_000, 1),
             export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
+            snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
             forwarding=ForwardingSettings.from_env(env),
@@ -175,7 +179,13 @@ class Settings:
 
     @property
     def duckdb_path(self) -> Path:
+        """The analysts' copy: a snapshot the exporter replaces every few seconds."""
         return self.data_dir / "imptrack.duckdb"
+
+    @property
+    def exporter_db_path(self) -> Path:
+        """The exporter's own database, locked while it runs."""
+        return self.data_dir / "exporter" / "imptrack.duckdb"
 
     @property
     def api_key_file(self) -> Path:

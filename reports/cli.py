@@ -25,7 +25,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         f"  redis     {s.redis}{'' if s.redis_url else '   (embedded)'}\n"
         f"  exporter  {s.exporter_url}/healthz\n"
         f"  worker    {s.worker_url}/healthz\n"
-        f"  duckdb    {s.duckdb_path}\n"
+        f"  duckdb    {s.duckdb_path}   (analysts' snapshot, docs/REPORTING.md)\n"
         f"  logs      {s.log_dir}\n"
         f"  data      {s.data_dir}\n"
         f"Stop it with `make down`."
@@ -83,14 +83,35 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from reports.reading import print_report
-    from reports.slices import SliceOptions
+    from reports.formatting import BINARY_FORMATS, render_bytes
+    from reports.reading import read_request
+    from reports.slice_request import SliceRequest
 
-    if args.errors and args.slice != "postbacks":
-        print("imptrack: --errors applies to the postbacks slice only", file=sys.stderr)
+    if args.format in BINARY_FORMATS and args.output is None and sys.stdout.isatty():
+        print(f"imptrack: {args.format} is binary; give -o FILE", file=sys.stderr)
         return 2
-    options = SliceOptions(errors_only=args.errors)
-    print(print_report(args.slice, args.date_from, args.date_to, args.tz, args.format, options))
+    request = SliceRequest.parse(
+        args.slice,
+        {
+            "from": args.date_from,
+            "to": args.date_to,
+            "tz": args.tz,
+            "offer": args.offer,
+            "affiliate": args.affiliate,
+            "advertiser": args.advertiser,
+            "status": args.status,
+            "group_by": args.group_by,
+            "sort": args.sort,
+            "limit": args.limit,
+            "errors": "1" if args.errors else None,
+        },
+    )
+    body = render_bytes(read_request(request), args.format)
+    if args.output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(body)
     return 0
 
 
@@ -161,12 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("exporter", help="run the DuckDB exporter in the foreground").set_defaults(
         run=_cmd_exporter
     )
-    report = sub.add_parser("report", help="print a statistics slice")
-    report.add_argument("slice", choices=sorted(SLICES))
+    report = sub.add_parser(
+        "report",
+        help="print or save a statistics slice",
+        description="Slices: " + ", ".join(SLICES) + ". See docs/REPORTING.md.",
+    )
+    report.add_argument("slice", choices=list(SLICES))
     report.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
     report.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day (inclusive)")
     report.add_argument("--tz", default="UTC", help="IANA timezone of the days (default UTC)")
+    report.add_argument("--offer", metavar="IDS", help="only these offers (comma-separated)")
+    report.add_argument("--affiliate", metavar="IDS", help="only these affiliates (pid)")
+    report.add_argument("--advertiser", metavar="IDS", help="only these advertisers")
+    report.add_argument(
+        "--status", metavar="STATUSES", help="conversions: approved,pending,declined,hold"
+    )
+    report.add_argument(
+        "--group-by",
+        metavar="DIMS",
+        help="custom slice: date,hour,offer,affiliate,advertiser,goal,sub1..sub8",
+    )
+    report.add_argument("--sort", metavar="COL[:desc],...", help="order of the rows")
+    report.add_argument("--limit", metavar="N", help="at most N rows")
     report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
     report.add_argument(
         "--errors", action="store_true", help="postbacks: only the refused ones, with their error"
     )

@@ -29,6 +29,7 @@ IMPRESSION_SCHEMA = pa.schema(
         ("revenue", MONEY),
         ("payout", MONEY),
         ("currency", pa.string()),
+        ("advertiser_id", pa.int32()),
     ]
 )
 _TEXT_FIELDS = ("imp_id", *SUB_FIELDS, "ua", "ip")
@@ -143,6 +144,7 @@ def impressions_batch(events: list[dict[str, Any]]) -> pa.Table:
     columns["revenue"] = [_money(e.get("revenue")) for e in events]
     columns["payout"] = [_money(e.get("payout")) for e in events]
     columns["currency"] = [e.get("currency") or DEFAULT_CURRENCY for e in events]
+    columns["advertiser_id"] = [e.get("advertiser_id") for e in events]
     return pa.Table.from_pydict(columns, schema=IMPRESSION_SCHEMA)
 
 

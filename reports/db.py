@@ -61,6 +61,9 @@ def open_writer(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
     con.execute("SET TimeZone = 'UTC'")
     migrate(con)
+    from reports.views import create_views  # the views use the slices, which use db's callers
+
+    create_views(con)
     return con
 
 

@@ -364,7 +364,7 @@ def check_deliveries(deliveries: SliceResult, advertiser: LocalAdvertiser, track
 def print_click_links(s: Settings) -> None:
     """How the demo's clicks were linked to impressions (read from the file, now that
     the exporter has let go of it)."""
-    con = db.open_reader(s.duckdb_path)
+    con = db.open_reader(s.exporter_db_path)
     try:
         links = dict(con.execute("SELECT link, count(*) FROM clicks GROUP BY link").fetchall())
     finally:

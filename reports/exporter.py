@@ -24,6 +24,7 @@ from app.partitions import wait_for_partitions
 from app.settings import Settings
 from reports import db, store
 from reports.columns import BATCH_BUILDERS
+from reports.snapshot import SnapshotPublisher, adopt_legacy_file
 
 log = logging.getLogger("imptrack.exporter")
 
@@ -54,13 +55,18 @@ class Exporter:
         self.last_batch_at: float | None = None
         self.positions: dict[tuple[str, int], int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self.snapshot = SnapshotPublisher(
+            settings.exporter_db_path, settings.duckdb_path, settings.snapshot_seconds
+        )
 
     async def _in_db(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
 
     async def start(self) -> None:
         s = self.settings
-        self.con = await self._in_db(db.open_writer, s.duckdb_path)
+        adopt_legacy_file(s.exporter_db_path, s.duckdb_path)
+        self.con = await self._in_db(db.open_writer, s.exporter_db_path)
+        await self._publish()
         self.exported = await self._in_db(store.count_rows, self.con)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.broker,
@@ -133,6 +139,15 @@ class Exporter:
         self.batches += 1
         self.last_batch_at = time.time()
         self.positions.update(next_offsets)
+        if self.snapshot.due():
+            await self._publish()
+
+    async def _publish(self) -> None:
+        try:
+            await self._in_db(self.snapshot.publish, self.con)
+        except (OSError, duckdb.Error):
+            # The analysts' copy is late, the export goes on; the next batch tries again.
+            log.exception("could not publish the snapshot %s", self.snapshot.target)
 
     def _columns(self, kind: str, events: list[dict[str, Any]]) -> Any:
         try:
@@ -148,6 +163,7 @@ class Exporter:
         if self._consumer is not None:
             await self._consumer.stop()
         if self.con is not None:
+            await self._publish()
             await self._in_db(self.con.close)
         self._db_thread.shutdown(wait=True)
 
@@ -159,7 +175,8 @@ class Exporter:
             "skipped_malformed": self.skipped_malformed,
             "batches": self.batches,
             "last_batch_at": self.last_batch_at,
-            "duckdb": str(self.settings.duckdb_path),
+            "duckdb": str(self.settings.exporter_db_path),
+            "snapshot": self.snapshot.status(),
         }
 
     async def query(self, fn: Any, *args: Any) -> Any:

@@ -1,7 +1,9 @@
 """The exporter process: the export loop plus a small HTTP server for operators.
 
-While the exporter runs it holds DuckDB's write lock, so ``/reports/SLICE`` lets
-``imptrack report`` read through the exporter's own connection meanwhile.
+While the exporter runs it holds DuckDB's write lock, so the stats API
+(``GET /api/v1/stats/SLICE``, with the API key) answers slices from the exporter's
+own connection; ``imptrack report`` reads through it meanwhile (as Arrow, so types
+survive). Analysts read the snapshot the exporter publishes (reports/snapshot.py).
 """
 
 from __future__ import annotations
@@ -11,19 +13,31 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import orjson
 import uvloop
 from aiohttp import web
 
+from app.admin.auth import is_authorized, load_api_key
 from app.broker_holes import guard_embedded_broker
 from app.exceptions import ReportError
 from app.settings import Settings
 from reports.exporter import Exporter
-from reports.formatting import plain_value
-from reports.slices import SLICES, SliceOptions, date_range
+from reports.formatting import (
+    BINARY_FORMATS,
+    FORMATS,
+    MEDIA_TYPES,
+    as_arrow_stream,
+    plain_value,
+    render_bytes,
+)
+from reports.slice_request import SliceRequest
+from reports.slices import run_slice
 
 EXPORTER = web.AppKey("exporter", Exporter)
+API_KEY = web.AppKey("api_key", str)
+API_FORMATS = (*FORMATS, "arrow")
 log = logging.getLogger("imptrack.exporter")
 
 
@@ -51,29 +65,68 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(request.app[EXPORTER].status())
 
 
-async def report(request: web.Request) -> web.Response:
-    name = request.match_info["slice"]
-    if name not in SLICES:
-        return web.json_response(
-            {"error": f"unknown slice {name!r}; known: {', '.join(sorted(SLICES))}"}, status=404
-        )
-    q = request.query
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def stats(request: web.Request) -> web.Response:
+    """``GET /api/v1/stats/SLICE``: a slice as JSON (default), CSV, Parquet, a text
+    table or Arrow; the query names are those of ``imptrack report``."""
+    if not is_authorized(request, request.app[API_KEY]):
+        return _error(401, "missing or wrong API-Key header")
+    query = dict(request.query)
+    fmt = query.pop("format", "json")
+    if fmt not in API_FORMATS:
+        return _error(400, f"format {fmt!r} is not one of {', '.join(API_FORMATS)}")
+    repeated = [k for k in query if len(request.query.getall(k)) > 1]
+    if repeated:
+        return _error(400, f"parameter {repeated[0]!r} is given more than once")
     try:
-        period = date_range(q.get("from"), q.get("to"), q.get("tz", "UTC"))
+        wanted = SliceRequest.parse(request.match_info["slice"], query)
+        result = await request.app[EXPORTER].query(
+            run_slice, wanted.name, wanted.period, wanted.options
+        )
     except ReportError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    options = SliceOptions(errors_only=q.get("errors") == "1")
-    result = await request.app[EXPORTER].query(SLICES[name], period, options)
-    body = orjson.dumps({"columns": result.columns, "rows": result.rows}, default=plain_value)
-    return web.Response(body=body, content_type="application/json")
+        status = 404 if str(exc).startswith("unknown slice") else 400
+        return _error(status, str(exc))
+    if fmt == "arrow":
+        return web.Response(
+            body=as_arrow_stream(result), content_type="application/vnd.apache.arrow.stream"
+        )
+    if fmt == "json":
+        body = orjson.dumps(
+            {
+                "slice": wanted.name,
+                "from": wanted.period.first.isoformat(),
+                "to": wanted.period.last.isoformat(),
+                "tz": wanted.period.tz,
+                "columns": result.columns,
+                "rows": result.as_dicts(),
+            },
+            default=_json_value,
+        )
+        return web.Response(body=body, content_type="application/json")
+    response = web.Response(body=render_bytes(result, fmt), content_type=MEDIA_TYPES[fmt])
+    if fmt in BINARY_FORMATS:
+        response.headers["Content-Disposition"] = f'attachment; filename="{wanted.name}.{fmt}"'
+    return response
+
+
+def _json_value(value: object) -> object:
+    # Money is DECIMAL(18, 4): a JSON number with those four places is exact enough
+    # to read and sum; dates and times are ISO 8601.
+    if isinstance(value, Decimal):
+        return float(value)
+    return plain_value(value)
 
 
 def create_exporter_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[EXPORTER] = Exporter(settings)
+    app[API_KEY] = load_api_key(settings)
     app.cleanup_ctx.append(_export_ctx)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/reports/{slice}", report)
+    app.router.add_get("/api/v1/stats/{slice}", stats)
     return app
 
 

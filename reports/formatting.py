@@ -1,4 +1,4 @@
-"""Printing a slice as a terminal table, CSV or JSON."""
+"""Printing a slice as a terminal table, CSV, JSON or Parquet."""
 
 from __future__ import annotations
 
@@ -9,10 +9,19 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from reports.slices import SliceResult
 
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "parquet")
+BINARY_FORMATS = frozenset({"parquet"})
+MEDIA_TYPES = {
+    "table": "text/plain",
+    "csv": "text/csv",
+    "json": "application/json",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 def plain_value(value: Any) -> str:
@@ -57,3 +66,31 @@ def as_json(result: SliceResult) -> str:
 
 def render(result: SliceResult, fmt: str) -> str:
     return {"table": as_table, "csv": as_csv, "json": as_json}[fmt](result)
+
+
+def as_parquet(result: SliceResult) -> bytes:
+    """The slice as a Parquet file, its columns typed as in DuckDB (dates, decimals)."""
+    out = io.BytesIO()
+    pq.write_table(result.to_arrow(), out)
+    return out.getvalue()
+
+
+def render_bytes(result: SliceResult, fmt: str) -> bytes:
+    """Any format, as the bytes of a file."""
+    if fmt == "parquet":
+        return as_parquet(result)
+    return (render(result, fmt) + "\n").encode()
+
+
+def as_arrow_stream(result: SliceResult) -> bytes:
+    """The slice as an Arrow IPC stream: how the exporter hands slices to the CLI
+    without losing their types."""
+    table = result.to_arrow()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def from_arrow_stream(body: bytes) -> SliceResult:
+    return SliceResult.from_arrow(pa.ipc.open_stream(body).read_all())

@@ -1,4 +1,5 @@
-"""Reading slices for ``imptrack report``: from the file, or through the exporter."""
+"""Reading slices for ``imptrack report``: from the exporter's file, or through the
+exporter while it runs (it holds the file's write lock)."""
 
 from __future__ import annotations
 
@@ -9,27 +10,42 @@ import urllib.request
 
 import duckdb
 
+from app.admin.auth import HEADER, load_api_key
 from app.exceptions import ReportError
 from app.settings import settings
 from reports import db
-from reports.formatting import render
-from reports.slices import SLICES, SliceOptions, SliceResult, date_range
+from reports.formatting import from_arrow_stream
+from reports.slice_request import SliceRequest
+from reports.slices import SliceOptions, SliceResult, run_slice
 
 
-def _through_exporter(name: str, params: dict[str, str]) -> SliceResult:
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    url = f"{settings().exporter_url}/reports/{name}?{query}"
+def _through_exporter(request: SliceRequest) -> SliceResult:
+    s = settings()
+    query = urllib.parse.urlencode({**request.query(), "format": "arrow"})
+    url = f"{s.exporter_url}/api/v1/stats/{request.name}?{query}"
+    http_request = urllib.request.Request(url, headers={HEADER: load_api_key(s)})
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            body = json.loads(response.read())
+        with urllib.request.urlopen(http_request, timeout=60) as response:
+            return from_arrow_stream(response.read())
     except urllib.error.HTTPError as exc:
         raise ReportError(json.loads(exc.read()).get("error", str(exc))) from None
     except OSError as exc:
         raise ReportError(
             f"the reporting database is locked by another process and the exporter at "
-            f"{settings().exporter_url} does not answer ({exc})"
+            f"{s.exporter_url} does not answer ({exc})"
         ) from None
-    return SliceResult(body["columns"], [tuple(row) for row in body["rows"]])
+
+
+def read_request(request: SliceRequest) -> SliceResult:
+    try:
+        con = db.open_reader(settings().exporter_db_path)
+    except duckdb.IOException:
+        # The running exporter holds the write lock; it answers reports itself.
+        return _through_exporter(request)
+    try:
+        return run_slice(con, request.name, request.period, request.options)
+    finally:
+        con.close()
 
 
 def read_slice(
@@ -39,33 +55,8 @@ def read_slice(
     tz: str,
     options: SliceOptions | None = None,
 ) -> SliceResult:
-    period = date_range(date_from, date_to, tz)
-    options = options or SliceOptions()
-    try:
-        con = db.open_reader(settings().duckdb_path)
-    except duckdb.IOException:
-        # The running exporter holds the write lock; it answers reports itself.
-        return _through_exporter(
-            name,
-            {
-                "from": period.first.isoformat(),
-                "to": period.last.isoformat(),
-                "tz": tz,
-                "errors": "1" if options.errors_only else "0",
-            },
-        )
-    try:
-        return SLICES[name](con, period, options)
-    finally:
-        con.close()
-
-
-def print_report(
-    name: str,
-    date_from: str | None,
-    date_to: str | None,
-    tz: str,
-    fmt: str,
-    options: SliceOptions | None = None,
-) -> str:
-    return render(read_slice(name, date_from, date_to, tz, options), fmt)
+    """A slice with default sort and no filters beyond ``options`` (the demo's reads)."""
+    request = SliceRequest.parse(name, {"from": date_from, "to": date_to, "tz": tz})
+    if options is not None:
+        request = SliceRequest(name, request.period, options)
+    return read_request(request)

@@ -1,18 +1,36 @@
-"""The statistics slices, as queries over the reporting database."""
+"""The statistics slices, as queries over the reporting database.
+
+Aggregated slices (Daily, Advertisers, Offers, Affiliates, Custom) are one query
+shape: the ``stats_hourly`` rollup (migration 006), narrowed by the filters, grouped
+by the slice's dimensions and the currency, with the same metrics everywhere. Row
+slices (Conversions, Server postbacks) and the by-reason/by-destination slices
+(Rejections, Deliveries) have SQL of their own in ``reports/sql/slices``. Every
+slice is then sorted and limited the same way.
+
+Days and hours are those of the requested IANA timezone. The rollups are per UTC
+hour, which is exact for every timezone whose offset is a whole number of hours
+in the period; for others (Asia/Kolkata, +05:30) the slices read the rows instead,
+also exact, only slower.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
+import pyarrow as pa
 
 from app.exceptions import ReportError
+from app.records import SUB_FIELDS
 from reports import sql
 
 DEFAULT_DAYS = 7
+STATUSES = {"approved": 1, "pending": 2, "declined": 3, "hold": 5}
+MAX_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -76,91 +94,334 @@ def date_range(
 
 @dataclass(frozen=True)
 class SliceOptions:
-    """What a slice is narrowed to besides its dates."""
+    """What a slice is narrowed to besides its dates, and how it is ordered."""
 
-    errors_only: bool = False  # postbacks: only the refused ones
+    offers: tuple[int, ...] = ()
+    affiliates: tuple[int, ...] = ()
+    advertisers: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()  # conversion statuses (keys of STATUSES)
+    group_by: tuple[str, ...] = ()  # Custom slice only (keys of DIMENSIONS)
+    sort: tuple[tuple[str, bool], ...] = ()  # (column, descending)
+    limit: int | None = None
+    errors_only: bool = False  # Server postbacks: only the refused ones
 
 
 @dataclass(frozen=True)
 class SliceResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    # The same rows with their types, when read from DuckDB or Arrow (Parquet output).
+    table: pa.Table | None = field(default=None, compare=False, repr=False)
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> SliceResult:
+        columns = table.column_names
+        rows = [tuple(row[c] for c in columns) for row in table.to_pylist()]
+        return cls(columns, rows, table)
 
-def _run(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any]) -> SliceResult:
-    cursor = con.execute(query, params)
-    columns = [d[0] for d in cursor.description or []]
-    return SliceResult(columns, cursor.fetchall())
-
-
-def _from_rollup_or_rows(
-    con: duckdb.DuckDBPyConnection, name: str, period: DateRange, params: dict[str, Any]
-) -> SliceResult:
-    """Hourly rollups answer when every UTC hour lies inside one local day; other
-    timezones (e.g. +05:30) are answered from the rows."""
-    query = sql.load(f"slices/{name}" if period.whole_hour_offsets else f"slices/{name}_exact")
-    return _run(con, query, {"start": period.start, "end": period.end, **params})
+    def to_arrow(self) -> pa.Table:
+        if self.table is not None:
+            return self.table
+        return pa.Table.from_pylist(self.as_dicts())
 
 
-def daily(
-    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
-) -> SliceResult:
-    """Per day of ``period`` in its timezone and per currency: impressions, clicks,
-    conversions, and the money (CPM per impression plus CPA per approved conversion)."""
-    return _from_rollup_or_rows(con, "daily", period, {"tz": period.tz})
-
-
-def rejections(
-    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
-) -> SliceResult:
-    """Impressions not tracked in ``period``, per reason code, with their share."""
-    return _from_rollup_or_rows(con, "rejections", period, {})
-
-
-def deliveries(
-    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
-) -> SliceResult:
-    """What became of the impressions of ``period`` forwarded to advertisers, per offer
-    and destination URL."""
-    return _run(con, sql.load("slices/deliveries"), {"start": period.start, "end": period.end})
-
-
-def conversions(
-    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
-) -> SliceResult:
-    """The conversions created in ``period``, newest first, as they stand now."""
-    return _run(
-        con,
-        sql.load("slices/conversions"),
-        {"start": period.start, "end": period.end, "tz": period.tz},
-    )
-
-
-def postbacks(
-    con: duckdb.DuckDBPyConnection, period: DateRange, options: SliceOptions = SliceOptions()
-) -> SliceResult:
-    """Server postbacks: every postback received in ``period``, newest first, with its
-    parameters, source IP, answer and error (only the refused ones with
-    ``errors_only``)."""
-    return _run(
-        con,
-        sql.load("slices/postbacks"),
-        {
-            "start": period.start,
-            "end": period.end,
-            "tz": period.tz,
-            "errors_only": options.errors_only,
-        },
-    )
-
-
-SLICES = {
-    "daily": daily,
-    "rejections": rejections,
-    "deliveries": deliveries,
-    "conversions": conversions,
-    "postbacks": postbacks,
+# Dimension name (CLI/API) -> (output column, SQL over stats_hourly-shaped rows).
+DIMENSIONS: dict[str, tuple[str, str]] = {
+    "date": ("date", "CAST(timezone($tz, hour) AS DATE)"),
+    "hour": ("hour", "date_trunc('hour', timezone($tz, hour))"),
+    "offer": ("offer_id", "offer_id"),
+    "affiliate": ("pid", "pid"),
+    "advertiser": ("advertiser_id", "nullif(advertiser_id, 0)"),
+    "goal": ("goal", "nullif(goal, '')"),
+    **{sub: (sub, f"nullif({sub}, '')") for sub in SUB_FIELDS},
 }
+
+_SUBS_OF_ROWS = ", ".join(f"coalesce({s}, '') AS {s}" for s in SUB_FIELDS)
+# The rows in stats_hourly's shape, for timezones the hourly rollup cannot serve.
+_STATS_FROM_ROWS = f"""
+    SELECT ts AS hour, offer_id, pid, coalesce(advertiser_id, 0) AS advertiser_id,
+        currency, '' AS goal, {_SUBS_OF_ROWS},
+        1 AS impressions, 0 AS clicks, 0 AS conversions, 0 AS approved, 0 AS pending,
+        0 AS declined, 0 AS hold, revenue AS cpm_revenue, payout AS cpm_payout,
+        0 AS cpa_revenue, 0 AS cpa_payout
+    FROM impressions WHERE ts >= $start AND ts < $end
+    UNION ALL BY NAME
+    SELECT ts AS hour, offer_id, pid, advertiser_id, currency, '' AS goal, {_SUBS_OF_ROWS},
+        0 AS impressions, 1 AS clicks, 0 AS conversions, 0 AS approved, 0 AS pending,
+        0 AS declined, 0 AS hold, 0 AS cpm_revenue, 0 AS cpm_payout,
+        0 AS cpa_revenue, 0 AS cpa_payout
+    FROM clicks WHERE ts >= $start AND ts < $end
+    UNION ALL BY NAME
+    SELECT ts AS hour, offer_id, pid, advertiser_id, currency, goal, {_SUBS_OF_ROWS},
+        0 AS impressions, 0 AS clicks, 1 AS conversions,
+        (status = 1)::INTEGER AS approved, (status = 2)::INTEGER AS pending,
+        (status = 3)::INTEGER AS declined, (status = 5)::INTEGER AS hold,
+        0 AS cpm_revenue, 0 AS cpm_payout,
+        CASE WHEN status = 1 THEN revenue ELSE 0 END AS cpa_revenue,
+        CASE WHEN status = 1 THEN payout ELSE 0 END AS cpa_payout
+    FROM conversions WHERE ts >= $start AND ts < $end
+"""
+_STATS_FROM_ROLLUP = "SELECT * FROM stats_hourly WHERE hour >= $start AND hour < $end"
+
+# The filters every stats query takes; an empty list means "all".
+_STATS_FILTERS = """
+    (len($offers) = 0 OR list_contains($offers, offer_id))
+    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
+    AND (len($advertisers) = 0 OR list_contains($advertisers, advertiser_id))
+"""
+METRICS = (
+    "currency",
+    "impressions",
+    "clicks",
+    "ctr_pct",
+    "conversions",
+    "approved",
+    "pending",
+    "declined",
+    "hold",
+    "cr_pct",
+    "revenue",
+    "payout",
+    "profit",
+    "ecpm",
+)
+
+
+def _metrics_sql(statuses: Sequence[str]) -> str:
+    # With a status filter, "conversions" (and CR) count only those statuses; money
+    # always counts CPM plus the CPA of approved conversions.
+    counted = " + ".join(f"sum({s})" for s in statuses) if statuses else "sum(conversions)"
+    return f"""
+        currency,
+        sum(impressions)::BIGINT AS impressions,
+        sum(clicks)::BIGINT AS clicks,
+        round(100.0 * sum(clicks) / nullif(sum(impressions), 0), 2) AS ctr_pct,
+        ({counted})::BIGINT AS conversions,
+        sum(approved)::BIGINT AS approved,
+        sum(pending)::BIGINT AS pending,
+        sum(declined)::BIGINT AS declined,
+        sum(hold)::BIGINT AS hold,
+        round(100.0 * ({counted}) / nullif(sum(clicks), 0), 2) AS cr_pct,
+        (sum(cpm_revenue) + sum(cpa_revenue))::DECIMAL(18, 4) AS revenue,
+        (sum(cpm_payout) + sum(cpa_payout))::DECIMAL(18, 4) AS payout,
+        (sum(cpm_revenue) + sum(cpa_revenue) - sum(cpm_payout) - sum(cpa_payout))
+            ::DECIMAL(18, 4) AS profit,
+        round(1000 * (sum(cpm_revenue) + sum(cpa_revenue)) / nullif(sum(impressions), 0), 4)
+            ::DECIMAL(18, 4) AS ecpm"""
+
+
+def stats_query(dimensions: Sequence[str], statuses: Sequence[str], exact: bool) -> str:
+    """The aggregated slice grouped by ``dimensions`` (keys of :data:`DIMENSIONS`)."""
+    selected = ", ".join(f"{DIMENSIONS[d][1]} AS {DIMENSIONS[d][0]}" for d in dimensions)
+    source = _STATS_FROM_ROWS if exact else _STATS_FROM_ROLLUP
+    # GROUP BY ALL groups by the dimension expressions themselves: their output names
+    # (hour, advertiser_id, sub1, ...) are also input columns and would bind to those.
+    return (
+        f"SELECT {selected + ',' if selected else ''}{_metrics_sql(statuses)}\n"
+        f"FROM ({source}) AS base\nWHERE {_STATS_FILTERS}\nGROUP BY ALL"
+    )
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One slice: how to build its query, and what it may be narrowed and sorted by."""
+
+    name: str
+    title: str
+    query: Callable[[SliceOptions, bool], str]
+    default_sort: tuple[tuple[str, bool], ...]
+    filters: frozenset[str] = frozenset({"offer", "affiliate", "advertiser", "status"})
+    needs_tz_exactness: bool = True  # reads hourly rollups (else: rows only)
+
+    def check(self, options: SliceOptions) -> None:
+        given = {
+            "offer": options.offers,
+            "affiliate": options.affiliates,
+            "advertiser": options.advertisers,
+            "status": options.statuses,
+        }
+        for name, value in given.items():
+            if value and name not in self.filters:
+                raise ReportError(
+                    f"the {self.title} slice cannot be narrowed by {name}; it takes "
+                    f"{', '.join(sorted(self.filters)) or 'no filters'}"
+                )
+        if options.group_by and self.name != "custom":
+            raise ReportError("--group-by is for the custom slice only")
+        if options.errors_only and self.name != "postbacks":
+            raise ReportError("--errors is for the postbacks slice only")
+        for status in options.statuses:
+            if status not in STATUSES:
+                raise ReportError(
+                    f"unknown conversion status {status!r}; known: {', '.join(STATUSES)}"
+                )
+        if options.limit is not None and not 1 <= options.limit <= MAX_LIMIT:
+            raise ReportError(f"--limit must be between 1 and {MAX_LIMIT}, not {options.limit}")
+
+
+def _stats_slice(name: str, title: str, dimensions: tuple[str, ...]) -> Slice:
+    columns = tuple(DIMENSIONS[d][0] for d in dimensions)
+    return Slice(
+        name,
+        title,
+        lambda options, exact: stats_query(dimensions, options.statuses, exact),
+        tuple((c, False) for c in (*columns, "currency")),
+    )
+
+
+def _custom_query(options: SliceOptions, exact: bool) -> str:
+    return stats_query(options.group_by or ("date",), options.statuses, exact)
+
+
+def _rejections_query(options: SliceOptions, exact: bool) -> str:
+    name = "slices/rejections_rows" if exact else "slices/rejections"
+    return sql.load(name)
+
+
+SLICES: dict[str, Slice] = {
+    s.name: s
+    for s in (
+        _stats_slice("daily", "Daily", ("date",)),
+        _stats_slice("advertisers", "Advertisers", ("advertiser",)),
+        _stats_slice("offers", "Offers", ("offer", "advertiser")),
+        _stats_slice("affiliates", "Affiliates", ("affiliate",)),
+        Slice(
+            "custom",
+            "Custom",
+            _custom_query,
+            (),  # sorted by its dimensions, whatever they are
+        ),
+        Slice(
+            "conversions",
+            "Conversions",
+            lambda options, exact: sql.load("slices/conversions"),
+            (("created", True), ("conversion_id", True)),
+            needs_tz_exactness=False,
+        ),
+        Slice(
+            "postbacks",
+            "Server postbacks",
+            lambda options, exact: sql.load("slices/postbacks"),
+            (("received", True), ("postback_id", True)),
+            filters=frozenset({"offer", "affiliate"}),
+            needs_tz_exactness=False,
+        ),
+        Slice(
+            "rejections",
+            "Rejections",
+            _rejections_query,
+            (("rejections", True), ("reason", False)),
+            filters=frozenset({"offer", "affiliate"}),
+        ),
+        Slice(
+            "deliveries",
+            "Deliveries",
+            lambda options, exact: sql.load("slices/deliveries"),
+            (("offer_id", False), ("destination", False)),
+            filters=frozenset({"offer", "affiliate", "advertiser"}),
+            needs_tz_exactness=False,
+        ),
+    )
+}
+GROUPABLE = tuple(DIMENSIONS)
+
+
+def parse_group_by(value: str | None) -> tuple[str, ...]:
+    """``date,offer,sub1`` → dimension names, checked."""
+    if not value:
+        return ()
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    for name in names:
+        if name not in DIMENSIONS:
+            raise ReportError(
+                f"cannot group by {name!r}; the dimensions are {', '.join(GROUPABLE)}"
+            )
+    if len(set(names)) != len(names):
+        raise ReportError(f"--group-by {value!r} names a dimension twice")
+    return names
+
+
+def parse_sort(value: str | None) -> tuple[tuple[str, bool], ...]:
+    """``revenue:desc,offer_id`` → ((column, descending), ...); columns are checked
+    against the slice's own when it runs."""
+    if not value:
+        return ()
+    keys = []
+    for part in value.split(","):
+        column, _, direction = part.strip().partition(":")
+        if direction.lower() not in ("", "asc", "desc"):
+            raise ReportError(f"sort direction {direction!r} of {column!r} is not asc or desc")
+        keys.append((column, direction.lower() == "desc"))
+    return tuple(keys)
+
+
+def parse_ids(value: str | None, name: str) -> tuple[int, ...]:
+    """``12,14`` → (12, 14)."""
+    if not value:
+        return ()
+    try:
+        ids = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ReportError(f"--{name} {value!r} is not a comma-separated list of ids") from None
+    if any(i < 0 or i > 2**31 - 1 for i in ids):
+        raise ReportError(f"--{name} {value!r} has an id out of range")
+    return ids
+
+
+def parse_statuses(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+
+
+def _ordered(query: str, columns: list[str], sort: Sequence[tuple[str, bool]]) -> str:
+    for column, _ in sort:
+        if column not in columns:
+            raise ReportError(f"cannot sort by {column!r}; the columns are {', '.join(columns)}")
+    keys = ", ".join(f'"{c}" {"DESC" if d else "ASC"} NULLS LAST' for c, d in sort)
+    return f"SELECT * FROM ({query}) AS slice" + (f" ORDER BY {keys}" if keys else "")
+
+
+def run_slice(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    period: DateRange,
+    options: SliceOptions = SliceOptions(),
+) -> SliceResult:
+    """Slice ``name`` over ``period``, narrowed, sorted and limited by ``options``."""
+    try:
+        spec = SLICES[name]
+    except KeyError:
+        raise ReportError(f"unknown slice {name!r}; known: {', '.join(SLICES)}") from None
+    spec.check(options)
+    exact = spec.needs_tz_exactness and not period.whole_hour_offsets
+    query = spec.query(options, exact)
+    params = {
+        "start": period.start,
+        "end": period.end,
+        "tz": period.tz,
+        "offers": list(options.offers),
+        "affiliates": list(options.affiliates),
+        "advertisers": list(options.advertisers),
+        "statuses": [STATUSES[s] for s in options.statuses],
+        "errors_only": options.errors_only,
+    }
+    cur = con.cursor()
+    try:
+        # Only the parameters the query names: DuckDB refuses unused ones.
+        used = {k: v for k, v in params.items() if f"${k}" in query}
+        columns = [d[0] for d in cur.execute(f"SELECT * FROM ({query}) LIMIT 0", used).description]
+        # Custom: by its dimensions (the columns before the metrics), then currency.
+        default = spec.default_sort or tuple(
+            (c, False) for c in columns[: columns.index("currency") + 1]
+        )
+        ordered = _ordered(query, columns, options.sort or default)
+        if options.limit is not None:
+            ordered += f" LIMIT {int(options.limit)}"
+        table = cur.sql(ordered, params=used).to_arrow_table()
+    finally:
+        cur.close()
+    return SliceResult.from_arrow(table)

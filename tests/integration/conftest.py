@@ -87,7 +87,7 @@ class RunningStack:
         for the query and started again."""
         self.stack.stop("exporter")
         try:
-            con = db.open_reader(self.settings.duckdb_path)
+            con = db.open_reader(self.settings.exporter_db_path)
             try:
                 return con.execute(sql, params or []).fetchall()
             finally:
@@ -107,6 +107,7 @@ def running_stack(stack_home: Path) -> Iterator[RunningStack]:
         stack_home,
         EDGE_PROCESSES="2",
         EXPORT_BATCH_SECONDS="0.2",
+        REPORT_SNAPSHOT_SECONDS="1",
         BROKER_SESSION_TIMEOUT="6",
         BROKER_REBALANCE_TIMEOUT="6",
         # The advertiser in the forwarding tests is a local server on 127.0.0.1 only.

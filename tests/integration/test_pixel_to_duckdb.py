@@ -38,28 +38,6 @@ async def test_pixels_arrive_in_duckdb_exactly_once_with_their_fields(
     assert hourly == [(800,)]
 
 
-async def test_daily_report_counts_what_the_edge_accepted(stack: RunningStack) -> None:
-    """The Daily slice, read through the running exporter, equals the rows in DuckDB."""
-    from app import probes
-
-    total = stack.exported_impressions()
-    assert total > 0
-    body = probes.http_json(f"{stack.settings.exporter_url}/reports/daily?tz=UTC")
-    assert body is not None and body["columns"] == [
-        "day",
-        "impressions",
-        "clicks",
-        "ctr_pct",
-        "conversions",
-        "approved",
-        "currency",
-        "revenue",
-        "payout",
-        "profit",
-    ]
-    assert sum(row[1] for row in body["rows"]) == total
-
-
 async def test_edge_reports_client_ip_and_user_agent(stack: RunningStack) -> None:
     """The impression carries the caller's address and User-Agent; X-Forwarded-For is
     ignored unless trusted proxy hops are configured."""

@@ -13,7 +13,7 @@ from app.ids import IdGenerator
 from reports import db, store
 from reports.columns import clicks_batch, impressions_batch
 from reports.formatting import render
-from reports.slices import SliceResult, daily, date_range
+from reports.slices import DateRange, SliceResult, date_range, run_slice
 from tests.unit.test_store import impression_factory
 
 
@@ -31,9 +31,19 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def daily(con: duckdb.DuckDBPyConnection, period: DateRange) -> SliceResult:
+    return run_slice(con, "daily", period)
+
+
 def _days(result: SliceResult) -> list[tuple[object, object]]:
-    """(day, impressions) of each row of the Daily slice."""
-    return [(row[0], row[1]) for row in result.rows]
+    """(date, impressions) of each row of the Daily slice."""
+    return [(row["date"], row["impressions"]) for row in result.as_dicts()]
+
+
+def _first4(result: SliceResult) -> list[tuple[object, ...]]:
+    """(date, impressions, clicks, ctr_pct) of each row of the Daily slice."""
+    keys = ("date", "impressions", "clicks", "ctr_pct")
+    return [tuple(row[k] for k in keys) for row in result.as_dicts()]
 
 
 def test_daily_in_utc(con: duckdb.DuckDBPyConnection) -> None:
@@ -91,16 +101,17 @@ def test_bad_ranges_say_what_is_wrong(
 def test_formats(con: duckdb.DuckDBPyConnection) -> None:
     """The same slice as a terminal table, CSV and JSON."""
     result = daily(con, date_range("2026-03-01", "2026-03-02", "UTC"))
-    money = "revenue,payout,profit"
+    counts = "impressions,clicks,ctr_pct,conversions,approved,pending,declined,hold,cr_pct"
+    money = "revenue,payout,profit,ecpm"
     assert render(result, "csv") == (
-        f"day,impressions,clicks,ctr_pct,conversions,approved,currency,{money}\n"
-        "2026-03-01,7,0,0.0,0,0,USD,0.0000,0.0000,0.0000\n"
-        "2026-03-02,2,0,0.0,0,0,USD,0.0000,0.0000,0.0000"
+        f"date,currency,{counts},{money}\n"
+        "2026-03-01,USD,7,0,0.0,0,0,0,0,0,,0.0000,0.0000,0.0000,0.0000\n"
+        "2026-03-02,USD,2,0,0.0,0,0,0,0,0,,0.0000,0.0000,0.0000,0.0000"
     )
     assert '"impressions": 7' in render(result, "json")
     table = render(result, "table").splitlines()
-    assert table[0].split()[:4] == ["day", "impressions", "clicks", "ctr_pct"]
-    assert table[2].split()[:4] == ["2026-03-01", "7", "0", "0.0"]
+    assert table[0].split()[:4] == ["date", "currency", "impressions", "clicks"]
+    assert table[2].split()[:4] == ["2026-03-01", "USD", "7", "0"]
 
 
 def _clicks(count: int, at: datetime) -> list[dict[str, object]]:
@@ -122,7 +133,7 @@ def test_daily_counts_clicks_once_and_their_ctr(con: duckdb.DuckDBPyConnection) 
     batch = store.Batch({"clicks": clicks_batch(clicks + clicks[:1])}, {("c", 0): 4})
     assert store.write_batch(con, "c", batch)["clicks"] == 3
     assert store.write_batch(con, "c", batch)["clicks"] == 0
-    utc = [row[:4] for row in daily(con, date_range("2026-03-01", "2026-03-03", "UTC")).rows]
+    utc = _first4(daily(con, date_range("2026-03-01", "2026-03-03", "UTC")))
     assert utc == [
         (date(2026, 3, 1), 7, 2, 28.57),
         (date(2026, 3, 2), 2, 0, 0.0),
@@ -130,10 +141,10 @@ def test_daily_counts_clicks_once_and_their_ctr(con: duckdb.DuckDBPyConnection) 
     ]
     # 23:30 UTC is the next day in Berlin (from the rollups) and in Kolkata, +05:30
     # (from the rows): there every event of 1 March UTC is on 2 March.
-    berlin = daily(con, date_range("2026-03-01", "2026-03-03", "Europe/Berlin")).rows
+    berlin = _first4(daily(con, date_range("2026-03-01", "2026-03-03", "Europe/Berlin")))
     assert [row[2] for row in berlin] == [0, 2, 1]
-    kolkata = daily(con, date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")).rows
-    assert [row[:4] for row in kolkata] == [
+    kolkata = _first4(daily(con, date_range("2026-03-01", "2026-03-03", "Asia/Kolkata")))
+    assert kolkata == [
         (date(2026, 3, 2), 9, 2, 22.22),
         (date(2026, 3, 3), 0, 1, None),
     ]

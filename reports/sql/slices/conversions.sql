@@ -4,6 +4,7 @@ SELECT
     strftime(timezone($tz, ts), '%Y-%m-%d %H:%M:%S') AS created,
     offer_id,
     pid,
+    advertiser_id,
     attribution,
     aimp_id,
     clickid,
@@ -17,4 +18,7 @@ SELECT
     revision
 FROM conversions
 WHERE ts >= $start AND ts < $end
-ORDER BY ts DESC, conversion_id DESC;
+  AND (len($offers) = 0 OR list_contains($offers, offer_id))
+  AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
+  AND (len($advertisers) = 0 OR list_contains($advertisers, advertiser_id))
+  AND (len($statuses) = 0 OR list_contains($statuses, status))

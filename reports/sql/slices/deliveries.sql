@@ -1,7 +1,11 @@
 -- Deliveries of the impressions accepted in the period, per offer and destination:
 -- what became of each impression (its latest attempt), attempts and latency.
 WITH attempts AS (
-    SELECT * FROM deliveries WHERE impression_ts >= $start AND impression_ts < $end
+    SELECT * FROM deliveries
+    WHERE impression_ts >= $start AND impression_ts < $end
+        AND (len($offers) = 0 OR list_contains($offers, offer_id))
+        AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
+        AND (len($advertisers) = 0 OR list_contains($advertisers, advertiser_id))
 ),
 latest AS (
     SELECT offer_id, destination, aimp_id, arg_max(outcome, attempt) AS outcome
@@ -46,4 +50,3 @@ SELECT
     t.p95_ms
 FROM verdicts AS v
 JOIN timing AS t USING (offer_id, destination)
-ORDER BY v.offer_id, v.destination;

@@ -11,4 +11,5 @@ SELECT
     params
 FROM server_postbacks
 WHERE ts >= $start AND ts < $end AND (NOT $errors_only OR status = 2)
-ORDER BY ts DESC, postback_id DESC;
+  AND (len($offers) = 0 OR list_contains($offers, offer_id))
+  AND (len($affiliates) = 0 OR list_contains($affiliates, pid))

@@ -4,10 +4,14 @@ WITH rejected AS (
     SELECT reason, offer_id, pid, rejections AS impressions, 0::BIGINT AS clicks
     FROM rejections_hourly
     WHERE hour >= $start AND hour < $end
+    AND (len($offers) = 0 OR list_contains($offers, offer_id))
+    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
     UNION ALL
     SELECT reason, offer_id, pid, 0::BIGINT, rejections
     FROM click_rejections_hourly
     WHERE hour >= $start AND hour < $end
+    AND (len($offers) = 0 OR list_contains($offers, offer_id))
+    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
 )
 SELECT
     reason,
@@ -19,4 +23,3 @@ SELECT
     count(DISTINCT pid)::BIGINT                                                 AS affiliates
 FROM rejected
 GROUP BY reason
-ORDER BY rejections DESC, reason;

@@ -15,7 +15,7 @@ from app.ids import IdGenerator
 from app.postbacks.params import MAX_KEPT_VALUE_LENGTH, MAX_PARAMETERS, collect_params
 from reports import db, store
 from reports.columns import conversions_batch, impressions_batch, server_postbacks_batch
-from reports.slices import SliceOptions, conversions, daily, date_range, postbacks
+from reports.slices import SliceOptions, date_range, run_slice
 
 AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 MS = int(AT.timestamp() * 1000)
@@ -114,7 +114,7 @@ def test_daily_money_is_cpm_plus_approved_cpa_per_currency(
         _conversion(_ids.new_id(now_ms=MS), 1, 2),
     ]
     _write(con, "conversions", conversions_batch(made), 2)
-    rows = daily(con, date_range("2026-03-01", "2026-03-01", "UTC")).as_dicts()
+    rows = run_slice(con, "daily", date_range("2026-03-01", "2026-03-01", "UTC")).as_dicts()
     eur = next(r for r in rows if r["currency"] == "EUR")
     assert (eur["impressions"], eur["conversions"], eur["approved"]) == (3, 2, 1)
     assert (eur["revenue"], eur["payout"], eur["profit"]) == (
@@ -124,7 +124,7 @@ def test_daily_money_is_cpm_plus_approved_cpa_per_currency(
     )
     usd = next(r for r in rows if r["currency"] == "USD")
     assert (usd["impressions"], usd["revenue"]) == (1, Decimal("0"))
-    listed = conversions(con, date_range("2026-03-01", "2026-03-01", "UTC")).as_dicts()
+    listed = run_slice(con, "conversions", date_range("2026-03-01", "2026-03-01", "UTC")).as_dicts()
     assert sorted(r["status"] for r in listed) == ["approved", "pending"]
 
 
@@ -139,8 +139,8 @@ def test_the_postbacks_slice_lists_refusals_alone_on_request(
     ]
     _write(con, "server_postbacks", server_postbacks_batch(rows), 1)
     period = date_range("2026-03-01", "2026-03-01", "UTC")
-    assert len(postbacks(con, period).rows) == 2
-    refused = postbacks(con, period, SliceOptions(errors_only=True)).as_dicts()
+    assert len(run_slice(con, "postbacks", period).rows) == 2
+    refused = run_slice(con, "postbacks", period, SliceOptions(errors_only=True)).as_dicts()
     assert [r["postback_id"] for r in refused] == [rows[0]["postback_id"]]
 
 

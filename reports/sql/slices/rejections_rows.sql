@@ -1,13 +1,17 @@
 -- Rejections slice from the rows themselves, for timezones whose offset is not a
--- whole number of hours.
+-- whole number of hours (reports/slices.py).
 WITH rejected AS (
     SELECT reason, offer_id, pid, 1 AS impressions, 0 AS clicks
     FROM rejections
     WHERE ts >= $start AND ts < $end
+    AND (len($offers) = 0 OR list_contains($offers, offer_id))
+    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
     UNION ALL
     SELECT reason, offer_id, pid, 0, 1
     FROM click_rejections
     WHERE ts >= $start AND ts < $end
+    AND (len($offers) = 0 OR list_contains($offers, offer_id))
+    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
 )
 SELECT
     reason,
@@ -19,4 +23,3 @@ SELECT
     count(DISTINCT pid)::BIGINT                                                 AS affiliates
 FROM rejected
 GROUP BY reason
-ORDER BY rejections DESC, reason;

@@ -1,0 +1,54 @@
+"""The views analysts query in the DuckDB file: the aggregated slices themselves,
+in UTC and over all time, made from the same definitions as ``imptrack report``
+(so the two cannot drift apart). Recreated each time the exporter opens its file.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from reports import sql
+from reports.slices import stats_query
+
+# View name -> the dimensions of its slice (reports.slices.DIMENSIONS).
+STATS_VIEWS = {
+    "daily": ("date",),
+    "hourly": ("hour",),
+    "advertisers": ("advertiser",),
+    "offers": ("offer", "advertiser"),
+    "affiliates": ("affiliate",),
+    "offers_daily": ("date", "offer", "advertiser"),
+    "affiliates_daily": ("date", "affiliate"),
+}
+# View name -> the slice SQL file it is made from.
+SQL_VIEWS = {
+    "rejection_reasons": "slices/rejections",
+    "delivery_outcomes": "slices/deliveries",
+}
+
+# A view has no parameters: the slices' own, bound to "all of it, in UTC".
+_EVERYTHING = {
+    "$tz": "'UTC'",
+    "$start": "'-infinity'::TIMESTAMPTZ",
+    "$end": "'infinity'::TIMESTAMPTZ",
+    "$offers": "[]::INTEGER[]",
+    "$affiliates": "[]::INTEGER[]",
+    "$advertisers": "[]::INTEGER[]",
+}
+
+
+def _unparameterised(query: str) -> str:
+    for name, value in _EVERYTHING.items():
+        query = query.replace(name, value)
+    assert "$" not in query, f"a view query kept a parameter: {query}"
+    return query
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name, dimensions in STATS_VIEWS.items():
+        query = _unparameterised(stats_query(dimensions, (), exact=False))
+        order = ", ".join(f"{i + 1}" for i in range(len(dimensions) + 1))
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {query} ORDER BY {order}")
+    for name, source in SQL_VIEWS.items():
+        body = _unparameterised(sql.load(source).strip().rstrip(";"))
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
