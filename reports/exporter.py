@@ -55,6 +55,7 @@ class Exporter:
         self.last_batch_at: float | None = None
         self.positions: dict[tuple[str, int], int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._unpublished = False
         self.snapshot = SnapshotPublisher(
             settings.exporter_db_path, settings.duckdb_path, settings.snapshot_seconds
         )
@@ -127,6 +128,9 @@ class Exporter:
                 await self._flush(events, next_offsets)
                 events = {kind: [] for kind in store.KINDS}
                 pending, next_offsets, first_at = 0, {}, None
+            # Also when traffic stops: the last batches must reach the analysts' copy.
+            if self._unpublished and self.snapshot.due():
+                await self._publish()
 
     async def _flush(
         self, events: dict[str, list[dict[str, Any]]], next_offsets: dict[tuple[str, int], int]
@@ -139,12 +143,12 @@ class Exporter:
         self.batches += 1
         self.last_batch_at = time.time()
         self.positions.update(next_offsets)
-        if self.snapshot.due():
-            await self._publish()
+        self._unpublished = True
 
     async def _publish(self) -> None:
         try:
             await self._in_db(self.snapshot.publish, self.con)
+            self._unpublished = False
         except (OSError, duckdb.Error):
             # The analysts' copy is late, the export goes on; the next batch tries again.
             log.exception("could not publish the snapshot %s", self.snapshot.target)

@@ -418,7 +418,11 @@ def run_slice(
         default = spec.default_sort or tuple(
             (c, False) for c in columns[: columns.index("currency") + 1]
         )
-        ordered = _ordered(query, columns, options.sort or default)
+        # The default order breaks ties, so equal rows come in the same order each
+        # time (a limit then always keeps the same ones).
+        chosen = tuple(options.sort)
+        ties = tuple(key for key in default if key[0] not in {c for c, _ in chosen})
+        ordered = _ordered(query, columns, chosen + ties)
         if options.limit is not None:
             ordered += f" LIMIT {int(options.limit)}"
         table = cur.sql(ordered, params=used).to_arrow_table()

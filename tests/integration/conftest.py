@@ -31,10 +31,13 @@ class RunningStack:
     def edge_url(self) -> str:
         return self.settings.edge_url
 
-    def exported(self) -> dict[str, int]:
+    def exported_status(self) -> dict[str, Any]:
         status = probes.http_json(f"{self.settings.exporter_url}/healthz")
         assert status is not None, "exporter is not answering"
-        return {kind: int(n) for kind, n in status["exported"].items()}
+        return status
+
+    def exported(self) -> dict[str, int]:
+        return {kind: int(n) for kind, n in self.exported_status()["exported"].items()}
 
     def worker_status(self) -> dict[str, Any]:
         status = probes.http_json(f"{self.settings.worker_url}/healthz")

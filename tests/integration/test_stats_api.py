@@ -148,7 +148,7 @@ async def test_analysts_query_the_snapshot_while_the_exporter_writes(stack: Runn
     assert stack.wait_exported(before + len(run.accepted)) == before + len(run.accepted)
     # The exporter went on while the snapshot was read (its count kept growing) and
     # the snapshot followed it.
-    assert exported[-1] > exported[0]
+    assert exported[-1] > exported[0], f"exported counts while reading: {exported}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         con = duckdb.connect(str(path))  # read-write, as `duckdb FILE` opens it
@@ -159,5 +159,6 @@ async def test_analysts_query_the_snapshot_while_the_exporter_writes(stack: Runn
         if total == before + len(run.accepted):
             break
         await asyncio.sleep(1)
-    assert total == before + len(run.accepted)
-    assert seen == sorted(seen)
+    snapshot = stack.exported_status()["snapshot"]
+    assert total == before + len(run.accepted), f"snapshot {total}; exporter's: {snapshot}"
+    assert seen == sorted(seen), f"the snapshot went back in time: {seen}"
