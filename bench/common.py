@@ -68,8 +68,8 @@ def load(url: str, rate: float, duration: float, connections: int = 64) -> dict[
 
 
 def machine() -> dict[str, Any]:
-    versions = {}
-    for name in ("aiohttp", "aiokafka", "faust-streaming", "redis", "duckdb"):
+    versions: dict[str, str | None] = {}
+    for name in ("aiohttp", "aiokafka", "faust-streaming", "redis", "duckdb", "pyarrow"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
