@@ -276,9 +276,23 @@ def _custom_query(options: SliceOptions, exact: bool) -> str:
     return stats_query(options.group_by or ("date",), options.statuses, exact)
 
 
+# Rejected impressions and clicks in one shape, from the hourly rollups or the rows.
+_REJECTED_FROM_ROLLUP = """
+    SELECT hour, reason, offer_id, pid, rejections AS impressions, 0 AS clicks
+    FROM rejections_hourly
+    UNION ALL
+    SELECT hour, reason, offer_id, pid, 0, rejections FROM click_rejections_hourly
+"""
+_REJECTED_FROM_ROWS = """
+    SELECT ts AS hour, reason, offer_id, pid, 1 AS impressions, 0 AS clicks FROM rejections
+    UNION ALL
+    SELECT ts, reason, offer_id, pid, 0, 1 FROM click_rejections
+"""
+
+
 def _rejections_query(options: SliceOptions, exact: bool) -> str:
-    name = "slices/rejections_rows" if exact else "slices/rejections"
-    return sql.load(name)
+    source = _REJECTED_FROM_ROWS if exact else _REJECTED_FROM_ROLLUP
+    return f"WITH rejected AS ({source})\n{sql.load('slices/rejections')}"
 
 
 SLICES: dict[str, Slice] = {

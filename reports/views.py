@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import duckdb
 
-from reports import sql
-from reports.slices import stats_query
+from reports.slices import SLICES, SliceOptions, stats_query
 
 # View name -> the dimensions of its slice (reports.slices.DIMENSIONS).
 STATS_VIEWS = {
@@ -20,11 +19,8 @@ STATS_VIEWS = {
     "offers_daily": ("date", "offer", "advertiser"),
     "affiliates_daily": ("date", "affiliate"),
 }
-# View name -> the slice SQL file it is made from.
-SQL_VIEWS = {
-    "rejection_reasons": "slices/rejections",
-    "delivery_outcomes": "slices/deliveries",
-}
+# View name -> the slice it shows.
+SLICE_VIEWS = {"rejection_reasons": "rejections", "delivery_outcomes": "deliveries"}
 
 # A view has no parameters: the slices' own, bound to "all of it, in UTC".
 _EVERYTHING = {
@@ -49,6 +45,6 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
         query = _unparameterised(stats_query(dimensions, (), exact=False))
         order = ", ".join(f"{i + 1}" for i in range(len(dimensions) + 1))
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {query} ORDER BY {order}")
-    for name, source in SQL_VIEWS.items():
-        body = _unparameterised(sql.load(source).strip().rstrip(";"))
+    for name, slice_name in SLICE_VIEWS.items():
+        body = _unparameterised(SLICES[slice_name].query(SliceOptions(), False))
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")

@@ -16,7 +16,13 @@ import pytest
 from app.exceptions import ReportError
 from app.ids import IdGenerator
 from reports import db, store
-from reports.columns import clicks_batch, conversions_batch, impressions_batch
+from reports.columns import (
+    click_rejections_batch,
+    clicks_batch,
+    conversions_batch,
+    impressions_batch,
+    rejections_batch,
+)
 from reports.formatting import as_arrow_stream, as_parquet, from_arrow_stream
 from reports.slice_request import SliceRequest
 from reports.slices import SliceOptions, SliceResult, date_range, run_slice
@@ -334,3 +340,35 @@ def test_a_request_survives_the_trip_through_its_query() -> None:
     }
     request = SliceRequest.parse("custom", values)
     assert SliceRequest.parse("custom", request.query()) == request
+
+
+def test_rejections_by_reason_from_the_rollups_and_from_the_rows(tmp_path: Path) -> None:
+    """The same counts whether the hourly rollups (Berlin) or the rows (Kolkata)
+    answer; 23:30 UTC moves to the next day in both; offer filter narrows."""
+    con = db.open_writer(tmp_path / "rej.duckdb")
+    rejected = [
+        {"aimp_id": _new_id(_ms(MORNING)), "offer_id": 1, "pid": 100, "reason": "offer_paused"},
+        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 2, "pid": 200, "reason": "offer_paused"},
+        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 2, "pid": 200, "reason": "geo_blocked"},
+    ]
+    clicks = [
+        {"clickid": _new_id(_ms(MORNING)), "offer_id": 1, "pid": 100, "reason": "geo_blocked"}
+    ]
+    batch = {
+        "rejections": rejections_batch(rejected),
+        "click_rejections": click_rejections_batch(clicks),
+    }
+    store.write_batch(con, "c", store.Batch(batch, {("t", 0): 1}))
+    for tz in ("UTC", "Europe/Berlin", "Asia/Kolkata"):
+        march_2 = date_range("2026-03-02", "2026-03-02", tz)
+        late = [
+            (r["reason"], r["impressions"], r["clicks"])
+            for r in _rows(run_slice(con, "rejections", march_2))
+        ]
+        assert late == ([] if tz == "UTC" else [("geo_blocked", 1, 0), ("offer_paused", 1, 0)]), tz
+        both = date_range("2026-03-01", "2026-03-02", tz)
+        rows = _rows(run_slice(con, "rejections", both, SliceOptions(offers=(1,))))
+        assert [(r["reason"], r["rejections"], r["share_pct"]) for r in rows] == [
+            ("geo_blocked", 1, 50.0),
+            ("offer_paused", 1, 50.0),
+        ], tz

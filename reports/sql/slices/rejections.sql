@@ -1,18 +1,6 @@
--- Rejections slice: why impressions and clicks were not tracked, per reason code,
--- from the UTC hourly rollups (exact for timezones with whole-hour offsets).
-WITH rejected AS (
-    SELECT reason, offer_id, pid, rejections AS impressions, 0::BIGINT AS clicks
-    FROM rejections_hourly
-    WHERE hour >= $start AND hour < $end
-    AND (len($offers) = 0 OR list_contains($offers, offer_id))
-    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
-    UNION ALL
-    SELECT reason, offer_id, pid, 0::BIGINT, rejections
-    FROM click_rejections_hourly
-    WHERE hour >= $start AND hour < $end
-    AND (len($offers) = 0 OR list_contains($offers, offer_id))
-    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
-)
+-- Rejections slice: why impressions and clicks were not tracked, per reason code.
+-- `rejected` is put in front by reports/slices.py: the UTC hourly rollups, or the
+-- rows for timezones whose offset is not a whole number of hours.
 SELECT
     reason,
     sum(impressions + clicks)::BIGINT                                           AS rejections,
@@ -22,4 +10,7 @@ SELECT
     count(DISTINCT offer_id)::BIGINT                                            AS offers,
     count(DISTINCT pid)::BIGINT                                                 AS affiliates
 FROM rejected
+WHERE hour >= $start AND hour < $end
+    AND (len($offers) = 0 OR list_contains($offers, offer_id))
+    AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
 GROUP BY reason
