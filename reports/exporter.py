@@ -67,7 +67,9 @@ class Exporter:
         s = self.settings
         adopt_legacy_file(s.exporter_db_path, s.duckdb_path)
         self.con = await self._in_db(db.open_writer, s.exporter_db_path)
-        await self._publish()
+        # The export loop publishes the analysts' copy as soon as it runs (a new
+        # schema or new views reach it then), not here on the start-up path.
+        self._unpublished = True
         self.exported = await self._in_db(store.count_rows, self.con)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.broker,

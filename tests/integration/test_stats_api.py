@@ -75,12 +75,13 @@ async def test_stats_api_answers_every_slice_with_the_key_only(stack: RunningSta
 
 
 async def test_custom_slice_by_offer_and_sub1_through_api_and_cli(stack: RunningStack) -> None:
-    """A Custom slice narrowed to one offer, grouped by date and sub1, agrees between
-    the API (JSON, CSV, Parquet) and `imptrack report` (table, Parquet file)."""
+    """A Custom slice narrowed to one offer (41, used by no other test), grouped by
+    date and sub1, agrees between the API (JSON, CSV, Parquet) and `imptrack report`
+    (CSV, Parquet file)."""
     before = stack.exported_impressions()
-    run = await send_pixels(stack.edge_url, pixel_params(300, offer_id=11, prefix="custom"))
+    run = await send_pixels(stack.edge_url, pixel_params(300, offer_id=41, prefix="custom"))
     stack.wait_exported(before + len(run.accepted))
-    params = {"offer": "11", "group_by": "date,sub1", "sort": "impressions:desc", "limit": "5"}
+    params = {"offer": "41", "group_by": "date,sub1", "sort": "impressions:desc", "limit": "5"}
     async with aiohttp.ClientSession(headers=stack.api_headers) as session:
         async with session.get(_stats_url(stack, "custom"), params=params) as response:
             body = await response.json()
@@ -104,7 +105,7 @@ async def test_custom_slice_by_offer_and_sub1_through_api_and_cli(stack: Running
 
     cli = await asyncio.to_thread(
         stack.imptrack,
-        "report", "custom", "--offer", "11", "--group-by", "date,sub1",
+        "report", "custom", "--offer", "41", "--group-by", "date,sub1",
         "--sort", "impressions:desc", "--limit", "5", "--format", "csv",
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
@@ -112,7 +113,7 @@ async def test_custom_slice_by_offer_and_sub1_through_api_and_cli(stack: Running
     out = stack.settings.home / "custom.parquet"
     cli = await asyncio.to_thread(
         stack.imptrack,
-        "report", "custom", "--offer", "11", "--group-by", "date,sub1",
+        "report", "custom", "--offer", "41", "--group-by", "date,sub1",
         "--sort", "impressions:desc", "--limit", "5", "--format", "parquet", "-o", str(out),
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
@@ -128,7 +129,7 @@ async def test_analysts_query_the_snapshot_while_the_exporter_writes(stack: Runn
     run = PixelRun()
     before = stack.exported_impressions()
     sending = asyncio.create_task(
-        send_pixels(stack.edge_url, pixel_params(3000, offer_id=11, prefix="snap"), run=run)
+        send_pixels(stack.edge_url, pixel_params(3000, offer_id=41, prefix="snap"), run=run)
     )
     seen: list[int] = []
     exported: list[int] = []
