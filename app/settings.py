@@ -157,7 +157,7 @@ class Settings:
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
             broker_rebalance_timeout=_float(env, "BROKER_REBALANCE_TIMEOUT", session_default),
             exporter_port=_int(env, "EXPORTER_PORT", 16067, 1),
-            export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 50_000, 1),
+            export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 250_000, 1),
             export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
             snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,

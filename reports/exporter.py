@@ -16,7 +16,8 @@ from typing import Any
 
 import duckdb
 import orjson
-from aiokafka import AIOKafkaConsumer
+import pyarrow as pa
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from app import topic_names
 from app.broker_identity import cluster_id
@@ -104,7 +105,9 @@ class Exporter:
     async def run(self) -> None:
         assert self._consumer is not None and self.con is not None
         s = self.settings
-        events: dict[str, list[dict[str, Any]]] = {kind: [] for kind in store.KINDS}
+        # Each fetch is turned into Arrow at once: a batch waiting for its flush holds
+        # columns (about the size of the JSON), not a dict per event (three times that).
+        chunks: dict[str, list[pa.Table]] = {kind: [] for kind in store.KINDS}
         pending = 0
         next_offsets: dict[tuple[str, int], int] = {}
         first_at: float | None = None
@@ -113,31 +116,37 @@ class Exporter:
                 timeout_ms=100, max_records=max(1, s.export_batch_rows - pending)
             )
             for tp, messages in fetched.items():
-                kind_events = events[EXPORTED_TOPICS[tp.topic]]
+                if not messages:
+                    continue
+                kind = EXPORTED_TOPICS[tp.topic]
                 pending += len(messages)
-                for message in messages:
-                    try:
-                        kind_events.append(orjson.loads(message.value))
-                    except orjson.JSONDecodeError:
-                        # Not ours to guess at; skipping keeps the partition moving.
-                        self.skipped_malformed += 1
-                        log.error("skipped a malformed event at %s:%d", tp, message.offset)
-                if messages:
-                    next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
-                    first_at = first_at or time.monotonic()
+                chunks[kind].append(self._columns(kind, self._decode(tp, messages)))
+                next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
+                first_at = first_at or time.monotonic()
             due = first_at is not None and time.monotonic() - first_at >= s.export_batch_seconds
             if next_offsets and (pending >= s.export_batch_rows or due):
-                await self._flush(events, next_offsets)
-                events = {kind: [] for kind in store.KINDS}
+                await self._flush(chunks, next_offsets)
+                chunks = {kind: [] for kind in store.KINDS}
                 pending, next_offsets, first_at = 0, {}, None
             # Also when traffic stops: the last batches must reach the analysts' copy.
             if self._unpublished and self.snapshot.due():
                 await self._publish()
 
+    def _decode(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> list[dict[str, Any]]:
+        events = []
+        for message in messages:
+            try:
+                events.append(orjson.loads(message.value))
+            except orjson.JSONDecodeError:
+                # Not ours to guess at; skipping keeps the partition moving.
+                self.skipped_malformed += 1
+                log.error("skipped a malformed event at %s:%d", tp, message.offset)
+        return events
+
     async def _flush(
-        self, events: dict[str, list[dict[str, Any]]], next_offsets: dict[tuple[str, int], int]
+        self, chunks: dict[str, list[pa.Table]], next_offsets: dict[tuple[str, int], int]
     ) -> None:
-        rows = {kind: self._columns(kind, kind_events) for kind, kind_events in events.items()}
+        rows = {kind: pa.concat_tables(tables) for kind, tables in chunks.items() if tables}
         batch = store.Batch(rows, dict(next_offsets))
         fresh = await self._in_db(store.write_batch, self.con, self.cluster_id, batch)
         for kind, count in fresh.items():
@@ -155,7 +164,7 @@ class Exporter:
             # The analysts' copy is late, the export goes on; the next batch tries again.
             log.exception("could not publish the snapshot %s", self.snapshot.target)
 
-    def _columns(self, kind: str, events: list[dict[str, Any]]) -> Any:
+    def _columns(self, kind: str, events: list[dict[str, Any]]) -> pa.Table:
         try:
             return BATCH_BUILDERS[kind](events)
         except (KeyError, TypeError, ValueError) as exc:

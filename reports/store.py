@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from reports import sql
 
-KIND_IDS = {
-    "impressions": "aimp_id",
-    "rejections": "aimp_id",
-    "deliveries": "aimp_id",
-    "clicks": "clickid",
-    "click_rejections": "clickid",
-    "conversions": "conversion_id",
-    "server_postbacks": "postback_id",
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "impressions": ("aimp_id",),
+    "rejections": ("aimp_id",),
+    "deliveries": ("aimp_id", "destination", "attempt"),
+    "clicks": ("clickid",),
+    "click_rejections": ("clickid",),
+    "conversions": ("conversion_id",),
+    "server_postbacks": ("postback_id",),
 }
-"""Exported kinds, in the order a batch stores them, and the time-ordered ID each is
-deduplicated by. Each has a ``batch_KIND`` view, an ``export_KIND.sql`` whose first
-statement makes ``fresh_KIND``, and a table."""
-KINDS = tuple(KIND_IDS)
+"""Exported kinds, in the order a batch stores them, and the key each is deduplicated
+by; the first key column is a time-ordered ID. Each kind has a ``batch_KIND`` view of
+the batch's rows, a table, and an ``export_KIND.sql``: for kinds stored once per key,
+its first statement selects the stored keys a batch may repeat; the rest write
+``fresh_KIND``, the batch's new rows."""
+KINDS = tuple(KIND_KEYS)
+
+UPDATED_IN_PLACE = frozenset({"conversions"})
+"""Kinds whose export SQL makes ``fresh_KIND`` itself: a conversion's newer revision
+replaces the stored row instead of being dropped as already stored."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +73,16 @@ def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -
             rows = batch.rows.get(kind)
             if rows is None or not rows.num_rows:
                 continue
+            first, *writes = sql.statements(f"export_{kind}")
             # IDs are time-ordered: stored rows older than the batch's oldest cannot match.
-            min_id = min(rows.column(KIND_IDS[kind]).to_pylist())
-            create, *writes = sql.statements(f"export_{kind}")
-            # Kinds updated in place (conversions) cannot bound their lookup by ID.
-            cur.execute(create, {"min_id": min_id} if "$min_id" in create else None)
-            fresh[kind] = cur.execute(f"SELECT count(*) FROM fresh_{kind}").fetchone()[0]  # type: ignore[index]
+            min_id = {"min_id": pc.min(rows.column(KIND_KEYS[kind][0])).as_py()}
+            if kind in UPDATED_IN_PLACE:
+                cur.execute(first)
+                (fresh[kind],) = cur.execute(f"SELECT count(*) FROM fresh_{kind}").fetchall()[0]
+            else:
+                new_rows = _new_rows(cur, kind, rows, first, min_id)
+                cur.register(f"fresh_{kind}", new_rows)
+                fresh[kind] = new_rows.num_rows
             for statement in writes:
                 cur.execute(statement)
         cur.execute(sql.load("save_offsets"), {"cluster_id": cluster_id})
@@ -79,11 +91,48 @@ def write_batch(con: duckdb.DuckDBPyConnection, cluster_id: str, batch: Batch) -
         cur.execute("ROLLBACK")
         raise
     finally:
-        cur.unregister("batch_offsets")
-        for kind in batch.rows:
-            cur.unregister(f"batch_{kind}")
+        for name in (
+            "batch_offsets",
+            *(f"{p}_{k}" for k in batch.rows for p in ("batch", "fresh")),
+        ):
+            cur.unregister(name)
         cur.close()
     return fresh
+
+
+def _new_rows(
+    cur: duckdb.DuckDBPyConnection,
+    kind: str,
+    rows: pa.Table,
+    stored: str,
+    params: dict[str, Any],
+) -> pa.Table:
+    """The rows of ``batch_KIND`` not yet stored, each key once.
+
+    Usually that is the whole batch, which is then written straight from its Arrow
+    table; copying it first would cost as much as storing it. Only a batch that repeats
+    a key or replays stored rows (after a crash) is filtered, in SQL.
+    """
+    keys = KIND_KEYS[kind]
+    stored = stored.rstrip().removesuffix(";")
+    joined = ", ".join(keys)
+    repeats = rows.num_rows - rows.select(keys).group_by(list(keys)).aggregate([]).num_rows
+    if not repeats:
+        found = cur.execute(
+            f"SELECT count(*) FROM batch_{kind} SEMI JOIN ({stored}) AS stored USING ({joined})",
+            params,
+        ).fetchall()
+        if found == [(0,)]:
+            return rows
+    return cur.sql(
+        f"""
+        SELECT * FROM (
+            SELECT * FROM batch_{kind} QUALIFY row_number() OVER (PARTITION BY {joined}) = 1
+        ) AS b
+        ANTI JOIN ({stored}) AS stored USING ({joined})
+        """,
+        params=params,
+    ).to_arrow_table()
 
 
 def count_rows(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

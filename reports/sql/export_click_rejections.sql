@@ -1,14 +1,6 @@
--- New click rejections of one batch, each clickid once (the edge judged it; there is
--- no other verdict to anti-join against).
-CREATE OR REPLACE TEMP TABLE fresh_click_rejections AS
-SELECT *
-FROM (
-    SELECT * FROM batch_click_rejections
-    QUALIFY row_number() OVER (PARTITION BY clickid) = 1
-) AS b
-ANTI JOIN (
-    SELECT clickid FROM click_rejections WHERE clickid >= $min_id
-) AS stored USING (clickid);
+-- Stored: a clickid already stored as rejected (the edge judged it; there is no
+-- other verdict to look at).
+SELECT clickid FROM click_rejections WHERE clickid >= $min_id;
 
 INSERT INTO click_rejections BY NAME SELECT * FROM fresh_click_rejections;
 

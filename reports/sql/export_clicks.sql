@@ -1,13 +1,5 @@
--- New clicks of one batch: not yet stored, each clickid once.
-CREATE OR REPLACE TEMP TABLE fresh_clicks AS
-SELECT *
-FROM (
-    SELECT * FROM batch_clicks
-    QUALIFY row_number() OVER (PARTITION BY clickid) = 1
-) AS b
-ANTI JOIN (
-    SELECT clickid FROM clicks WHERE clickid >= $min_id
-) AS stored USING (clickid);
+-- Stored: a clickid already stored.
+SELECT clickid FROM clicks WHERE clickid >= $min_id;
 
 INSERT INTO clicks BY NAME SELECT * FROM fresh_clicks;
 

@@ -1,17 +1,9 @@
--- New rejections of one batch, each aimp_id once; runs after the batch's
--- impressions, so an aimp_id stored as an impression (now or before) is not also
--- counted as rejected.
-CREATE OR REPLACE TEMP TABLE fresh_rejections AS
-SELECT *
-FROM (
-    SELECT * FROM batch_rejections
-    QUALIFY row_number() OVER (PARTITION BY aimp_id) = 1
-) AS b
-ANTI JOIN (
-    SELECT aimp_id FROM rejections WHERE aimp_id >= $min_id
-    UNION ALL
-    SELECT aimp_id FROM impressions WHERE aimp_id >= $min_id
-) AS stored USING (aimp_id);
+-- Stored: an aimp_id already stored as a rejection or as an impression. Runs after
+-- the batch's impressions, so an aimp_id stored as an impression (now or before) is
+-- not also counted as rejected.
+SELECT aimp_id FROM rejections WHERE aimp_id >= $min_id
+UNION ALL
+SELECT aimp_id FROM impressions WHERE aimp_id >= $min_id;
 
 INSERT INTO rejections BY NAME SELECT * FROM fresh_rejections;
 

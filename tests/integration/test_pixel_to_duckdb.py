@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import aiohttp
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from app import topic_names
+from app.ids import IdGenerator
 from tests.integration.conftest import RunningStack
 from tests.integration.pixels import pixel_params, send_pixels
 
@@ -54,3 +58,39 @@ async def test_edge_reports_client_ip_and_user_agent(stack: RunningStack) -> Non
     stack.wait_exported(before + 1)
     rows = stack.query("SELECT ua, ip FROM impressions WHERE offer_id = 12")
     assert rows == [("pytest-agent/1", "127.0.0.1")]
+
+
+async def test_malformed_exported_events_are_skipped_and_the_rest_stored(
+    stack: RunningStack,
+) -> None:
+    """Events the exporter cannot read (not JSON, or a field missing) are counted and
+    logged; the good events of the same fetch are stored, once each."""
+    good = [
+        {"aimp_id": IdGenerator().new_id(), "offer_id": 9001, "pid": 7, "sub1": f"ok-{n}"}
+        for n in range(3)
+    ]
+    values = [
+        orjson.dumps(good[0]),
+        b"{not json",
+        orjson.dumps(good[1]),
+        orjson.dumps({"aimp_id": IdGenerator().new_id(), "pid": 7}),  # no offer_id
+        orjson.dumps(good[2]),
+        orjson.dumps(good[0]),  # a replay in the same batch
+    ]
+    stack.settle()
+    before = stack.exported_status()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.broker, acks="all")
+    await producer.start()
+    try:
+        for value in values:  # one partition, so one fetch holds them all in order
+            await producer.send_and_wait(topic_names.RECORDED_IMPRESSIONS, value, partition=0)
+    finally:
+        await producer.stop()
+
+    expected = before["exported"]["impressions"] + 3
+    assert stack.wait_exported(expected) == expected
+    after = stack.exported_status()
+    assert after["exported"]["impressions"] == before["exported"]["impressions"] + 3
+    assert after["skipped_malformed"] == before["skipped_malformed"] + 2
+    rows = stack.query("SELECT aimp_id, sub1 FROM impressions WHERE offer_id = 9001 ORDER BY 1")
+    assert rows == [(e["aimp_id"], e["sub1"]) for e in good]

@@ -11,8 +11,8 @@ import pytest
 
 from app.exceptions import ReportError
 from app.ids import IdGenerator
-from reports import db, store
-from reports.columns import impressions_batch, rejections_batch
+from reports import db, sql, store
+from reports.columns import deliveries_batch, impressions_batch, rejections_batch
 
 
 def impression_factory(count: int, at: datetime, offer_id: int = 1) -> list[dict[str, Any]]:
@@ -129,3 +129,57 @@ def test_rejections_roll_up_per_reason_and_the_first_verdict_wins(
         "SELECT reason, sum(rejections) FROM rejections_hourly GROUP BY ALL"
     ).fetchall() == [("offer_not_active", 3)]
     assert store.count_rows(con) == _only(impressions=3, rejections=3)
+
+
+def test_a_replay_without_repeats_inside_the_batch_is_still_filtered(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """A batch whose IDs are all different can still hold stored rows (a replay after a
+    crash): only the new ones are written, and counted once in the rollup."""
+    events = impression_factory(10, datetime(2026, 11, 1, 8, tzinfo=UTC))
+    store.write_batch(
+        con, "c1", store.Batch({"impressions": impressions_batch(events[:4])}, {("t", 0): 4})
+    )
+    replay = store.Batch({"impressions": impressions_batch(events[2:])}, {("t", 0): 12})
+    assert store.write_batch(con, "c1", replay) == _only(impressions=6)
+    assert con.execute("SELECT count(*), count(DISTINCT aimp_id) FROM impressions").fetchall() == [
+        (10, 10)
+    ]
+    assert con.execute("SELECT sum(impressions) FROM stats_hourly").fetchall() == [(10,)]
+
+
+def test_new_rows_are_the_batch_itself_unless_something_repeats(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The common batch (all new, each key once) is written from its own Arrow table,
+    not copied; repeats by the whole key are filtered, a shared first column is not."""
+    at = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    (impression,) = impression_factory(1, at)
+    attempts = [
+        {
+            **impression,
+            "at_ms": int(at.timestamp() * 1000) + n,
+            "advertiser_id": 1,
+            "destination": "main",
+            "url": "http://adv.example/imp",
+            "attempt": n,
+            "outcome": "retrying" if n < 3 else "delivered",
+            "latency_ms": 1.5,
+        }
+        for n in (1, 2, 3)
+    ]
+    rows = deliveries_batch(attempts)
+    stored, *_ = sql.statements("export_deliveries")
+    min_id = {"min_id": impression["aimp_id"]}
+    cur = con.cursor()
+    cur.register("batch_deliveries", rows)
+    assert store._new_rows(cur, "deliveries", rows, stored, min_id) is rows
+    again = deliveries_batch([*attempts, attempts[1]])
+    cur.register("batch_deliveries", again)
+    assert store._new_rows(cur, "deliveries", again, stored, min_id).num_rows == 3
+    assert store.write_batch(con, "c1", store.Batch({"deliveries": again}, {("d", 0): 4})) == (
+        _only(deliveries=3)
+    )
+    assert store.write_batch(con, "c1", store.Batch({"deliveries": rows}, {("d", 0): 7})) == (
+        _only()
+    )
