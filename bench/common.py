@@ -7,12 +7,15 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from app.stack import Stack
+from app.stack import Stack, isolated_stack
 
 RESULTS = Path(__file__).with_name("results")
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
@@ -88,3 +91,50 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+@contextmanager
+def bench_stack(**extra_env: str) -> Iterator[Stack]:
+    """An embedded stack of its own (broker, Redis, worker, exporter, one edge) under a
+    temporary home, up for the ``with`` block; ``make bench`` shares one among the
+    benchmarks that need a running system."""
+    with tempfile.TemporaryDirectory(prefix="imptrack-bench-") as home:
+        stack = isolated_stack(Path(home), **extra_env)
+        try:
+            stack.up()
+            yield stack
+        finally:
+            stack.down()
+
+
+def apply_catalog(stack: Stack, yaml_text: str) -> None:
+    """Make ``yaml_text`` the stack's catalog (``imptrack catalog apply``): each benchmark
+    applies the advertisers, affiliates and offers it needs before it runs."""
+    path = stack.settings.home / "bench-catalog.yaml"
+    path.write_text(yaml_text)
+    imptrack(stack, "catalog", "apply", str(path))
+
+
+def figure(
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: float | None = None,
+    target: str,
+    met: bool | None,
+) -> dict[str, Any]:
+    """One reported figure: the system's value, the bare baseline measured alongside it
+    in the same run (None where the issue sets an absolute target only), their ratio
+    (value / baseline, whichever way is better), the target in words and whether it
+    was met (None: not judged, e.g. in a QUICK run)."""
+    ratio = round(value / baseline, 3) if baseline else None
+    return {
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+    }
