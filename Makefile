@@ -32,7 +32,7 @@ test: $(STAMP)
 
 # Benchmarks against bare baselines (bench/README.md); QUICK=1 for a smoke run.
 bench: $(STAMP)
-	QUICK=$(QUICK) $(BIN)/python -m bench.click_redirect && QUICK=$(QUICK) $(BIN)/python -m bench.reports_speed
+	QUICK=$(QUICK) $(BIN)/python -m bench
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .

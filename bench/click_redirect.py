@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from app import probes
-from app.stack import isolated_stack
-from bench.common import QUICK, imptrack, load, machine, serve, write_result
+from app.stack import Stack
+from bench.common import (
+    QUICK,
+    apply_catalog,
+    bench_stack,
+    figure,
+    load,
+    machine,
+    serve,
+    write_result,
+)
 
 RATE = 200 if QUICK else 1000
 DURATION = 2.0 if QUICK else 10.0
@@ -38,35 +45,29 @@ QUERY = "offer_id=1&pid=1&imp_id=i{n}&sub1=s%26{n}"
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return round(statistics.median(r[key] for r in runs), 2)
+    return round(float(statistics.median(r[key] for r in runs)), 2)
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="imptrack-bench-") as home:
-        stack = isolated_stack(Path(home))
-        (bare_port,) = probes.free_ports(1)
-        bare = serve(
-            [sys.executable, "-m", "bench.bare_redirect", str(bare_port)],
-            f"http://127.0.0.1:{bare_port}/",
-        )
-        try:
-            stack.up()
-            catalog = Path(home) / "catalog.yaml"
-            catalog.write_text(CATALOG)
-            imptrack(stack, "catalog", "apply", str(catalog))
-            targets = {
-                "bare": f"http://127.0.0.1:{bare_port}/click?{QUERY}",
-                "edge": f"{stack.settings.edge_url}/click?{QUERY}",
-            }
-            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "edge": []}
-            load(targets["edge"], RATE, 1.0)  # warm-up: connections, caches
-            for _ in range(ROUNDS):
-                for name, url in targets.items():
-                    runs[name].append(load(url, RATE, DURATION))
-        finally:
-            stack.down()
-            bare.terminate()
-            bare.wait(10)
+def run(stack: Stack) -> dict[str, Any]:
+    apply_catalog(stack, CATALOG)
+    (bare_port,) = probes.free_ports(1)
+    bare = serve(
+        [sys.executable, "-m", "bench.bare_redirect", str(bare_port)],
+        f"http://127.0.0.1:{bare_port}/",
+    )
+    try:
+        targets = {
+            "bare": f"http://127.0.0.1:{bare_port}/click?{QUERY}",
+            "edge": f"{stack.settings.edge_url}/click?{QUERY}",
+        }
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "edge": []}
+        load(targets["edge"], RATE, 1.0)  # warm-up: connections, caches
+        for _ in range(ROUNDS):
+            for name, url in targets.items():
+                runs[name].append(load(url, RATE, DURATION))
+    finally:
+        bare.terminate()
+        bare.wait(10)
     figures = {
         name: {
             "rps": _median(r, "rps"),
@@ -77,29 +78,50 @@ def main() -> int:
         }
         for name, r in runs.items()
     }
-    result = {
+    edge, bare_figures = figures["edge"], figures["bare"]
+    return {
         "benchmark": "click_redirect",
-        "quick": QUICK,
-        "rate": RATE,
-        "duration_s": DURATION,
-        "rounds": ROUNDS,
-        "edge": figures["edge"],
-        "bare": figures["bare"],
-        "ratio": {
-            "rps": round(figures["edge"]["rps"] / figures["bare"]["rps"], 3),
-            "p99": round(figures["edge"]["p99_ms"] / figures["bare"]["p99_ms"], 2),
+        "figures": [
+            figure(
+                f"click redirect requests/s @{RATE:g}/s",
+                edge["rps"],
+                "req/s",
+                baseline=bare_figures["rps"],
+                target="reported (no target in issue 8)",
+                met=None,
+            ),
+            figure(
+                f"click redirect p99 ms @{RATE:g}/s",
+                edge["p99_ms"],
+                "ms",
+                baseline=bare_figures["p99_ms"],
+                target="reported",
+                met=None,
+            ),
+        ],
+        "details": {
+            "rate": RATE,
+            "duration_s": DURATION,
+            "rounds": ROUNDS,
+            "edge": edge,
+            "bare": bare_figures,
+            "ok": edge["errors"] == 0 and bare_figures["errors"] == 0,
         },
-        "machine": machine(),
     }
-    path = write_result("click_redirect", result)
+
+
+def main() -> int:
+    with bench_stack() as stack:
+        result = run(stack)
+    path = write_result("click_redirect", result | {"quick": QUICK, "machine": machine()})
+    details = result["details"]
     print(f"click redirect at {RATE:g}/s for {DURATION:g} s, {ROUNDS} rounds (median)")
     print(f"{'':6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name in ("edge", "bare"):
-        f = figures[name]
+        f = details[name]
         print(f"{name:6} {f['rps']:>9} {f['p50_ms']:>8} {f['p99_ms']:>8} {f['errors']:>7}")
-    print(f"edge/bare: {result['ratio']['rps']} x req/s, {result['ratio']['p99']} x p99")
     print(f"written: {path}")
-    return 0 if figures["edge"]["errors"] == 0 else 1
+    return 0 if details["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ import pyarrow as pa
 
 from app.ids import IdGenerator
 from app.settings import Settings
-from bench.common import QUICK, machine, write_result
+from app.stack import Stack
+from bench.common import QUICK, figure, machine, write_result
 from reports import db, store
 from reports.columns import impressions_batch
 from reports.slices import SliceOptions, date_range, run_slice
@@ -289,31 +290,59 @@ def measure_export(folder: Path) -> dict[str, Any]:
     }
 
 
-def main() -> int:
+def run(stack: Stack | None = None) -> dict[str, Any]:
+    """Both parts; needs no running system (``stack`` is accepted for the driver)."""
     with tempfile.TemporaryDirectory(prefix="imptrack-bench-") as home:
         sizes = [measure_slice(Path(home), size) for size in SIZES]
         export = measure_export(Path(home))
     at_target = next((s for s in sizes if s["impressions"] == TARGET_SIZE), None)
-    result: dict[str, Any] = {
-        "benchmark": "reports_speed",
-        "quick": QUICK,
-        "slice": {
-            "slice": "custom",
-            "group_by": list(GROUP_BY),
-            "days": DAYS,
-            "runs": RUNS,
-            "target_s": TARGET_SLICE_S,
-            # Not measured in a quick run (no 100 million rollup).
-            "target_met": None
-            if at_target is None
-            else max(at_target["slice_utc_s"], at_target["slice_berlin_s"]) <= TARGET_SLICE_S,
-            "sizes": sizes,
-        },
-        "export": export,
-        "machine": machine(),
+    slice_part: dict[str, Any] = {
+        "slice": "custom",
+        "group_by": list(GROUP_BY),
+        "days": DAYS,
+        "runs": RUNS,
+        "target_s": TARGET_SLICE_S,
+        # Not measured in a quick run (no 100 million rollup).
+        "target_met": None
+        if at_target is None
+        else max(at_target["slice_utc_s"], at_target["slice_berlin_s"]) <= TARGET_SLICE_S,
+        "sizes": sizes,
     }
-    path = write_result("reports_speed", result)
+    figures = [
+        figure(
+            "exporter rows/s into DuckDB",
+            export["exporter_rows_s"],
+            "rows/s",
+            baseline=export["bare_rows_s"],
+            target=f">= {TARGET_ROWS_S:,} rows/s and >= {TARGET_RATIO} x bare insert",
+            met=None if QUICK else export["target_met"],
+        )
+    ]
+    for size in sizes:
+        slowest = max(size["slice_utc_s"], size["slice_berlin_s"])
+        figures.append(
+            figure(
+                f"custom slice s at {size['impressions'] // 1_000_000}M impressions",
+                slowest,
+                "s",
+                baseline=size["bare_s"],
+                target=f"<= {TARGET_SLICE_S:g} s at 100M",
+                met=slowest <= TARGET_SLICE_S if size["impressions"] == TARGET_SIZE else None,
+            )
+        )
+    ok = all(s["ok"] for s in sizes) and export["ok"]
+    return {
+        "benchmark": "reports_speed",
+        "figures": figures,
+        "details": {"slice": slice_part, "export": export, "ok": ok},
+    }
 
+
+def main() -> int:
+    result = run()
+    path = write_result("reports_speed", result | {"quick": QUICK, "machine": machine()})
+    sizes = result["details"]["slice"]["sizes"]
+    export = result["details"]["export"]
     print(f"custom slice by {', '.join(GROUP_BY)} over {DAYS} days, median of {RUNS} (seconds)")
     print(
         f"{'impressions':>12} {'rollup rows':>12} {'UTC':>7} {'Berlin':>7} {'bare':>7}"
@@ -325,7 +354,7 @@ def main() -> int:
             f" {s['slice_berlin_s']:>7.3f} {s['bare_s']:>7.3f} {s['ratio_utc']:>9}"
             f" {s['ratio_berlin']:>12}"
         )
-    met = result["slice"]["target_met"]
+    met = result["details"]["slice"]["target_met"]
     verdict = "not measured (quick run)" if met is None else ("met" if met else "MISSED")
     print(f"target: slice <= {TARGET_SLICE_S:g} s at {TARGET_SIZE:,} impressions: {verdict}")
     print()
@@ -341,7 +370,7 @@ def main() -> int:
         f" >= {TARGET_RATIO} x bare: {'met' if export['target_met'] else 'MISSED'}"
     )
     print(f"written: {path}")
-    ok = all(s["ok"] for s in sizes) and export["ok"]
+    ok = result["details"]["ok"]
     if not ok:
         print("a check failed: see 'checks' and 'ok' in the results", file=sys.stderr)
     return 0 if ok else 1
