@@ -56,9 +56,13 @@ def _answers(url: str) -> bool:
     return True
 
 
-def load(url: str, rate: float, duration: float, connections: int = 64) -> dict[str, Any]:
-    """Run the load generator in a process of its own; its result."""
+def load(
+    url: str, rate: float, duration: float, connections: int = 64, urls: Path | None = None
+) -> dict[str, Any]:
+    """Run the load generator in a process of its own; its result. Rate 0: closed loop."""
     options = ["--rate", str(rate), "--duration", str(duration), "--connections", str(connections)]
+    if urls is not None:
+        options += ["--urls", str(urls)]
     out = subprocess.run(
         [sys.executable, "-m", "bench.loadgen", url, *options],
         check=True,

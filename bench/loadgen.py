@@ -3,6 +3,8 @@ moment each request was *due*, so a slow server is not hidden by the generator
 waiting for it (no coordinated omission).
 
     python -m bench.loadgen URL --rate 1000 --duration 10 [--connections 64]
+    python -m bench.loadgen URL --rate 0 ...     # closed loop: as fast as it answers
+    python -m bench.loadgen - --urls FILE ...    # the URLs of FILE in turn
 
 ``{n}`` in the URL becomes the request's number. Prints one JSON object.
 """
@@ -19,12 +21,20 @@ import aiohttp
 import uvloop
 
 
-async def run(url: str, rate: float, duration: float, connections: int) -> dict[str, float]:
-    total = int(rate * duration)
+async def run(
+    url: str, rate: float, duration: float, connections: int, urls: list[str] | None = None
+) -> dict[str, float]:
+    """Open loop at ``rate``; with rate 0, closed loop: ``connections`` requests at a
+    time, each sent as soon as the one before it on its connection is answered."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    statuses: dict[str, int] = {}
     connector = aiohttp.TCPConnector(limit=connections)
     timeout = aiohttp.ClientTimeout(total=10)
+
+    def target(n: int) -> str:
+        return urls[n % len(urls)] if urls else url.replace("{n}", str(n))
+
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one(n: int, due: float) -> None:
@@ -32,8 +42,9 @@ async def run(url: str, rate: float, duration: float, connections: int) -> dict[
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                async with session.get(url.replace("{n}", str(n)), allow_redirects=False) as r:
+                async with session.get(target(n), allow_redirects=False) as r:
                     await r.read()
+                    statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
                     if r.status >= 400:
                         errors[str(r.status)] = errors.get(str(r.status), 0) + 1
                         return
@@ -43,8 +54,21 @@ async def run(url: str, rate: float, duration: float, connections: int) -> dict[
             latencies.append(time.perf_counter() - due)
 
         start = time.perf_counter() + 0.2
-        tasks = [asyncio.create_task(one(n, start + n / rate)) for n in range(total)]
-        await asyncio.gather(*tasks)
+        if rate > 0:
+            total = int(rate * duration)
+            tasks = [asyncio.create_task(one(n, start + n / rate)) for n in range(total)]
+            await asyncio.gather(*tasks)
+        else:
+            await asyncio.sleep(0.2)
+            counter = iter(range(10**9))
+            end = start + duration
+
+            async def connection() -> None:
+                while time.perf_counter() < end:
+                    await one(next(counter), time.perf_counter())
+
+            await asyncio.gather(*(connection() for _ in range(connections)))
+            total = len(latencies) + sum(errors.values())
         elapsed = time.perf_counter() - start
     latencies.sort()
 
@@ -58,6 +82,7 @@ async def run(url: str, rate: float, duration: float, connections: int) -> dict[
         "ok": len(latencies),
         "errors": sum(errors.values()),
         "error_kinds": errors,  # type: ignore[dict-item]
+        "statuses": statuses,  # type: ignore[dict-item]
         "rps": round(len(latencies) / elapsed, 1),
         "p50_ms": pct(0.50) if latencies else float("nan"),
         "p99_ms": pct(0.99) if latencies else float("nan"),
@@ -72,8 +97,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--urls", help="a file of URLs, one per line, sent in turn")
     args = parser.parse_args()
-    result = uvloop.run(run(args.url, args.rate, args.duration, args.connections))
+    urls = None
+    if args.urls:
+        with open(args.urls) as lines:
+            urls = [line.strip() for line in lines if line.strip()]
+    result = uvloop.run(run(args.url, args.rate, args.duration, args.connections, urls))
     print(json.dumps(result))
 
 
