@@ -102,8 +102,11 @@ def bench_stack(**extra_env: str) -> Iterator[Stack]:
     """An embedded stack of its own (broker, Redis, worker, exporter, one edge) under a
     temporary home, up for the ``with`` block; ``make bench`` shares one among the
     benchmarks that need a running system."""
+    # The benchmarks' advertiser sink (bench.sink) listens on 127.0.0.1, which the
+    # forwarder refuses unless told otherwise (SSRF policy).
+    env = {"FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32", **extra_env}
     with tempfile.TemporaryDirectory(prefix="imptrack-bench-") as home:
-        stack = isolated_stack(Path(home), **extra_env)
+        stack = isolated_stack(Path(home), **env)
         try:
             stack.up()
             yield stack
