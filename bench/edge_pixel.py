@@ -30,7 +30,7 @@ from bench.common import (
 )
 
 RATE = 200 if QUICK else 1000
-DURATION = 2.0 if QUICK else 8.0
+DURATION = 1.5 if QUICK else 8.0
 ROUNDS = 1 if QUICK else 3
 TARGET_RATIO = 0.8
 OFFER_ID = 100

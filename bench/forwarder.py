@@ -31,7 +31,7 @@ from app.records import ForwardTask
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 
-N = 2_000 if QUICK else 20_000
+N = 1_000 if QUICK else 20_000
 ROUNDS = 1 if QUICK else 3
 TARGET_RATIO = 0.5
 OFFER_ID = 200

@@ -37,7 +37,7 @@ from bench.common import (
 )
 
 RATE = 200 if QUICK else 1000
-DURATION = 2.0 if QUICK else 10.0
+DURATION = 1.5 if QUICK else 10.0
 STEPS = (100, 300) if QUICK else (500, 1000, 1500, 2000, 3000)
 STEP_SECONDS = 1.0 if QUICK else 3.0
 TARGET_P99_MS = 50.0
