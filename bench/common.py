@@ -15,10 +15,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from app import probes
 from app.stack import Stack, isolated_stack
 
 RESULTS = Path(__file__).with_name("results")
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
+CATCH_UP_SECONDS = 120.0
+QUIET_SECONDS = 1.0  # longer than the exporter's batch window (EXPORT_BATCH_SECONDS)
 
 
 def imptrack(stack: Stack, *args: str) -> None:
@@ -145,3 +148,33 @@ def figure(
         "target": target,
         "met": met,
     }
+
+
+def exported(stack: Stack, kind: str) -> int:
+    """Rows of ``kind`` (``impressions``, ``conversions``...) the exporter has stored."""
+    status = probes.http_json(f"{stack.settings.exporter_url}/healthz")
+    if status is None:
+        raise RuntimeError("the exporter's /healthz is not answering")
+    return int(status["exported"].get(kind, 0))
+
+
+def caught_up(stack: Stack, kind: str, expected: int, timeout: float = CATCH_UP_SECONDS) -> float:
+    """Wait until ``expected`` rows of ``kind`` are exported (or ``timeout``); seconds waited."""
+    started = time.monotonic()
+    while exported(stack, kind) < expected and time.monotonic() - started < timeout:
+        time.sleep(0.25)
+    return round(time.monotonic() - started, 2)
+
+
+def quiet(stack: Stack, kind: str, timeout: float = CATCH_UP_SECONDS) -> int:
+    """Rows of ``kind`` exported once the count stops moving (whatever an earlier
+    benchmark left in the worker has been exported), or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    seen = exported(stack, kind)
+    while time.monotonic() < deadline:
+        time.sleep(QUIET_SECONDS)
+        now = exported(stack, kind)
+        if now == seen:
+            break
+        seen = now
+    return seen
