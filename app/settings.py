@@ -112,6 +112,7 @@ class Settings:
     edge_produce_timeout: float
     worker_web_port: int
     worker_fetch_wait_ms: int  # see app.faust_transport.ShortFetchWaitThread
+    worker_catalog_fetch_wait_ms: int  # see tables.catalog
     broker_session_timeout: float
     broker_rebalance_timeout: float
     exporter_port: int
@@ -154,6 +155,7 @@ class Settings:
             edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
             worker_fetch_wait_ms=_int(env, "WORKER_FETCH_WAIT_MS", 50, 1),
+            worker_catalog_fetch_wait_ms=_int(env, "WORKER_CATALOG_FETCH_WAIT_MS", 10, 1),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
             broker_rebalance_timeout=_float(env, "BROKER_REBALANCE_TIMEOUT", session_default),
             exporter_port=_int(env, "EXPORTER_PORT", 16067, 1),

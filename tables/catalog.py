@@ -17,7 +17,9 @@ from app.settings import settings
 
 log = logging.getLogger("imptrack.catalog")
 
-catalog = CatalogFollower(settings().broker)
+# A short fetch wait: each batch of impressions and postbacks waits for proof that its
+# catalog is current (catalog_current_for), which takes up to two fetch waits.
+catalog = CatalogFollower(settings().broker, fetch_wait_ms=settings().worker_catalog_fetch_wait_ms)
 
 
 @app.task  # type: ignore[untyped-decorator]

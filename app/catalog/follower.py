@@ -2,8 +2,9 @@
 
 The edge and the workers each run one follower. It reads every partition of the
 topic from the beginning with no consumer group (each process needs all of it)
-and applies records as they arrive; a fetch waits at most ``FETCH_WAIT_MS`` for new
-records, so a change is in effect well within a second of being written.
+and applies records as they arrive; a fetch waits at most ``fetch_wait_ms`` for new
+records (``FETCH_WAIT_MS`` by default), so a change is in effect well within a second
+of being written.
 """
 
 from __future__ import annotations
@@ -29,9 +30,17 @@ RETRY_SECONDS = 1.0
 
 
 class CatalogFollower:
-    def __init__(self, bootstrap: str, topic: str = topic_names.CATALOG) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str = topic_names.CATALOG,
+        fetch_wait_ms: int = FETCH_WAIT_MS,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        # The broker holds a fetch that finds nothing for the whole wait, so it bounds
+        # how soon wait_current can prove a moment current: up to two waits.
+        self.fetch_wait_ms = fetch_wait_ms
         self.history = CatalogHistory()
         # Set once everything written before start-up has been applied; nothing may
         # be judged against a half-loaded catalog.
@@ -52,7 +61,7 @@ class CatalogFollower:
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                fetch_max_wait_ms=FETCH_WAIT_MS,
+                fetch_max_wait_ms=self.fetch_wait_ms,
             )
             try:
                 await consumer.start()
@@ -72,7 +81,7 @@ class CatalogFollower:
             while True:
                 asked_ms = int(time.time() * 1000)
                 try:
-                    fetched = await consumer.getmany(timeout_ms=FETCH_WAIT_MS)
+                    fetched = await consumer.getmany(timeout_ms=self.fetch_wait_ms)
                 except KafkaError as exc:
                     log.warning("catalog fetch failed (%s); retrying", exc)
                     await asyncio.sleep(RETRY_SECONDS)
@@ -91,7 +100,7 @@ class CatalogFollower:
                     # Nothing new since the fetcher's previous request, which went out
                     # at most one fetch wait before we asked.
                     async with self._caught_up:
-                        self.current_as_of_ms = asked_ms - FETCH_WAIT_MS
+                        self.current_as_of_ms = asked_ms - self.fetch_wait_ms
                         self._caught_up.notify_all()
                 elif await _reached(consumer, ends):
                     log.info(
