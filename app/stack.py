@@ -160,8 +160,9 @@ class Stack:
 
     # -- start ------------------------------------------------------------------
 
-    def start(self, name: str) -> int:
-        """Start one component (unless it already runs) and wait until it is ready."""
+    def start(self, name: str, timeout: float | None = None) -> int:
+        """Start one component (unless it already runs) and wait until it is ready,
+        up to ``timeout`` seconds (the component's own limit by default)."""
         part = self.component(name)
         existing = self.pid(name)
         if existing is not None:
@@ -186,7 +187,8 @@ class Stack:
         )
         log.close()
         self._pid_file(name).write_text(str(process.pid))
-        deadline = time.monotonic() + part.start_timeout
+        limit = part.start_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 self._pid_file(name).unlink(missing_ok=True)
@@ -199,7 +201,7 @@ class Stack:
             time.sleep(0.2)
         self.stop(name)
         raise StackError(
-            f"{name} was not ready within {part.start_timeout:.0f} s; "
+            f"{name} was not ready within {limit:.0f} s; "
             f"see {self.settings.log_dir / (name + '.log')}"
         )
 

@@ -1,13 +1,22 @@
 """Benchmark: the worker's restart to ready with KEYS aimp_ids in its impressions
-table (1,000,000; QUICK 2,000; the environment variable RECOVERY_KEYS overrides).
+table (1,000,000; QUICK 5,000; the environment variable RECOVERY_KEYS overrides).
 
-The table is filled the honest way: impressions go through the worker (as in
-bench.pipeline) until it holds KEYS of them, counting what earlier benchmarks left.
-Then the worker is killed with SIGKILL and started again, and later stopped cleanly
-and started again. Each restart is timed from the start of the process until its
-/healthz says ready (catalog loaded, table recovered, no rebalance) and until an
-impression sent after it has been processed. A postback naming an impression of
-the first batch then shows the table still knows it. Target: ready <= 15 s.
+The table is filled in two parts. The first WORKER_KEYS impressions go through the
+worker (as in bench.pipeline); the rest (the worker takes about 1,000 a second,
+too slow for a 10-minute ``make bench``) are written straight to the table's
+changelog topic as the worker writes them: key the ``aimp_id`` as JSON, value the
+recorded impression as Faust's JSON, on the partition of the ``impressions`` topic
+the edge would have sent it to. A running worker does not read its own changelog,
+so the first restart recovers those keys from it, the case of a worker whose disk
+was lost; later restarts find them in RocksDB.
+
+The worker is stopped and started to rebuild (timed too: the lost-disk case), then
+killed with SIGKILL and started again, then stopped cleanly and started again. Each
+restart is timed from the start of the process until its /healthz says ready
+(catalog loaded, table recovered, no rebalance) and until an impression sent after
+it has been processed. Postbacks naming the first impression
+through the worker and the last one written to the changelog then show the table
+knows both. Target: ready <= 15 s.
 
     python -m bench.recovery          # QUICK=1 for a smoke run
 """
@@ -23,14 +32,27 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from app import probes
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from app import probes, topic_names
+from app.records import Impression
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 from bench.pipeline import OFFER_ID, catalog, impressions, system_round
 
-KEYS = int(os.environ.get("RECOVERY_KEYS", 2_000 if QUICK else 1_000_000))
+KEYS = int(os.environ.get("RECOVERY_KEYS", 5_000 if QUICK else 1_000_000))
+# Some in each part, whatever KEYS is.
+WORKER_KEYS = min(KEYS // 2, 1_000 if QUICK else 20_000)
 FILL_BATCH = 50_000
+CHANGELOG = "imptrack-impressions-changelog"  # Faust: "{app id}-{table name}-changelog"
 TARGET_S = 15.0
+WHAT = {
+    "rebuild": "rebuilt from the changelog",
+    "kill": "after SIGKILL",
+    "stop": "after a clean stop",
+}
 
 
 def _ready(stack: Stack) -> bool:
@@ -45,7 +67,7 @@ def restart(stack: Stack, how: str) -> dict[str, Any]:
     else:
         stack.stop("worker")
     began = time.monotonic()
-    stack.start("worker")  # returns once /healthz answers at all
+    stack.start("worker", timeout=600)  # returns once /healthz answers at all
     while not _ready(stack) and time.monotonic() - began < 300:
         time.sleep(0.05)
     ready_s = time.monotonic() - began
@@ -56,6 +78,42 @@ def restart(stack: Stack, how: str) -> dict[str, Any]:
         "processing_s": round(time.monotonic() - began, 2),
         "probe_recorded": probe["recorded"],
     }
+
+
+async def _write_changelog(broker: str, count: int) -> str:
+    """``count`` recorded impressions straight into the table's changelog; the last
+    one's ``aimp_id``."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        # The partition of the impressions topic the edge would send a key to (its
+        # producer's default partitioner) is the table's partition for that key.
+        partitions = sorted(await producer.partitions_for(topic_names.IMPRESSIONS))
+        partitioner = DefaultPartitioner()
+        # The last record of each partition goes alone, after the others: a table
+        # rebuilt from the changelog on the embedded broker stops at the end offset it
+        # states, which misses the tail of a last batch of several (ARCHITECTURE.md).
+        last: dict[int, tuple[bytes, bytes, str]] = {}
+        for start in range(0, count, FILL_BATCH):
+            acks = []
+            for aimp_id, payload in impressions(min(FILL_BATCH, count - start)):
+                # What the impressions agent writes: the impression as the edge sent it.
+                value = Impression(**orjson.loads(payload)).dumps(serializer="json")
+                partition = partitioner(aimp_id.encode(), partitions, partitions)
+                # Faust writes changelog keys as JSON, whatever the table's schema says.
+                record = (orjson.dumps(aimp_id), value, aimp_id)
+                held = last.get(partition)
+                last[partition] = record
+                if held is not None:
+                    acks.append(
+                        await producer.send(CHANGELOG, held[1], key=held[0], partition=partition)
+                    )
+            await asyncio.gather(*acks)
+        for partition, (key, value, _) in last.items():
+            await producer.send_and_wait(CHANGELOG, value, key=key, partition=partition)
+    finally:
+        await producer.stop()
+    return max(aimp_id for _, _, aimp_id in last.values())
 
 
 def _postback_verdict(stack: Stack, aimp_id: str) -> dict[str, Any]:
@@ -78,28 +136,39 @@ def run(stack: Stack) -> dict[str, Any]:
     try:
         apply_catalog(stack, catalog(sink_port))
         fill_began = time.monotonic()
-        filled = 0
+        through_worker = 0
         first_id = ""
-        while filled < KEYS:
-            batch = impressions(min(FILL_BATCH, KEYS - filled))
+        while through_worker < WORKER_KEYS:
+            batch = impressions(min(FILL_BATCH, WORKER_KEYS - through_worker))
             first_id = first_id or batch[0][0]
-            filled += asyncio.run(system_round(stack.settings.broker, batch))["recorded"]
+            through_worker += asyncio.run(system_round(stack.settings.broker, batch))["recorded"]
+        worker_fill_s = time.monotonic() - fill_began
+        last_id = asyncio.run(_write_changelog(stack.settings.broker, KEYS - through_worker))
         fill_s = time.monotonic() - fill_began
-        # QUICK keeps to the clean stop: after a kill the group waits out the dead
+        # The first restart reads the changelog-written keys into RocksDB ("rebuild",
+        # a clean stop). QUICK keeps to it: after a kill the group waits out the dead
         # member's session (about 10 s), which a smoke run need not.
-        restarts = [restart(stack, how) for how in (("stop",) if QUICK else ("kill", "stop"))]
-        verdict = _postback_verdict(stack, first_id)
+        hows = ("rebuild",) if QUICK else ("rebuild", "kill", "stop")
+        restarts = [restart(stack, how) for how in hows]
+        verdicts = {
+            "first_through_worker": _postback_verdict(stack, first_id),
+            "last_in_changelog": _postback_verdict(stack, last_id),
+        }
     finally:
         sink.terminate()
         sink.wait(10)
-    known = "unknown aimp_id" not in json.dumps(verdict)
+    # Status 1: the postback found its impression and made a conversion of it.
+    known = all(v.get("status") == 1 for v in verdicts.values())
+    judged = not QUICK and KEYS >= 1_000_000
     figures = [
         figure(
-            f"worker restart to ready s ({KEYS:,} keys, after {r['how']})",
+            f"worker restart to ready s ({KEYS:,} keys, {WHAT[r['how']]})",
             r["ready_s"],
             "s",
-            target=f"<= {TARGET_S:g} s at 1,000,000 keys",
-            met=None if QUICK or KEYS < 1_000_000 else r["ready_s"] <= TARGET_S,
+            target="reported (a lost disk)"
+            if r["how"] == "rebuild"
+            else f"<= {TARGET_S:g} s at 1,000,000 keys",
+            met=r["ready_s"] <= TARGET_S if judged and r["how"] != "rebuild" else None,
         )
         for r in restarts
     ]
@@ -108,10 +177,12 @@ def run(stack: Stack) -> dict[str, Any]:
         "figures": figures,
         "details": {
             "offer_id": OFFER_ID,
-            "keys_added": filled,
+            "keys_through_worker": through_worker,
+            "keys_in_changelog": KEYS - through_worker,
+            "worker_fill_s": round(worker_fill_s, 1),
             "fill_s": round(fill_s, 1),
             "restarts": restarts,
-            "old_impression_verdict": verdict,
+            "postback_verdicts": verdicts,
             "ok": known and all(r["probe_recorded"] == 1 for r in restarts),
         },
     }
@@ -122,10 +193,13 @@ def main() -> int:
         result = run(stack)
     path = write_result("recovery", result | {"quick": QUICK, "machine": machine()})
     d = result["details"]
-    print(f"filled {d['keys_added']:,} keys in {d['fill_s']} s")
+    print(
+        f"filled {d['keys_through_worker']:,} keys through the worker in {d['worker_fill_s']} s,"
+        f" {d['keys_in_changelog']:,} in the changelog; {d['fill_s']} s in all"
+    )
     for r in d["restarts"]:
         print(f"after {r['how']}: ready in {r['ready_s']} s, processing in {r['processing_s']} s")
-    print(f"old impression's postback: {d['old_impression_verdict']}")
+    print(f"postbacks naming old impressions: {d['postback_verdicts']}")
     print(f"written: {path}")
     return 0 if d["ok"] else 1
 
