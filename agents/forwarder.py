@@ -2,7 +2,8 @@
 
 The agent only schedules (one Redis script per batch, replays recognised there);
 delivering is the job of :class:`app.forwarding.forwarder.Forwarder`, a task of
-every worker, so a slow advertiser never holds up the stream or its commits.
+every forwarder process (``imptrack forwarder``, see app.faust_app), so a slow
+advertiser never holds up the stream or its commits.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ async def publish_delivery_log(records: list[bytes]) -> None:
 
 
 shipper = DeliveryLogShipper(
-    schedule, f"{socket.gethostname()}:{_s.worker_web_port}", publish_delivery_log
+    schedule, f"{socket.gethostname()}:{_s.forwarder_web_port}", publish_delivery_log
 )
 
 

@@ -1,7 +1,19 @@
-"""The one Faust application; every agent, table and topic module imports it from here."""
+"""The Faust application; every agent, table and topic module imports it from here.
+
+Two processes run it, each in a role of its own (``FAUST_ROLE``, set by ``imptrack
+worker`` and ``imptrack forwarder`` before this module is imported):
+
+- ``worker``: the impressions, clicks, postbacks and conversions agents and their
+  tables (consumer group ``imptrack``).
+- ``forwarder``: scheduling and delivering forward tasks (group
+  ``imptrack-forwarder``). Delivering is slow network work with its own Redis round
+  trips; in a process of its own it neither takes CPU from the worker's stream nor
+  stops when the worker is restarted, and each can be killed and restarted alone.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import faust
@@ -10,6 +22,26 @@ from app.faust_transport import KafkaTransport
 from app.settings import settings
 
 _s = settings()
+
+ROLE_VARIABLE = "FAUST_ROLE"
+ROLES = {
+    # role: (application id, the modules whose agents, tasks and pages it runs)
+    "worker": (
+        "imptrack",
+        [
+            "agents.impressions",
+            "agents.clicks",
+            "agents.postbacks",
+            "agents.conversions",
+            "app.worker_views",
+        ],
+    ),
+    "forwarder": ("imptrack-forwarder", ["agents.forwarder", "app.forwarder_views"]),
+}
+role = os.environ.get(ROLE_VARIABLE, "worker")
+if role not in ROLES:
+    raise SystemExit(f"{ROLE_VARIABLE}={role!r}: expected one of {', '.join(ROLES)}")
+_app_id, _modules = ROLES[role]
 
 
 class ImptrackApp(faust.App):
@@ -20,10 +52,10 @@ class ImptrackApp(faust.App):
 
 
 app = ImptrackApp(
-    "imptrack",
+    _app_id,
     broker=f"kafka://{_s.broker}",
     store="rocksdb://",
-    datadir=str(_s.worker_data_dir),
+    datadir=str(_s.worker_data_dir if role == "worker" else _s.forwarder_data_dir),
     topic_partitions=_s.topic_partitions,
     topic_replication_factor=1 if _s.kafka_broker is None else 3,
     broker_session_timeout=_s.broker_session_timeout,
@@ -39,8 +71,10 @@ app = ImptrackApp(
     # as "ahead of the broker". Real Kafka reports true ends and keeps the check.
     recovery_consistency_check=_s.kafka_broker is not None,
     web_bind="127.0.0.1",
-    web_port=_s.worker_web_port,
+    web_port=_s.worker_web_port if role == "worker" else _s.forwarder_web_port,
     web_in_thread=False,
-    autodiscover=["agents", "app.worker_views"],
-    origin="app",
+    autodiscover=_modules,
+    # Faust also scans the origin; the package "app" would import both roles' pages
+    # (and with them the forwarder's agent into the worker). This module adds nothing.
+    origin="app.faust_app",
 )

@@ -111,6 +111,7 @@ class Settings:
     edge_linger_ms: int
     edge_produce_timeout: float
     worker_web_port: int
+    forwarder_web_port: int
     worker_fetch_wait_ms: int  # see app.faust_transport.ShortFetchWaitThread
     worker_catalog_fetch_wait_ms: int  # see tables.catalog
     broker_session_timeout: float
@@ -154,6 +155,7 @@ class Settings:
             edge_linger_ms=_int(env, "EDGE_LINGER_MS", 2),
             edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
+            forwarder_web_port=_int(env, "FORWARDER_WEB_PORT", 16068, 1),
             worker_fetch_wait_ms=_int(env, "WORKER_FETCH_WAIT_MS", 50, 1),
             worker_catalog_fetch_wait_ms=_int(env, "WORKER_CATALOG_FETCH_WAIT_MS", 10, 1),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
@@ -198,6 +200,10 @@ class Settings:
         return self.data_dir / "worker"
 
     @property
+    def forwarder_data_dir(self) -> Path:
+        return self.data_dir / "forwarder"
+
+    @property
     def broker(self) -> str:
         """``host:port`` of the Kafka bootstrap server in use."""
         if self.kafka_broker:
@@ -219,6 +225,10 @@ class Settings:
     @property
     def worker_url(self) -> str:
         return f"http://127.0.0.1:{self.worker_web_port}"
+
+    @property
+    def forwarder_url(self) -> str:
+        return f"http://127.0.0.1:{self.forwarder_web_port}"
 
 
 @cache

@@ -116,6 +116,13 @@ class Stack:
                 start_timeout=60.0,
             ),
             Component(
+                "forwarder",
+                _imptrack("forwarder"),
+                lambda: probes.http_json(f"{s.forwarder_url}/healthz") is not None,
+                s.forwarder_web_port,
+                start_timeout=60.0,
+            ),
+            Component(
                 "exporter",
                 _imptrack("exporter"),
                 lambda: probes.http_json(f"{s.exporter_url}/healthz") is not None,
@@ -175,6 +182,7 @@ class Stack:
         if name == "broker":
             # The new broker starts empty, so local table state of the old one is stale.
             shutil.rmtree(self.settings.worker_data_dir, ignore_errors=True)
+            shutil.rmtree(self.settings.forwarder_data_dir, ignore_errors=True)
         log = open(self.settings.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
         env = {**self.env, "IMPTRACK_HOME": str(self.settings.home)}
         process = subprocess.Popen(
@@ -263,13 +271,14 @@ class Stack:
 def isolated_stack(home: Path, **extra_env: str) -> Stack:
     """An embedded stack of its own under ``home``, on free ports, whatever broker or
     Redis the environment names: for the integration tests and the benchmarks."""
-    broker, redis, worker, exporter, edge = probes.free_ports(5)
+    broker, redis, worker, forwarder, exporter, edge = probes.free_ports(6)
     env = {
         **os.environ,
         "IMPTRACK_HOME": str(home),
         "IMPTRACK_BROKER_PORT": str(broker),
         "IMPTRACK_REDIS_PORT": str(redis),
         "WORKER_WEB_PORT": str(worker),
+        "FORWARDER_WEB_PORT": str(forwarder),
         "EXPORTER_PORT": str(exporter),
         "EDGE_PORT": str(edge),
         **extra_env,

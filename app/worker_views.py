@@ -6,7 +6,6 @@ from typing import Any
 
 from faust import web
 
-from agents.forwarder import forwarder, shipper
 from app.broker_holes import HoleCounters
 from app.faust_app import app
 from app.faust_transport import CurrentGenerationConsumer
@@ -29,7 +28,6 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "rebalancing": app.rebalancing,
         "in_recovery": app.in_recovery,
         "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
-        "forwarding": {**await forwarder.status(), "log_shipped_here": shipper.shipped},
         "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
         "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
         "offset_gaps_refetched": CurrentGenerationConsumer.gaps_refetched,

@@ -2,7 +2,7 @@
 local aiohttp server) against a bare aiohttp client sending the same requests.
 
 The system: N forward tasks, as the impressions agent emits them, go to the
-``forward-tasks`` topic; the worker's forwarder schedules each in Redis, claims it,
+``forward-tasks`` topic; the forwarder process schedules each in Redis, claims it,
 delivers it and logs the attempt. Measured at the sink, from its first request to
 the N-th distinct impression. The bare client: a separate process sending N GETs
 of the same shape to the same sink with the forwarder's per-host connection limit

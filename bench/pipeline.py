@@ -4,7 +4,7 @@ against a bare aiokafka consume -> produce loop over the same messages.
 The system: N impressions, as the edge produces them, go to the ``impressions`` topic
 (an offer with an impressions destination URL, so each one is judged, written to the
 impressions table, emitted for export and given a forward task; the forwarder
-delivers them to a local sink meanwhile, in the same worker). Measured from the first
+delivers them to a local sink meanwhile, in its own process). Measured from the first
 to the last record the worker emits for them to ``impressions-recorded``.
 
 The bare loop: a plain aiokafka consumer reads the same N records, decodes each and

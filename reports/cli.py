@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         f"  redis     {s.redis}{'' if s.redis_url else '   (embedded)'}\n"
         f"  exporter  {s.exporter_url}/healthz\n"
         f"  worker    {s.worker_url}/healthz\n"
+        f"  forwarder {s.forwarder_url}/healthz\n"
         f"  duckdb    {s.duckdb_path}   (analysts' snapshot, docs/REPORTING.md)\n"
         f"  logs      {s.log_dir}\n"
         f"  data      {s.data_dir}\n"
@@ -57,6 +59,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    return _run_faust("worker")
+
+
+def _cmd_forwarder(args: argparse.Namespace) -> int:
+    return _run_faust("forwarder")
+
+
+def _run_faust(role: str) -> int:
+    # The role decides the Faust application's id and agents (app.faust_app), so it
+    # is set before that module is first imported.
+    os.environ["FAUST_ROLE"] = role
     from app.broker_holes import guard_embedded_broker
     from app.faust_app import app
 
@@ -64,8 +77,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     # Faust's own CLI runs the worker (signals, logging, recovery); we only choose
     # its arguments.
-    sys.argv = ["imptrack worker", "--loop", "uvloop", "worker", "--loglevel", settings().log_level]
+    sys.argv = [
+        f"imptrack {role}",
+        "--loop",
+        "uvloop",
+        "worker",
+        "--loglevel",
+        settings().log_level,
+    ]
     app.main()
+    return 0
 
 
 def _cmd_edge(args: argparse.Namespace) -> int:
@@ -178,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run a Faust worker in the foreground").set_defaults(
         run=_cmd_worker
     )
+    sub.add_parser(
+        "forwarder", help="run the forwarder (delivery to advertisers) in the foreground"
+    ).set_defaults(run=_cmd_forwarder)
     sub.add_parser("edge", help="run the HTTP edge in the foreground").set_defaults(run=_cmd_edge)
     sub.add_parser("exporter", help="run the DuckDB exporter in the foreground").set_defaults(
         run=_cmd_exporter

@@ -1,5 +1,6 @@
-"""A real embedded stack (broker, Redis, worker, exporter, two edge processes) on free
-ports under a temporary home, shared by the integration tests of one session."""
+"""A real embedded stack (broker, Redis, worker, forwarder, exporter, two edge
+processes) on free ports under a temporary home, shared by the integration tests of
+one session."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ class RunningStack:
     def worker_status(self) -> dict[str, Any]:
         status = probes.http_json(f"{self.settings.worker_url}/healthz")
         assert status is not None, "worker is not answering"
+        return status
+
+    def forwarder_status(self) -> dict[str, Any]:
+        status = probes.http_json(f"{self.settings.forwarder_url}/healthz")
+        assert status is not None, "forwarder is not answering"
         return status
 
     def exported_impressions(self) -> int:

@@ -253,7 +253,7 @@ async def test_always_500_is_dead_lettered_after_the_last_attempt_and_trips_the_
     opens on the way and holds deliveries back without using up their attempts."""
     broken = AdvertiserSink().start()  # a host of its own: its breaker is its own
     try:
-        opened_before = stack.worker_status()["forwarding"]["schedule"].get("breaker_opened", 0)
+        opened_before = stack.forwarder_status()["forwarding"]["schedule"].get("breaker_opened", 0)
         await _offer(admin, 4114, broken.url("/broken?a={aimp_id}"))
         run = await _pixels(stack, 4114, 10)
         rows = await _attempts(stack, 4114, 50)
@@ -267,7 +267,7 @@ async def test_always_500_is_dead_lettered_after_the_last_attempt_and_trips_the_
         )
         dead = await _dead_letters(stack, set(run.accepted))
         assert dead == Counter({a: 1 for a in run.accepted})
-        schedule = stack.worker_status()["forwarding"]["schedule"]
+        schedule = stack.forwarder_status()["forwarding"]["schedule"]
         assert schedule["breaker_opened"] > opened_before
         # While open, nothing reached the host for the breaker's whole second.
         times = sorted(r.at for r in broken.requests("/broken"))
@@ -321,7 +321,7 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
     assert run.refused == 0
 
     def pending() -> bool:
-        scheduled = stack.worker_status()["forwarding"]["schedule"]["scheduled"]
+        scheduled = stack.forwarder_status()["forwarding"]["schedule"]["scheduled"]
         return scheduled >= len(run.accepted) and len(advertiser.requests("/down")) >= 5
 
     # The host's breaker opens after a few failures, so most of the pending work is

@@ -16,7 +16,7 @@ def test_defaults_use_the_embedded_services(tmp_path: Path) -> None:
     s = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
     assert s.broker == "127.0.0.1:19092" and s.edge_url == "http://127.0.0.1:8080"
     names = [c.name for c in Stack(s, {}).components()]
-    assert names == ["broker", "redis", "worker", "exporter", "edge"]
+    assert names == ["broker", "redis", "worker", "forwarder", "exporter", "edge"]
 
 
 def test_external_broker_and_redis_are_used_instead(tmp_path: Path) -> None:
@@ -29,7 +29,12 @@ def test_external_broker_and_redis_are_used_instead(tmp_path: Path) -> None:
         }
     )
     assert s.broker == "kafka-1:9092" and s.redis == "redis://cache:6379/2"
-    assert [c.name for c in Stack(s, {}).components()] == ["worker", "exporter", "edge"]
+    assert [c.name for c in Stack(s, {}).components()] == [
+        "worker",
+        "forwarder",
+        "exporter",
+        "edge",
+    ]
 
 
 def test_profiles_choose_the_group_timeouts(tmp_path: Path) -> None:
