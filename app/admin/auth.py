@@ -40,6 +40,8 @@ def load_api_key(settings: Settings) -> str:
 
 
 def is_authorized(request: web.Request, api_key: str) -> bool:
-    given = request.headers.get(HEADER, "")
+    # The header's bytes as sent: aiohttp keeps bytes that are not UTF-8 as lone
+    # surrogates, which a plain encode() refuses.
+    given = request.headers.get(HEADER, "").encode("utf-8", "surrogateescape")
     # Constant time: how much of a guess matched must not show in response times.
-    return hmac.compare_digest(given.encode(), api_key.encode())
+    return hmac.compare_digest(given, api_key.encode())

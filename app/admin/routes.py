@@ -18,6 +18,7 @@ from app.catalog.files import to_document
 from app.catalog.model import MAX_ID
 from app.catalog.validation import as_dict
 from app.edge.keys import API_KEY, CATALOG_SERVICE
+from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -49,7 +50,11 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _body(request: web.Request) -> Any:
     try:
-        return orjson.loads(await request.read())
+        raw = await request.read()
+    except web.RequestPayloadError as exc:
+        raise CatalogError("body", f"cannot be read ({unreadable_body(exc)})") from None
+    try:
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise CatalogError("body", f"is not valid JSON ({exc})") from None
 

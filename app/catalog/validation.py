@@ -30,6 +30,10 @@ from app.exceptions import CatalogError
 
 MAX_ADDITIONAL_URLS = 10
 MAX_URL_LENGTH = 2048
+MAX_DURATION_SECONDS = 366 * 86_400
+"""A year (a leap one): longer view-through windows and click sessions mean nothing
+for attribution, and Redis refuses expiry times past its 64-bit range (an offer with
+one would stop the impressions agent at its first impression)."""
 
 SUB_MACROS = frozenset(f"sub{n}" for n in range(1, 9))
 IMPRESSION_MACROS = (
@@ -85,18 +89,26 @@ def _duration(value: Any, field: str) -> int:
         raise CatalogError(field, f"must be seconds or a duration like 24h or 30d, not {value!r}")
     if seconds <= 0:
         raise CatalogError(field, "must be longer than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise CatalogError(
+            field, f"is {seconds} seconds; at most {MAX_DURATION_SECONDS} (366d) is allowed"
+        )
     return seconds
 
 
 def check_url(value: Any, field: str, macros: frozenset[str], *, impressions: bool = False) -> str:
     """An http(s) URL whose ``{macros}`` are all known for this kind of URL."""
     url = _text(value, field, MAX_URL_LENGTH)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # an unclosed [IPv6 bracket, a host that NFKC breaks...
+        raise CatalogError(field, f"is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise CatalogError(
             field, f"must be an http or https URL, not {parts.scheme or 'schemeless'!r}"
         )
-    if not parts.hostname:
+    if not host:
         raise CatalogError(field, "must name a host, as in https://advertiser.example/imp")
     for name in _MACRO.findall(url):
         if name == "clickid" and impressions:

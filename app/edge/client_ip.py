@@ -26,5 +26,10 @@ def client_ip(request: web.Request, trusted_proxy_hops: int) -> str | None:
 
 
 def user_agent(request: web.Request) -> str | None:
+    """The ``User-Agent``, cut to its stored length; bytes that are not UTF-8 become
+    U+FFFD (aiohttp keeps them as lone surrogates, which no JSON encoder takes)."""
     ua = request.headers.get("User-Agent")
-    return ua[:MAX_USER_AGENT_LENGTH] if ua else None
+    if not ua:
+        return None
+    text = ua.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text[:MAX_USER_AGENT_LENGTH]

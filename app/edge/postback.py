@@ -17,16 +17,30 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from app import topic_names
 from app.edge.client_ip import client_ip
 from app.edge.keys import PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
+from app.edge.responses import unreadable_body
 from app.ids import is_valid_id, new_id
 from app.postbacks.params import collect_params
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _NO_STORE = {"Cache-Control": "no-store"}
+
+# What aiohttp raises for a body it cannot decode: a broken Content-Encoding
+# (RequestPayloadError), a form in an unknown charset or not in its charset
+# (LookupError, UnicodeDecodeError), malformed multipart (ValueError, RuntimeError,
+# BadHttpMessage). A body over the size limit stays a 413.
+_UNREADABLE_BODY = (
+    web.RequestPayloadError,
+    HttpProcessingError,
+    LookupError,
+    RuntimeError,
+    ValueError,
+)
 
 
 def _text(value: Any) -> str | None:
@@ -40,10 +54,23 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _storable(text: str) -> str:
+    """``text`` with lone surrogates spelled out: aiohttp keeps header bytes that are
+    not UTF-8 as such, and charsets such as utf-7 decode to them; JSON takes none."""
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
 async def _body_pairs(request: web.Request) -> tuple[list[tuple[str, str]], str | None]:
     """The parameters in a POST body, and what could not be read of it."""
     if not request.can_read_body:
         return [], None
+    try:
+        return await _read_body(request)
+    except _UNREADABLE_BODY as exc:
+        return [], f"the {request.content_type} body cannot be read ({unreadable_body(exc)})"
+
+
+async def _read_body(request: web.Request) -> tuple[list[tuple[str, str]], str | None]:
     if request.content_type == "application/json":
         try:
             document = orjson.loads(await request.read())
@@ -64,6 +91,8 @@ async def _body_pairs(request: web.Request) -> tuple[list[tuple[str, str]], str 
         for name, value in form.items():
             if not isinstance(value, str):
                 return pairs, f"{name} is a file upload; send parameters as text"
+            if _storable(name + value) != name + value:
+                return pairs, "the form's text is not valid Unicode in its charset; send UTF-8"
             pairs.append((name, value))
         return pairs, None
     return [], (
@@ -88,7 +117,8 @@ async def postback(request: web.Request) -> web.Response:
     if request.method == "POST":
         body_pairs, body_problem = await _body_pairs(request)
         pairs.extend(body_pairs)
-    params, problem = collect_params(pairs)
+    params, params_problem = collect_params(pairs)
+    problem = body_problem or params_problem
     settings = request.app[SETTINGS]
     waiter = request.app[VERDICTS]
     postback_id = new_id()
@@ -98,7 +128,7 @@ async def postback(request: web.Request) -> web.Response:
         "params": params,
         "ip": client_ip(request, settings.edge_trusted_proxy_hops),
         "reply_to": waiter.channel,
-        "problem": body_problem or problem,
+        "problem": problem and _storable(problem),
     }
     decided = waiter.expect(postback_id)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from app.exceptions import InvalidParameter
 
@@ -21,3 +22,11 @@ def unavailable(message: str) -> web.Response:
         status=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+def unreadable_body(exc: Exception) -> str:
+    """Why aiohttp could not read a request body, without its "400, message:" prefix."""
+    cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) else exc
+    if isinstance(cause, HttpProcessingError):
+        return cause.message
+    return " ".join(str(exc).split())

@@ -54,6 +54,17 @@ def test_an_update_changes_only_the_fields_given() -> None:
             "must be an http or https URL",
         ),
         ({"impressions_url": "https:///nohost"}, "impressions_url", "must name a host"),
+        ({"tracking_url": "http://[::1/x"}, "tracking_url", "is not a valid URL"),
+        (
+            {"view_through_window": 10**17},
+            "view_through_window",
+            "at most 31622400 (366d)",
+        ),
+        (
+            {"click_session": "99999999999999999999999d"},
+            "click_session",
+            "at most 31622400 (366d)",
+        ),
         (
             {"impressions_url": "https://a.example/?c={clickid}"},
             "impressions_url",
