@@ -34,7 +34,7 @@ from app.records import impression_payload
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 
-N = 3_000 if QUICK else 50_000
+N = 3_000 if QUICK else 30_000
 ROUNDS = 1 if QUICK else 3
 TARGET_RATIO = 0.5
 OFFER_ID = 300
