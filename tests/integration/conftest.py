@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +111,25 @@ def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("imptrack")
 
 
+@contextmanager
+def started_stack(home: Path, catalog: Path, **env: str) -> Iterator[RunningStack]:
+    """A stack of its own under ``home`` with ``catalog`` applied, up for the block."""
+    stack = isolated_stack(home, **env)
+    try:
+        stack.up()
+        running = RunningStack(stack)
+        applied = running.imptrack("catalog", "apply", str(catalog))
+        assert applied.returncode == 0, applied.stderr
+        yield running
+    finally:
+        stack.down()
+
+
 @pytest.fixture(scope="session")
 def running_stack(stack_home: Path) -> Iterator[RunningStack]:
-    stack = isolated_stack(
+    with started_stack(
         stack_home,
+        SEED_CATALOG,
         EDGE_PROCESSES="2",
         EXPORT_BATCH_SECONDS="0.2",
         REPORT_SNAPSHOT_SECONDS="1",
@@ -125,15 +141,8 @@ def running_stack(stack_home: Path) -> Iterator[RunningStack]:
         FORWARD_BACKOFF_MAX_SECONDS="1",
         FORWARD_TIMEOUT="3",
         FORWARD_BREAKER_SECONDS="1",
-    )
-    try:
-        stack.up()
-        running = RunningStack(stack)
-        seeded = running.imptrack("catalog", "apply", str(SEED_CATALOG))
-        assert seeded.returncode == 0, seeded.stderr
+    ) as running:
         yield running
-    finally:
-        stack.down()
 
 
 @pytest.fixture
