@@ -29,7 +29,7 @@ from bench.common import (
 )
 
 RATE = 200 if QUICK else 1000
-DURATION = 1.5 if QUICK else 6.0
+DURATION = 1.0 if QUICK else 6.0
 ROUNDS = 1 if QUICK else 3
 CATALOG = """
 advertisers: [{id: 1, name: Bench advertiser}]

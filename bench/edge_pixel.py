@@ -43,8 +43,8 @@ from bench.common import (
 from bench.loadgen import digest
 
 RATE = 200 if QUICK else 1000
-FIXED_SECONDS = 1.5 if QUICK else 6.0
-SATURATED_SECONDS = 1.0 if QUICK else 4.0
+FIXED_SECONDS = 1.0 if QUICK else 6.0
+SATURATED_SECONDS = 0.5 if QUICK else 4.0
 WARM_UP_SECONDS = 0.5 if QUICK else 1.0
 ROUNDS = 1 if QUICK else 3
 CONNECTIONS = 64
