@@ -305,14 +305,14 @@ async def test_destinations_on_refused_addresses_are_never_called(
         inside.stop()
 
 
-async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
+async def test_forwarder_killed_with_retries_pending_delivers_each_impression_once(
     stack: RunningStack, admin: Admin, advertiser: AdvertiserSink
 ) -> None:
     """The advertiser is down: every first attempt fails and its retry waits in Redis.
-    Once every impression is scheduled the worker is killed (its forward tasks since
-    the last commit are read again after the restart, so replays are recognised),
-    the advertiser comes back, the worker restarts: each impression arrives exactly
-    once. (Losing impressions upstream across a kill is test_crash_recovery's
+    Once every impression is scheduled the forwarder process is killed (its forward
+    tasks since the last commit are read again after the restart, so replays are
+    recognised), the advertiser comes back, the forwarder restarts: each impression
+    arrives exactly once. (Losing impressions upstream across a kill is test_crash_recovery's
     subject; here every impression is recorded before the kill.)"""
     await _offer(admin, 4119, advertiser.url("/down?a={aimp_id}"))
     advertiser.down.set()
@@ -329,10 +329,10 @@ async def test_worker_killed_with_retries_pending_delivers_each_impression_once(
     # comes at once: waited long enough, the first impressions would use up their
     # five attempts and be dead-lettered, as they should.
     await _until("every impression is scheduled and retries are pending", pending)
-    await asyncio.to_thread(stack.stack.kill, "worker")
+    await asyncio.to_thread(stack.stack.kill, "forwarder")
     advertiser.down.clear()
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(stack.stack.start, "worker")
+    await asyncio.to_thread(stack.stack.start, "forwarder")
     try:
         await _until(
             "every impression is delivered",
