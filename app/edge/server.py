@@ -18,6 +18,7 @@ from app.broker_holes import guard_embedded_broker
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
+from app.edge import malformed_log
 from app.edge.click import click
 from app.edge.keys import (
     API_KEY,
@@ -140,6 +141,7 @@ def create_edge_app(settings: Settings) -> web.Application:
 def run_edge(settings: Settings) -> None:
     """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
     guard_embedded_broker(settings.kafka_broker is None)  # its catalog follower
+    malformed_log.install()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         create_edge_app(settings),
