@@ -4,9 +4,12 @@ one session."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,6 +112,16 @@ class RunningStack:
 @pytest.fixture(scope="session")
 def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("imptrack")
+
+
+def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of a health page, whatever the status (probes.http_json
+    gives None for a 503)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), json.loads(exc.read())
 
 
 @contextmanager

@@ -13,19 +13,15 @@ A stack of its own: freezing the broker of the shared one would stall every test
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.integration.conftest import RunningStack, started_stack
+from tests.integration.conftest import RunningStack, get_json, started_stack
 from tests.integration.pixels import send_pixels
 
 OFFER = 1
@@ -88,7 +84,7 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
     os.kill(broker, signal.SIGSTOP)
     try:
         refused = [asyncio.run(_refused_pixel(edge)) for _ in range(3)]
-        health_status, health = _get_json(f"{edge}/healthz")
+        health_status, health = get_json(f"{edge}/healthz")
     finally:
         os.kill(broker, signal.SIGCONT)
 
@@ -116,7 +112,7 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
     assert again.accepted, "the edge did not serve again within 60 s of the broker's return"
     after = asyncio.run(send_pixels(edge, _pixels(20, "after"), concurrency=4))
     assert after.refused == 0 and len(after.accepted) == 20
-    assert _get_json(f"{edge}/healthz")[0] == 200
+    assert get_json(f"{edge}/healthz")[0] == 200
 
     # Every GIF is one exported impression. A refused pixel may be stored all the
     # same: its produce request was on its way when the edge gave up, and the broker
@@ -130,12 +126,3 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
     assert len(exported) == len(set(exported)), "an impression exported twice"
     assert answered <= set(exported), "a GIF answered for an impression that was not stored"
     assert len(set(exported) - answered) <= len(refused) + refused_probes
-
-
-def _get_json(url: str) -> tuple[int, dict[str, Any]]:
-    """Status and JSON body, whatever the status."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), json.loads(exc.read())

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.advertiser import AdvertiserSink
-from tests.integration.conftest import RunningStack, started_stack
+from tests.integration.conftest import RunningStack, get_json, started_stack
 from tests.integration.pixels import send_pixels
 
 OFFER = 1
@@ -77,7 +77,12 @@ def test_redis_restarted_while_forwarding_loses_and_doubles_nothing(
     assert 0 < delivered_before_restart < BEFORE, "the restart must fall mid-delivery"
     stack.stack.stop("redis")
     time.sleep(1.0)  # the forwarder and the worker meet a Redis that is gone
+    # The operator's view meanwhile: the forwarder says it is unhealthy, and why.
+    status, health = get_json(f"{stack.settings.forwarder_url}/healthz")
     stack.stack.start("redis")
+    assert status == 503, health
+    assert health["status"].startswith("unhealthy"), health
+    assert health["forwarding"]["schedule"]["error"], health
 
     after = asyncio.run(send_pixels(stack.edge_url, _pixels(AFTER, "after")))
     assert after.refused == 0 and len(after.accepted) == AFTER
