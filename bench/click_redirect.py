@@ -11,7 +11,6 @@ the edge's figures as a ratio of the baseline's.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from typing import Any
 
@@ -24,6 +23,7 @@ from bench.common import (
     figure,
     load,
     machine,
+    median,
     serve,
     write_result,
 )
@@ -42,10 +42,6 @@ offers:
     tracking_url: "https://adv.example/c?clickid={clickid}&aimp_id={aimp_id}&sub1={sub1}"
 """
 QUERY = "offer_id=1&pid=1&imp_id=i{n}&sub1=s%26{n}"
-
-
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return round(float(statistics.median(r[key] for r in runs)), 2)
 
 
 def run(stack: Stack) -> dict[str, Any]:
@@ -70,9 +66,9 @@ def run(stack: Stack) -> dict[str, Any]:
         bare.wait(10)
     figures = {
         name: {
-            "rps": _median(r, "rps"),
-            "p50_ms": _median(r, "p50_ms"),
-            "p99_ms": _median(r, "p99_ms"),
+            "rps": median(r, "rps"),
+            "p50_ms": median(r, "p50_ms"),
+            "p99_ms": median(r, "p99_ms"),
             "errors": sum(x["errors"] for x in r),
             "runs": r,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,3 +179,8 @@ def quiet(stack: Stack, kind: str, timeout: float = CATCH_UP_SECONDS) -> int:
             break
         seen = now
     return seen
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    """The median of ``key`` over a benchmark's rounds, to two decimals."""
+    return round(float(statistics.median(r[key] for r in runs)), 2)

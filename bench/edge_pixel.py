@@ -17,7 +17,6 @@ by exactly the number of GIFs the edge answered.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 import urllib.error
@@ -36,6 +35,7 @@ from bench.common import (
     figure,
     load,
     machine,
+    median,
     quiet,
     serve,
     write_result,
@@ -61,10 +61,6 @@ offers:
 QUERY = f"offer_id={OFFER_ID}&pid=1&imp_id=i{{n}}&sub1=placement-{{n}}&sub2=creative"
 SAME_HEADERS = ("Content-Type", "Content-Length", "Cache-Control", "Pragma")
 GIF = digest(TRANSPARENT_GIF)
-
-
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return round(float(statistics.median(r[key] for r in runs)), 2)
 
 
 def _one_pixel(url: str) -> dict[str, Any]:
@@ -148,7 +144,7 @@ def run(stack: Stack) -> dict[str, Any]:
         "every_answer_a_gif": all(_all_gifs(r) for r in [warm_up, *every_run]),
         "exported_once_each": exported_by_edge == answered,
     }
-    edge_rps, bare_rps = _median(saturated["edge"], "rps"), _median(saturated["bare"], "rps")
+    edge_rps, bare_rps = median(saturated["edge"], "rps"), median(saturated["bare"], "rps")
     return {
         "benchmark": "edge_pixel",
         "figures": [
@@ -162,17 +158,17 @@ def run(stack: Stack) -> dict[str, Any]:
             ),
             figure(
                 f"edge pixel p50 ms @{RATE}/s",
-                _median(fixed["edge"], "p50_ms"),
+                median(fixed["edge"], "p50_ms"),
                 "ms",
-                baseline=_median(fixed["bare"], "p50_ms"),
+                baseline=median(fixed["bare"], "p50_ms"),
                 target="reported",
                 met=None,
             ),
             figure(
                 f"edge pixel p99 ms @{RATE}/s",
-                _median(fixed["edge"], "p99_ms"),
+                median(fixed["edge"], "p99_ms"),
                 "ms",
-                baseline=_median(fixed["bare"], "p99_ms"),
+                baseline=median(fixed["bare"], "p99_ms"),
                 target="reported",
                 met=None,
             ),

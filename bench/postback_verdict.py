@@ -49,6 +49,7 @@ from bench.common import (
     figure,
     load,
     machine,
+    median,
     quiet,
     serve,
     write_result,
@@ -127,10 +128,6 @@ def _within(run: dict[str, Any], p99_ms: float) -> bool:
     return bool(run["sent"] > 0 and verdicts == run["sent"] and run["p99_ms"] <= p99_ms)
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return round(float(statistics.median(r[key] for r in runs)), 2)
-
-
 def run(stack: Stack) -> dict[str, Any]:
     apply_catalog(stack, CATALOG)
     edge = stack.settings.edge_url
@@ -183,7 +180,7 @@ def run(stack: Stack) -> dict[str, Any]:
         default=(0, None),
     )
     share = round(statistics.median(r["json_status"].get("200:1", 0) / r["sent"] for r in fixed), 4)
-    p99 = _median(fixed, "p99_ms")
+    p99 = median(fixed, "p99_ms")
     checks = {
         "fixed_rate_all_accepted": all(_all_accepted(r) for r in [warm_up, *fixed]),
         "none_refused": all(
@@ -197,9 +194,9 @@ def run(stack: Stack) -> dict[str, Any]:
         "figures": [
             figure(
                 f"postback p50 ms @{RATE}/s",
-                _median(fixed, "p50_ms"),
+                median(fixed, "p50_ms"),
                 "ms",
-                baseline=_median(baseline, "p50_ms"),
+                baseline=median(baseline, "p50_ms"),
                 target="reported (baseline: bare pixel)",
                 met=None,
             ),
@@ -207,7 +204,7 @@ def run(stack: Stack) -> dict[str, Any]:
                 f"postback p99 ms @{RATE}/s",
                 p99,
                 "ms",
-                baseline=_median(baseline, "p99_ms"),
+                baseline=median(baseline, "p99_ms"),
                 target=f"p99 <= {TARGET_P99_MS:g} ms (baseline: bare pixel)",
                 met=None if QUICK else p99 <= TARGET_P99_MS and share == 1.0,
             ),
