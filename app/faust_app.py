@@ -24,8 +24,10 @@ from app.settings import settings
 _s = settings()
 
 ROLE_VARIABLE = "FAUST_ROLE"
+
 ROLES = {
-    # role: (application id, the modules whose agents, tasks and pages it runs)
+    # role: (application id, the modules whose agents, tasks and pages it runs, its
+    # local data directory, its web port)
     "worker": (
         "imptrack",
         [
@@ -35,13 +37,20 @@ ROLES = {
             "agents.conversions",
             "app.worker_views",
         ],
+        _s.worker_data_dir,
+        _s.worker_web_port,
     ),
-    "forwarder": ("imptrack-forwarder", ["agents.forwarder", "app.forwarder_views"]),
+    "forwarder": (
+        "imptrack-forwarder",
+        ["agents.forwarder", "app.forwarder_views"],
+        _s.forwarder_data_dir,
+        _s.forwarder_web_port,
+    ),
 }
 role = os.environ.get(ROLE_VARIABLE, "worker")
 if role not in ROLES:
     raise SystemExit(f"{ROLE_VARIABLE}={role!r}: expected one of {', '.join(ROLES)}")
-_app_id, _modules = ROLES[role]
+_app_id, _modules, _datadir, _web_port = ROLES[role]
 
 
 class ImptrackApp(faust.App):
@@ -55,7 +64,7 @@ app = ImptrackApp(
     _app_id,
     broker=f"kafka://{_s.broker}",
     store="rocksdb://",
-    datadir=str(_s.worker_data_dir if role == "worker" else _s.forwarder_data_dir),
+    datadir=str(_datadir),
     topic_partitions=_s.topic_partitions,
     topic_replication_factor=1 if _s.kafka_broker is None else 3,
     broker_session_timeout=_s.broker_session_timeout,
@@ -71,7 +80,7 @@ app = ImptrackApp(
     # as "ahead of the broker". Real Kafka reports true ends and keeps the check.
     recovery_consistency_check=_s.kafka_broker is not None,
     web_bind="127.0.0.1",
-    web_port=_s.worker_web_port if role == "worker" else _s.forwarder_web_port,
+    web_port=_web_port,
     web_in_thread=False,
     autodiscover=_modules,
     # Faust also scans the origin; the package "app" would import both roles' pages
