@@ -170,10 +170,52 @@ class Stack:
     def start(self, name: str, timeout: float | None = None) -> int:
         """Start one component (unless it already runs) and wait until it is ready,
         up to ``timeout`` seconds (the component's own limit by default)."""
-        part = self.component(name)
-        existing = self.pid(name)
-        if existing is not None:
-            return existing
+        return self.start_together([name], timeout)[name]
+
+    def start_together(
+        self,
+        names: list[str],
+        timeout: float | None = None,
+        on_ready: Callable[[str, float], None] | None = None,
+    ) -> dict[str, int]:
+        """Start several components at once and wait until every one is ready: the
+        application processes spend most of their start importing and joining their
+        consumer groups, which they can do side by side. A component that fails or is
+        not ready in time is reported; the others are left running."""
+        parts = [self.component(name) for name in names]
+        begun = time.monotonic()
+        pids = {p.name: pid for p in parts if (pid := self.pid(p.name)) is not None}
+        starting: dict[str, tuple[Component, subprocess.Popen[bytes], float]] = {}
+        for part in parts:
+            if part.name not in pids:
+                limit = part.start_timeout if timeout is None else timeout
+                starting[part.name] = (part, self._spawn(part), time.monotonic() + limit)
+        while starting:
+            for name, (part, process, deadline) in list(starting.items()):
+                if process.poll() is not None:
+                    self._pid_file(name).unlink(missing_ok=True)
+                    raise StackError(
+                        f"{name} exited with code {process.returncode} while starting; "
+                        f"see {self.settings.log_dir / (name + '.log')}"
+                    )
+                if part.ready():
+                    pids[name] = process.pid
+                    del starting[name]
+                    if on_ready is not None:
+                        on_ready(name, time.monotonic() - begun)
+                elif time.monotonic() > deadline:
+                    self.stop(name)
+                    limit = part.start_timeout if timeout is None else timeout
+                    raise StackError(
+                        f"{name} was not ready within {limit:.0f} s; "
+                        f"see {self.settings.log_dir / (name + '.log')}"
+                    )
+            if starting:
+                time.sleep(0.1)
+        return pids
+
+    def _spawn(self, part: Component) -> subprocess.Popen[bytes]:
+        name = part.name
         if part.port is not None and probes.port_in_use("127.0.0.1", part.port):
             raise StackError(
                 f"cannot start {name}: port {part.port} is already in use. Is another "
@@ -195,23 +237,7 @@ class Stack:
         )
         log.close()
         self._pid_file(name).write_text(str(process.pid))
-        limit = part.start_timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self._pid_file(name).unlink(missing_ok=True)
-                raise StackError(
-                    f"{name} exited with code {process.returncode} while starting; "
-                    f"see {self.settings.log_dir / (name + '.log')}"
-                )
-            if part.ready():
-                return process.pid
-            time.sleep(0.2)
-        self.stop(name)
-        raise StackError(
-            f"{name} was not ready within {limit:.0f} s; "
-            f"see {self.settings.log_dir / (name + '.log')}"
-        )
+        return process
 
     def _create_topics(self) -> None:
         """Before any worker or edge runs, so none of them meets a missing topic."""
@@ -231,13 +257,19 @@ class Stack:
     def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:
         if self.settings.kafka_broker is not None:
             self._create_topics()
-        for part in self.components():
+        # The broker and Redis first, one after the other (every process needs them,
+        # and the topics must exist before any process meets them); then the
+        # application processes all at once.
+        services = [p.name for p in self.components() if p.name in ("broker", "redis")]
+        for name in services:
             started = time.monotonic()
-            self.start(part.name)
-            if part.name == "broker":
+            self.start(name)
+            if name == "broker":
                 self._create_topics()
             if on_ready is not None:
-                on_ready(part.name, time.monotonic() - started)
+                on_ready(name, time.monotonic() - started)
+        applications = [p.name for p in self.components() if p.name not in services]
+        self.start_together(applications, on_ready=on_ready)
 
     # -- stop -------------------------------------------------------------------
 
@@ -251,21 +283,38 @@ class Stack:
 
     def stop(self, name: str) -> None:
         """SIGTERM and wait; SIGKILL only if it does not stop within the grace period."""
-        pid = self.pid(name)
-        if pid is not None:
+        self.stop_together([name])
+
+    def stop_together(
+        self, names: list[str], on_stopped: Callable[[str], None] | None = None
+    ) -> None:
+        """SIGTERM several components at once and wait for each, within one grace
+        period; SIGKILL only those still there after it."""
+        stopping = {name: pid for name in names if (pid := self.pid(name)) is not None}
+        for pid in stopping.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            if not _wait_gone(pid, STOP_GRACE_SECONDS):
-                os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for name, pid in stopping.items():
+            if not _wait_gone(pid, max(0.0, deadline - time.monotonic())):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
                 _wait_gone(pid, 5.0)
-        self._pid_file(name).unlink(missing_ok=True)
+            self._pid_file(name).unlink(missing_ok=True)
+            if on_stopped is not None:
+                on_stopped(name)
+        for name in names:
+            self._pid_file(name).unlink(missing_ok=True)
 
     def down(self, on_stopped: Callable[[str], None] | None = None) -> None:
-        for part in reversed(self.components()):
-            if self.pid(part.name) is not None:
-                self.stop(part.name)
-                if on_stopped is not None:
-                    on_stopped(part.name)
+        # The application processes together (each finishes its own work: the edge
+        # flushes what it accepted to the broker, the exporter stores its offsets);
+        # then Redis and the broker they need for that, last.
+        names = [part.name for part in self.components()]
+        services = [name for name in names if name in ("broker", "redis")]
+        self.stop_together([n for n in names if n not in services], on_stopped)
+        for name in reversed(services):
+            self.stop_together([name], on_stopped)
 
 
 def isolated_stack(home: Path, **extra_env: str) -> Stack:
