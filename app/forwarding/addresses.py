@@ -20,6 +20,27 @@ Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
 
 
+SHARED_ADDRESS_SPACE = IPv4Network("100.64.0.0/10")
+NAT64 = IPv6Network("64:ff9b::/96")
+
+
+def _inner_ipv4(ip: Address) -> Address:
+    """The IPv4 address an IPv6 one carries, where the network would deliver it there:
+    IPv4-mapped (::ffff:10.0.0.1), 6to4 (2002:a9fe:a9fe::), Teredo (its client) and
+    NAT64 (64:ff9b::a9fe:a9fe); otherwise the address itself."""
+    if isinstance(ip, IPv4Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in NAT64:
+        return IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 class AddressRefused(Exception):
     """A destination resolves only to addresses the forwarder may not call."""
 
@@ -30,9 +51,7 @@ class AddressPolicy:
 
     def refusal(self, address: str) -> str | None:
         """Why ``address`` may not be called, or None when it may."""
-        ip: Address = ip_address(address)
-        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
+        ip = _inner_ipv4(ip_address(address))
         if any(ip in network for network in self.allowed):
             return None
         for kind, flag in (
@@ -42,6 +61,10 @@ class AddressPolicy:
             ("private", ip.is_private),
             ("multicast", ip.is_multicast),
             ("reserved", ip.is_reserved),
+            # 100.64.0.0/10, carrier-grade NAT: inside some clouds (one serves its
+            # instance metadata at 100.100.100.200), and neither private nor global.
+            ("shared (carrier-grade NAT)", ip in SHARED_ADDRESS_SPACE),
+            ("non-global", not ip.is_global),
         ):
             if flag:
                 return (

@@ -26,6 +26,17 @@ from app.forwarding.addresses import AddressPolicy, AddressRefused, GuardedResol
         ("0.0.0.0", "unspecified"),
         ("::ffff:10.0.0.1", "private"),  # an IPv4-mapped IPv6 address is its IPv4 one
         ("::ffff:127.0.0.1", "loopback"),
+        # Carrier-grade NAT space: one cloud's metadata service answers at 100.100.100.200.
+        ("100.100.100.200", "shared (carrier-grade NAT)"),
+        ("100.64.0.1", "shared (carrier-grade NAT)"),
+        # IPv4 addresses carried in IPv6 ones are judged as the IPv4 address.
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 of 169.254.169.254
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 of 169.254.169.254
+        ("64:ff9b::7f00:1", "loopback"),  # NAT64 of 127.0.0.1
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),  # Teredo, client 10.0.0.1
+        ("198.18.0.1", "private"),  # benchmarking networks
+        ("240.0.0.1", "private"),  # future use (class E)
+        ("2001:db8::1", "private"),  # documentation
     ],
 )
 def test_inside_addresses_are_refused(address: str, kind: str) -> None:
@@ -33,7 +44,17 @@ def test_inside_addresses_are_refused(address: str, kind: str) -> None:
     assert refusal is not None and f"a {kind} address" in refusal
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "100.128.0.1",  # just past the shared space
+        "2606:4700:4700::1111",
+        "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+        "64:ff9b::808:808",  # NAT64 of 8.8.8.8
+    ],
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert AddressPolicy().refusal(address) is None
 
