@@ -110,6 +110,15 @@ def check_url(value: Any, field: str, macros: frozenset[str], *, impressions: bo
         )
     if not host:
         raise CatalogError(field, "must name a host, as in https://advertiser.example/imp")
+    in_authority = _MACRO.search(parts.netloc)
+    if in_authority:
+        # A macro's value comes from the affiliate's request: in the host it would let
+        # them choose where clicks are redirected and impressions are sent.
+        raise CatalogError(
+            field,
+            f"has the macro {in_authority.group(0)} in its host; macros may only be used "
+            "in the path, query or fragment",
+        )
     for name in _MACRO.findall(url):
         if name == "clickid" and impressions:
             raise CatalogError(

@@ -76,6 +76,27 @@ def test_an_update_changes_only_the_fields_given() -> None:
             "unknown macro {foo}",
         ),
         ({"tracking_url": "https://a.example/?c={nope}"}, "tracking_url", "unknown macro {nope}"),
+        # An affiliate's value must never choose the host a click or impression goes to.
+        (
+            {"tracking_url": "https://{sub1}/landing"},
+            "tracking_url",
+            "has the macro {sub1} in its host",
+        ),
+        (
+            {"impressions_url": "https://{sub2}.advertiser.example/imp?a={aimp_id}"},
+            "impressions_url",
+            "has the macro {sub2} in its host",
+        ),
+        (
+            {"trafficback_url": "https://user:{sub3}@fallback.example/"},
+            "trafficback_url",
+            "has the macro {sub3} in its host",
+        ),
+        (
+            {"impressions_url": "https://a.example:{sub1}/imp"},
+            "impressions_url",
+            "has the macro {sub1} in its host",
+        ),
         (
             {"trafficback_url": "gopher://x.example/"},
             "trafficback_url",
