@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
 
@@ -213,6 +214,17 @@ class Settings:
     @property
     def redis(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def redis_shown(self) -> str:
+        """The Redis URL to print: its password, if it has one, is not for terminals or
+        logs."""
+        parts = urlsplit(self.redis)
+        if parts.password is None:
+            return self.redis
+        user = f"{parts.username}:" if parts.username else ":"
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
     @property
     def edge_url(self) -> str:

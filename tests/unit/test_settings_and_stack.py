@@ -37,6 +37,20 @@ def test_external_broker_and_redis_are_used_instead(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@cache:6379/2", "redis://:***@cache:6379/2"),
+        ("rediss://app:s3cret@cache.example:6380/0", "rediss://app:***@cache.example:6380/0"),
+        ("redis://cache:6379/2", "redis://cache:6379/2"),
+    ],
+)
+def test_the_redis_password_is_never_shown(tmp_path: Path, url: str, shown: str) -> None:
+    """`imptrack up` prints the Redis URL; a password in it is masked."""
+    s = Settings.from_env({"IMPTRACK_HOME": str(tmp_path), "REDIS_URL": url})
+    assert s.redis == url and s.redis_shown == shown
+
+
 def test_profiles_choose_the_group_timeouts(tmp_path: Path) -> None:
     """dev rejoins fast after a killed worker; production keeps patient timeouts."""
     dev = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
