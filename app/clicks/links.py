@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from app.ids import id_ms
@@ -49,26 +51,42 @@ class Link:
     aimp_id: str | None = None
 
 
+# One script call for a whole batch: two SETs per impression through redis-py's
+# pipeline cost the impressions agent a tenth of its time in command building and
+# reply parsing (py-spy, pipeline benchmark).
+_INDEX = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+end
+return #KEYS
+"""
+
+
+@cache
+def _index_script(client: aioredis.Redis) -> AsyncScript:
+    return client.register_script(_INDEX)
+
+
 async def index_impressions(
     client: aioredis.Redis, recorded: Iterable[tuple[Impression, int]], now_ms: int
 ) -> int:
     """Index recorded impressions, each with its offer's view-through window in
     seconds; return how many were indexed (an impression past its window is not)."""
+    keys: list[str] = []
+    args: list[str | int] = []
     indexed = 0
-    async with client.pipeline(transaction=False) as pipe:
-        for impression, window_seconds in recorded:
-            ttl_ms = id_ms(impression.aimp_id) + window_seconds * 1000 - now_ms
-            if ttl_ms <= 0:
-                continue
-            pipe.set(
-                aimp_key(impression.aimp_id), f"{impression.offer_id}:{impression.pid}", px=ttl_ms
-            )
-            if impression.imp_id:
-                key = imp_key(impression.offer_id, impression.pid, impression.imp_id)
-                pipe.set(key, impression.aimp_id, px=ttl_ms)
-            indexed += 1
-        if indexed:
-            await pipe.execute()
+    for impression, window_seconds in recorded:
+        ttl_ms = id_ms(impression.aimp_id) + window_seconds * 1000 - now_ms
+        if ttl_ms <= 0:
+            continue
+        keys.append(aimp_key(impression.aimp_id))
+        args += (f"{impression.offer_id}:{impression.pid}", ttl_ms)
+        if impression.imp_id:
+            keys.append(imp_key(impression.offer_id, impression.pid, impression.imp_id))
+            args += (impression.aimp_id, ttl_ms)
+        indexed += 1
+    if keys:
+        await _index_script(client)(keys=keys, args=args)
     return indexed
 
 
