@@ -13,7 +13,7 @@ from app.faust_app import app
 from app.ids import is_valid_id
 from app.topics import clicks_topic
 from tables.batches import write_in_event_partition
-from tables.clicks import clicks_table
+from tables.clicks import clicks_input, clicks_table
 
 log = logging.getLogger("imptrack.clicks")
 
@@ -31,3 +31,4 @@ async def record_clicks(stream: Any) -> None:
                 log.error("skipped a click with a malformed clickid at %s", event.message)
                 continue
             write_in_event_partition(event, clicks_table, click.clickid, click)
+        clicks_input.processed(events)

@@ -28,7 +28,7 @@ from app.topics import (
 from app.worker_redis import worker_redis
 from tables.batches import write_in_event_partition
 from tables.catalog import catalog, catalog_current_for
-from tables.impressions import impressions_table
+from tables.impressions import impressions_input, impressions_table
 
 log = logging.getLogger("imptrack.impressions")
 
@@ -94,6 +94,8 @@ async def record_impressions(stream: Any) -> None:
                 sent.append(
                     await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)
                 )
+        # Postbacks naming these impressions may now be judged (tables/progress.py).
+        impressions_input.processed(events)
         # Not acknowledged until indexed: a click must be able to find it.
         await until_redis_answers(
             # Now is read at each try: the keys live for what is left of the window.

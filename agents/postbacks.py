@@ -23,32 +23,53 @@ from app.records import Click, Impression, MatchedPostback, Postback, PostbackOu
 from app.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
 from tables.batches import read_in_event_partition
 from tables.catalog import catalog, catalog_current_for
-from tables.clicks import clicks_table
-from tables.impressions import impressions_table
+from tables.clicks import clicks_input, clicks_table
+from tables.impressions import impressions_input, impressions_table
 
 log = logging.getLogger("imptrack.postbacks")
 
 BATCH_SIZE = 500
 BATCH_WINDOW_SECONDS = 0.01
-MATCH_GRACE_MS = 5_000
-"""A click or impression younger than this may still be on its way into its table
-(its agent lags the edge by a batch or so): a postback naming it waits for it
-rather than be refused as unknown."""
 RECHECK_SECONDS = 0.02
+MATCH_WAIT_SECONDS = 300.0
+"""How long a postback waits for its click or impression's table to be known
+current. A restarted worker drains its partitions unevenly (one impressions
+partition was seen untouched for 22 s while others drained), so this is long;
+only a worker whose clicks or impressions agent is stuck this long judges a
+postback without knowing, and logs so."""
 
 
 async def _find(event: Any, request: PostbackRequest) -> Click | Impression | None:
-    """The click named by ``clickid``, else the impression named by ``aimp_id``."""
+    """The click named by ``clickid``, else the impression named by ``aimp_id``.
+
+    Not found, it is refused as unknown only once its table holds everything the
+    edge accepted before this postback: a click or impression an advertiser can
+    name was accepted before, but its agent may lag behind this one by a batch,
+    or by a whole backlog after a restart (tables/progress.py)."""
     key = request.clickid or request.aimp_id
     assert key is not None  # parse_postback requires one of them
-    table = clicks_table if request.clickid else impressions_table
-    issued_ms = id_ms(key)
+    table, source = (
+        (clicks_table, clicks_input) if request.clickid else (impressions_table, impressions_input)
+    )
+    received_ms = id_ms(event.value.postback_id)
+    partition = event.message.partition
+    deadline = time.monotonic() + MATCH_WAIT_SECONDS
     while True:
         found = read_in_event_partition(event, table, key)
-        now_ms = time.time_ns() // 1_000_000
-        # An ID from the future was never issued here: no point waiting for it.
-        if found is not None or not (now_ms - MATCH_GRACE_MS <= issued_ms <= now_ms + 1000):
+        if found is not None or source.holds_everything_before(partition, received_ms):
             return found  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            log.warning(
+                "postback %s: %s %s not found, and the %s agent has not shown in %.0f s "
+                "that it has read partition %d up to the postback; judged as not found",
+                event.value.postback_id,
+                "clickid" if request.clickid else "aimp_id",
+                key,
+                source.topic,
+                MATCH_WAIT_SECONDS,
+                partition,
+            )
+            return None
         await asyncio.sleep(RECHECK_SECONDS)
 
 

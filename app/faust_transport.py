@@ -34,13 +34,14 @@ docs/ARCHITECTURE.md, "Nothing skipped by a consumer").
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Hashable
+from typing import Any, ClassVar, cast
 
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app.contiguous_offsets import ContiguousOffsets
+from app.processed_offsets import ProcessedOffsets
 from app.settings import settings
 
 log = logging.getLogger("imptrack.consumer")
@@ -63,6 +64,17 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     # between agents (a postback passes two) cost up to 1.5 s. A short wait bounds
     # that; on an idle real Kafka it only means a few more empty fetches.
 
+    def fetched_end(self, tp: Any) -> tuple[int, int] | None:
+        """The high watermark of ``tp`` in the last fetch answered for it, and when
+        that answer arrived (ms since the epoch); None before the first answer."""
+        consumer = self._consumer
+        if consumer is None or tp not in consumer.assignment():
+            return None
+        highwater, answered_ms = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+        if highwater is None or answered_ms is None:
+            return None
+        return int(highwater), int(answered_ms)
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # No public way in: aiokafka reads this when it starts its fetcher.
@@ -82,6 +94,24 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
             "_contiguous_offsets", ContiguousOffsets()
         )
         return tracker
+
+    @property
+    def _processed(self) -> ProcessedOffsets:
+        tracker: ProcessedOffsets = self.__dict__.setdefault(
+            "_processed_offsets", ProcessedOffsets()
+        )
+        return tracker
+
+    def processed(self, tp: Any, offset: int) -> None:
+        """An agent is done with the record at ``offset`` of ``tp`` (see
+        tables/progress.py)."""
+        self._processed.processed(tp, offset)
+
+    def processed_up_to_end(self, tp: Any, answered_after_ms: int) -> bool:
+        """Whether a fetch answered after ``answered_after_ms`` found nothing in
+        ``tp`` beyond what the agents have processed."""
+        fetched = cast(WorkerConsumerThread, self._thread).fetched_end(tp)
+        return self._processed.caught_up(tp, fetched, answered_after_ms)
 
     async def getmany(self, timeout: float) -> AsyncIterator[Any]:  # noqa: ASYNC109 - Faust's signature
         # Faust drops fetched records on the way (a paused partition, a stopped
@@ -126,11 +156,16 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         # The committed offset is the next to read. aiokafka seeks only to a positive
         # one and leaves other partitions where they are, so for those the next
         # offset is not known here and anything is accepted next.
-        self._contiguous.positioned({tp: o if o and o > 0 else None for tp, o in committed.items()})
+        resumed: dict[Hashable, int | None] = {
+            tp: o if o and o > 0 else None for tp, o in committed.items()
+        }
+        self._contiguous.positioned(resumed)
+        self._processed.positioned(resumed)
         return committed
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self._contiguous.forget(revoked)
+        self._processed.forget(revoked)
         await super().on_partitions_revoked(revoked)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:

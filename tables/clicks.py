@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import faust
 
+from app import topic_names
 from app.faust_app import app
 from app.records import Click
+from tables.progress import TableInput
 
 clicks_table = app.Table(
     "clicks",
@@ -17,3 +19,5 @@ clicks_table = app.Table(
     ),
     help="Recorded clicks by clickid, for postback matching within the offer's click_session.",
 )
+clicks_input = TableInput(topic_names.CLICKS, "clickid")
+"""How far the clicks agent has written its input into the table."""

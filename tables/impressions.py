@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import faust
 
+from app import topic_names
 from app.faust_app import app
 from app.records import Impression
+from tables.progress import TableInput
 
 impressions_table = app.Table(
     "impressions",
@@ -17,3 +19,5 @@ impressions_table = app.Table(
     ),
     help="Recorded impressions by aimp_id, for click and postback matching.",
 )
+impressions_input = TableInput(topic_names.IMPRESSIONS, "aimp_id")
+"""How far the impressions agent has written its input into the table."""
