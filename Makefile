@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export IMPTRACK_HOME ?= $(CURDIR)/var
 
-.PHONY: demo up down status test check format clean bench
+.PHONY: demo up down status test faults check format clean bench
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -29,6 +29,10 @@ status: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The crash suite at full size (README, "The crash suite"); `make test` runs it short.
+faults: $(STAMP)
+	FAULTS_IMPRESSIONS=200000 $(BIN)/python -m pytest -q -s tests/integration/test_crash_suite.py
 
 # Benchmarks against bare baselines (bench/README.md); QUICK=1 for a smoke run.
 bench: $(STAMP)
