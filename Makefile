@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export IMPTRACK_HOME ?= $(CURDIR)/var
 
-.PHONY: demo up down status test faults check format clean bench
+.PHONY: demo up down status test faults check format clean bench soak
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -37,6 +37,10 @@ faults: $(STAMP)
 # Benchmarks against bare baselines (bench/README.md); QUICK=1 for a smoke run.
 bench: $(STAMP)
 	QUICK=$(QUICK) $(BIN)/python -m bench
+
+# The soak (bench/README.md): SOAK_SECONDS (600) at half the capacity it measures first.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .

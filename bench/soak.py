@@ -1,0 +1,384 @@
+"""The soak (``make soak``): the whole stack for SOAK_SECONDS (600) at half the
+pipeline's capacity, measured first in the same run on the same stack; memory of
+every process and every consumer's lag are sampled every SAMPLE_SECONDS (5) and
+must stay bounded.
+
+1. A stack of its own (EDGE_PROCESSES edge processes, 2 unless set), an offer that
+   forwards every impression to a local sink (bench.sink) and takes clicks and
+   postbacks.
+2. Capacity: pixels driven as fast as the *pipeline* absorbs them for
+   CAPACITY_SECONDS (25): a closed-loop burst fills a backlog, then open-loop slices
+   at the rate the exporter stores impressions, plus what keeps a few seconds of
+   backlog queued, so the worker never waits and the edge is not driven far beyond
+   it (a closed loop at the edge's pace takes the worker's CPU). Capacity is the
+   rate impressions were exported at after the phase's first
+   CAPACITY_WARM_UP_SECONDS, the backlog never empty meanwhile.
+3. Soak: bench.loadgen at half that rate (requests/s, open loop, in chunks of
+   CHUNK_SECONDS), a mix of pixels, clicks and postbacks.
+4. Load stops; every backlog must drain to 0 within DRAIN_SECONDS. Then every
+   pixel, click and postback the edge accepted must be in DuckDB once, and every
+   impression at the sink once.
+
+Prints the figures and the verdicts (bench.soak_report), writes
+``bench/results/soak.json`` and ``bench/results/soak.png``; exit status 1 if a
+criterion or a check fails.
+
+    python -m bench.soak                   # SOAK_SECONDS=60 for a short run
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from app import probes
+from app.edge.pixel import TRANSPARENT_GIF
+from app.stack import Stack
+from bench import loadgen, soak_report
+from bench.common import RESULTS, apply_catalog, bench_stack, machine, serve, write_result
+from bench.soak_probe import LagProbe, data_on_disk, rss_mb, stack_processes
+
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
+SAMPLE_SECONDS = float(os.environ.get("SAMPLE_SECONDS", "5"))
+CAPACITY_SECONDS = float(os.environ.get("CAPACITY_SECONDS", "25"))
+EDGE_PROCESSES = os.environ.get("EDGE_PROCESSES", "2")
+CHUNK_SECONDS = 60.0
+LAUNCH_LEAD_SECONDS = 0.5  # a loadgen process starts sending about this long after launch
+FILL_SECONDS = 2.0
+SLICE_SECONDS = 1.0
+BACKLOG_SECONDS = 3.0  # of the pipeline's work kept queued while measuring capacity
+CAPACITY_WARM_UP_SECONDS = 5.0
+SETTLE_SECONDS = 240.0
+DRAIN_SECONDS = 60.0
+CONNECTIONS = 256
+PREPARED = 100  # impressions and clicks made first, for the postbacks to name
+OFFER_ID = 900
+# Of every 50 requests: 46 pixels, 3 clicks, 1 postback.
+MIX_PERIOD = 50
+CLICK_SLOTS = (10, 25, 40)
+POSTBACK_SLOTS = (49,)
+GIF = loadgen.digest(TRANSPARENT_GIF)
+
+
+def catalog(sink_port: int) -> str:
+    return f"""
+advertisers: [{{id: {OFFER_ID}, name: Soak advertiser}}]
+affiliates: [{{id: {OFFER_ID}, name: Soak affiliate}}]
+offers:
+  - id: {OFFER_ID}
+    title: Soak offer
+    advertiser_id: {OFFER_ID}
+    allow_impressions: true
+    impressions_url: "http://127.0.0.1:{sink_port}/imp?a={{aimp_id}}&sub1={{sub1}}"
+    tracking_url: "https://adv.example/c?clickid={{clickid}}&aimp_id={{aimp_id}}"
+    payments:
+      - {{type: CPM, revenue: "2.00", payout: "1.40"}}
+      - {{type: CPA, revenue: "10.00", payout: "7.00"}}
+"""
+
+
+def mix_shares() -> dict[str, float]:
+    """Each kind's share of the soak's requests."""
+    clicks, postbacks = len(CLICK_SLOTS), len(POSTBACK_SLOTS)
+    return {
+        "pixels": (MIX_PERIOD - clicks - postbacks) / MIX_PERIOD,
+        "clicks": clicks / MIX_PERIOD,
+        "postbacks": postbacks / MIX_PERIOD,
+    }
+
+
+class Monitor:
+    """Samples memory and lag every SAMPLE_SECONDS, labelled with the current phase."""
+
+    def __init__(self, stack: Stack, probe: LagProbe) -> None:
+        self.stack = stack
+        self.probe = probe
+        self.processes = stack_processes(stack)
+        self.samples: list[dict[str, Any]] = []
+        self.phase = "start"
+        self.started = time.monotonic()
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.started, 2)
+
+    async def sample(self) -> dict[str, Any]:
+        t = self.now()
+        rss = {name: rss_mb(pid) for name, pid in self.processes.items()}
+        reading = await self.probe.sample()
+        disk = data_on_disk(self.stack)
+        self.samples.append({"t": t, "phase": self.phase, "rss_mb": rss, **reading, **disk})
+        return reading
+
+    async def run(self) -> None:
+        n = 0
+        while True:
+            await self.sample()
+            n += 1
+            await asyncio.sleep(max(0.0, n * SAMPLE_SECONDS - self.now()))
+
+
+async def _get(session: aiohttp.ClientSession, url: str, header: str) -> str:
+    async with session.get(url, allow_redirects=False) as response:
+        await response.read()
+        if response.status not in (200, 302) or not response.headers.get(header):
+            raise RuntimeError(f"{url} answered {response.status} without {header}")
+        return response.headers[header]
+
+
+async def prepare(edge: str) -> dict[str, list[str]]:
+    """Impressions and clicks for the soak's postbacks to name: their aimp_ids and
+    clickids."""
+    base = f"{edge}/{{}}?offer_id={OFFER_ID}&pid={OFFER_ID}&imp_id=prep{{}}"
+    async with aiohttp.ClientSession() as session:
+        aimp_ids = [
+            await _get(session, base.format("imp", n), "X-Aimp-Id") for n in range(PREPARED)
+        ]
+        clickids = [
+            await _get(session, base.format("click", n), "X-Clickid") for n in range(PREPARED)
+        ]
+    return {"aimp_ids": aimp_ids, "clickids": clickids}
+
+
+def gifs(run: dict[str, Any]) -> int:
+    return int(run["bodies"].get(GIF, 0))
+
+
+async def measure_capacity(edge: str, monitor: Monitor) -> dict[str, Any]:
+    """Pixels as fast as the pipeline stores them; the export rate while it had a
+    backlog all along (see the module's docstring)."""
+    url = f"{edge}/imp?offer_id={OFFER_ID}&pid={OFFER_ID}&imp_id=cap{{n}}&sub1=capacity"
+    exported_before = (await monitor.probe.exported())["impressions"]
+    began = time.monotonic()
+    runs = [await loadgen.run(url, 0, FILL_SECONDS, 64)]
+    readings: list[tuple[float, int, int]] = []  # (time, exported, backlog)
+    while True:
+        now = time.monotonic()
+        exported = (await monitor.probe.exported())["impressions"]
+        backlog = exported_before + sum(gifs(r) for r in runs) - exported
+        readings.append((now, exported, backlog))
+        if now - began >= CAPACITY_SECONDS:
+            break
+        recent = [r for r in readings if r[0] >= now - 3.0]
+        span = recent[-1][0] - recent[0][0]
+        pace = (recent[-1][1] - recent[0][1]) / span if span > 0 else 1000.0
+        target = max(2000.0, BACKLOG_SECONDS * pace)
+        rate = min(20_000.0, max(100.0, pace + (target - backlog) / 2))
+        runs.append(await loadgen.run(url, rate, SLICE_SECONDS, 64))
+    window = [r for r in readings if r[0] >= began + CAPACITY_WARM_UP_SECONDS]
+    seconds = window[-1][0] - window[0][0]
+    capacity = (window[-1][1] - window[0][1]) / seconds
+    answered = sum(gifs(r) for r in runs)
+    return {
+        "seconds": round(time.monotonic() - began, 1),
+        "window_s": round(seconds, 1),
+        "capacity_per_s": round(capacity, 1),
+        "edge_answered": answered,
+        "edge_errors": sum(r["errors"] for r in runs),
+        "slice_rates": [r["rate"] for r in runs],
+        "backlog_min_in_window": min(r[2] for r in window),
+        "backlog_max_in_window": max(r[2] for r in window),
+        # A backlog that ran dry means the worker waited for input: capacity understated.
+        "saturated": min(r[2] for r in window[:-1]) > 0,
+    }
+
+
+async def settled(monitor: Monitor, sink: str, expected: int) -> float:
+    """Wait until ``expected`` impressions are exported, every one delivered to the sink
+    and no consumer behind; seconds waited."""
+    began = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() - began < SETTLE_SECONDS:
+            reading = await monitor.sample()
+            async with session.get(f"{sink}/count") as response:
+                delivered = (await response.json())["distinct"]
+            caught_up = min(reading["exported"].get("impressions", 0), delivered) >= expected
+            if caught_up and all(n == 0 for n in reading["lag"].values()):
+                return round(time.monotonic() - began, 1)
+            await asyncio.sleep(1.0)
+    raise RuntimeError(f"the stack did not catch up within {SETTLE_SECONDS:.0f} s")
+
+
+def _urls(edge: str, chunk: int, count: int, prepared: dict[str, list[str]], token: str) -> str:
+    """``count`` requests of the mix, as the lines of a loadgen --urls file."""
+    lines = []
+    q = f"offer_id={OFFER_ID}&pid={OFFER_ID}"
+    for n in range(count):
+        slot = n % MIX_PERIOD
+        if slot in POSTBACK_SLOTS:
+            by = "aimp_id" if (n // MIX_PERIOD) % 2 == 0 else "clickid"
+            named = prepared[f"{by}s"][(n // MIX_PERIOD) % PREPARED]
+            query = urllib.parse.urlencode(
+                {by: named, "action_id": f"{token}-{chunk}-{n}", "status": 1}
+            )
+            lines.append(f"{edge}/postback?{query}")
+        elif slot in CLICK_SLOTS:
+            # The imp_id of a pixel a few hundred requests before: linked through Redis.
+            lines.append(f"{edge}/click?{q}&imp_id=s{chunk}-{max(0, n - 300)}&sub1=c{slot}")
+        else:
+            lines.append(f"{edge}/imp?{q}&imp_id=s{chunk}-{n}&sub1=placement-{n % 5}")
+    return "\n".join(lines) + "\n"
+
+
+async def soak_load(
+    edge: str, rate: float, folder: Path, prepared: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """bench.loadgen at ``rate`` for SOAK_SECONDS, one process per chunk, each launched
+    so that it starts sending as the one before it stops; each chunk's result."""
+    token = os.urandom(3).hex()
+    chunks = math.ceil(SOAK_SECONDS / CHUNK_SECONDS)
+    launched: list[asyncio.subprocess.Process] = []
+    start = time.monotonic() + LAUNCH_LEAD_SECONDS
+    for k in range(chunks):
+        seconds = min(CHUNK_SECONDS, SOAK_SECONDS - k * CHUNK_SECONDS)
+        path = folder / f"soak-urls-{k}.txt"
+        path.write_text(_urls(edge, k, int(rate * seconds), prepared, token))
+        await asyncio.sleep(
+            max(0.0, start + k * CHUNK_SECONDS - LAUNCH_LEAD_SECONDS - time.monotonic())
+        )
+        launched.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                "-",
+                "--urls",
+                str(path),
+                "--rate",
+                str(rate),
+                "--duration",
+                str(seconds),
+                "--connections",
+                str(CONNECTIONS),
+                stdout=asyncio.subprocess.PIPE,
+            )
+        )
+    results = []
+    for process in launched:
+        out, _ = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"a load generator exited with {process.returncode}")
+        results.append(json.loads(out))
+    return results
+
+
+async def drain(monitor: Monitor) -> float | None:
+    """Seconds until every backlog is 0 after the load stopped (None: not within
+    DRAIN_SECONDS)."""
+    began = time.monotonic()
+    while time.monotonic() - began < DRAIN_SECONDS:
+        reading = await monitor.sample()
+        if all(n == 0 for n in reading["lag"].values()):
+            return round(time.monotonic() - began, 1)
+        await asyncio.sleep(1.0)
+    return None
+
+
+async def _sink_count(sink: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"{sink}/count") as response:
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def soak(stack: Stack, sink: str) -> dict[str, Any]:
+    edge = stack.settings.edge_url
+    probe = LagProbe(stack)
+    await probe.start()
+    monitor = Monitor(stack, probe)
+    sampling = asyncio.create_task(monitor.run())
+    try:
+        exported_before = await probe.exported()
+        prepared = await prepare(edge)
+        monitor.phase = "capacity"
+        capacity = await measure_capacity(edge, monitor)
+        monitor.phase = "settle"
+        pixels = PREPARED + capacity["edge_answered"]
+        settle_s = await settled(monitor, sink, pixels)
+        rate = round(capacity["capacity_per_s"] / 2)
+        print(
+            f"capacity {capacity['capacity_per_s']:,.0f} impressions/s exported "
+            f"(saturated: {capacity['saturated']}); soak at {rate:,} requests/s "
+            f"for {SOAK_SECONDS:g} s",
+            flush=True,
+        )
+        monitor.phase = "soak"
+        soak_started = monitor.now() + LAUNCH_LEAD_SECONDS
+        chunks = await soak_load(edge, rate, stack.settings.home, prepared)
+        monitor.phase = "drain"
+        drained = await drain(monitor)
+        sampling.cancel()
+        monitor.phase = "end"
+        await asyncio.sleep(2 * SAMPLE_SECONDS)  # a duplicate export would show by now
+        final = await monitor.sample()
+        delivered = await _sink_count(sink)
+    finally:
+        sampling.cancel()
+        await probe.stop()
+    return {
+        "capacity": capacity | {"settle_s": settle_s},
+        "rate": rate,
+        "soak_started_t": soak_started,
+        "processes": monitor.processes,
+        "chunks": chunks,
+        "drain_s": drained,
+        "accepted": _accepted(prepared, capacity, chunks),
+        "exported": {k: n - exported_before.get(k, 0) for k, n in final["exported"].items()},
+        "sink": delivered,
+        "samples": monitor.samples,
+    }
+
+
+def _accepted(
+    prepared: dict[str, list[str]], capacity: dict[str, Any], chunks: list[dict[str, Any]]
+) -> dict[str, int]:
+    """What the edge acknowledged: each must be in DuckDB once."""
+    return {
+        "impressions": len(prepared["aimp_ids"])
+        + capacity["edge_answered"]
+        + sum(gifs(c) for c in chunks),
+        "clicks": len(prepared["clickids"]) + sum(int(c["statuses"].get("302", 0)) for c in chunks),
+        "conversions": sum(int(c["json_status"].get("200:1", 0)) for c in chunks)
+        + sum(int(c["json_status"].get("202:1", 0)) for c in chunks),
+    }
+
+
+def main() -> int:
+    started = time.monotonic()
+    (sink_port,) = probes.free_ports(1)
+    sink_url = f"http://127.0.0.1:{sink_port}"
+    sink = serve([sys.executable, "-m", "bench.sink", str(sink_port)], f"{sink_url}/count")
+    try:
+        with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES) as stack:
+            apply_catalog(stack, catalog(sink_port))
+            raw = uvloop.run(soak(stack, sink_url))
+    finally:
+        sink.terminate()
+        sink.wait(10)
+    config = {
+        "soak_seconds": SOAK_SECONDS,
+        "sample_seconds": SAMPLE_SECONDS,
+        "capacity_seconds": CAPACITY_SECONDS,
+        "edge_processes": int(EDGE_PROCESSES),
+        "mix": mix_shares(),
+        "connections": CONNECTIONS,
+    }
+    result = soak_report.judge(raw, config)
+    result |= {"seconds": round(time.monotonic() - started, 1), "machine": machine()}
+    path = write_result("soak", result)
+    plot = soak_report.plot(result, RESULTS / "soak.png")
+    soak_report.print_report(result)
+    print(f"written: {path}, {plot} ({result['seconds']:g} s)")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
