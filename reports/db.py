@@ -55,11 +55,16 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return max(applied | {v for v, _, _ in known}, default=0)
 
 
-def open_writer(path: Path) -> duckdb.DuckDBPyConnection:
-    """The exporter's read-write connection, schema migrated."""
+def open_writer(path: Path, memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+    """The exporter's read-write connection, schema migrated; with ``memory_mb``,
+    DuckDB keeps at most that much (buffer cache included; larger queries spill to
+    disk) instead of its default, 80% of the machine's memory, which let the
+    exporter's memory grow with the database for as long as the soak ran."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     con.execute("SET TimeZone = 'UTC'")
+    if memory_mb is not None:
+        con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
     migrate(con)
     from reports.views import create_views  # the views use the slices, which use db's callers
 

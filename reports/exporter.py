@@ -67,7 +67,7 @@ class Exporter:
     async def start(self) -> None:
         s = self.settings
         adopt_legacy_file(s.exporter_db_path, s.duckdb_path)
-        self.con = await self._in_db(db.open_writer, s.exporter_db_path)
+        self.con = await self._in_db(db.open_writer, s.exporter_db_path, s.exporter_memory_mb)
         # The export loop publishes the analysts' copy as soon as it runs (a new
         # schema or new views reach it then), not here on the start-up path.
         self._unpublished = True

@@ -8,6 +8,7 @@ from app import topic_names
 from app.faust_app import app
 from app.records import Click
 from tables.progress import TableInput
+from tables.storage import rocksdb_options
 
 clicks_table = app.Table(
     "clicks",
@@ -17,6 +18,7 @@ clicks_table = app.Table(
         key_serializer="raw",
         value_serializer="json",
     ),
+    options=rocksdb_options(),
     help="Recorded clicks by clickid, for postback matching within the offer's click_session.",
 )
 clicks_input = TableInput(topic_names.CLICKS, "clickid")

@@ -7,6 +7,7 @@ import faust
 
 from app.faust_app import app
 from app.postbacks.conversions import ActionState
+from tables.storage import rocksdb_options
 
 conversions_table = app.Table(
     "conversions",
@@ -16,5 +17,6 @@ conversions_table = app.Table(
         key_serializer="raw",
         value_serializer="json",
     ),
+    options=rocksdb_options(),
     help="Conversions by offer and action_id, for deduplication and status updates.",
 )

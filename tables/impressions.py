@@ -8,6 +8,7 @@ from app import topic_names
 from app.faust_app import app
 from app.records import Impression
 from tables.progress import TableInput
+from tables.storage import rocksdb_options
 
 impressions_table = app.Table(
     "impressions",
@@ -17,6 +18,7 @@ impressions_table = app.Table(
         key_serializer="raw",
         value_serializer="json",
     ),
+    options=rocksdb_options(),
     help="Recorded impressions by aimp_id, for click and postback matching.",
 )
 impressions_input = TableInput(topic_names.IMPRESSIONS, "aimp_id")

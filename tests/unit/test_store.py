@@ -183,3 +183,18 @@ def test_new_rows_are_the_batch_itself_unless_something_repeats(
     assert store.write_batch(con, "c1", store.Batch({"deliveries": rows}, {("d", 0): 7})) == (
         _only()
     )
+
+
+def test_the_exporters_duckdb_memory_is_bounded(tmp_path: Path) -> None:
+    """EXPORTER_MEMORY_MB reaches DuckDB: its default (80% of the machine) let the
+    exporter's memory grow with the database."""
+    default = db.open_writer(tmp_path / "default.duckdb")
+    bounded = db.open_writer(tmp_path / "bounded.duckdb", memory_mb=512)
+    try:
+        (limit,) = bounded.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        (unbounded,) = default.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        assert limit == "488.2 MiB"  # 512 MB, as DuckDB shows it
+        assert limit != unbounded
+    finally:
+        default.close()
+        bounded.close()
