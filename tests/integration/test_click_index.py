@@ -3,8 +3,6 @@ what the impressions agent writes in one script call is what a click finds."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import redis.asyncio as aioredis
 
@@ -29,14 +27,6 @@ def _impression(at_ms: int, imp_id: str | None = None, offer_id: int = 7) -> Imp
     # A generator of its own: one generator never issues an ID earlier than its last.
     aimp_id = IdGenerator().new_id(at_ms)
     return Impression(aimp_id=aimp_id, offer_id=offer_id, pid=3, imp_id=imp_id)
-
-
-@pytest.fixture
-async def client(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_a_batch_is_indexed_and_found_by_aimp_id_and_imp_id(client: aioredis.Redis) -> None:

@@ -4,7 +4,6 @@ host caps, circuit breakers and the delivery log."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -49,14 +48,6 @@ def _schedule(client: aioredis.Redis, **overrides: float) -> DeliverySchedule:
         lease_seconds=options["lease_seconds"],
         busy_delay_ms=int(options["busy_delay_ms"]),
     )
-
-
-@pytest.fixture
-async def client(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_server)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_a_replayed_task_is_scheduled_once(client: aioredis.Redis) -> None:
