@@ -20,6 +20,7 @@ import faust
 
 from app.faust_transport import KafkaTransport
 from app.settings import settings
+from tables.storage import store_url
 
 _s = settings()
 
@@ -63,7 +64,8 @@ class ImptrackApp(faust.App):
 app = ImptrackApp(
     _app_id,
     broker=f"kafka://{_s.broker}",
-    store="rocksdb://",
+    # RocksDB with one memory budget for every table (tables/storage.py).
+    store=store_url(),
     datadir=str(_datadir),
     topic_partitions=_s.topic_partitions,
     topic_replication_factor=1 if _s.kafka_broker is None else 3,

@@ -122,6 +122,8 @@ class Settings:
     export_batch_seconds: float
     # DuckDB's memory limit in the exporter (its default is 80% of the machine's).
     exporter_memory_mb: int
+    # RocksDB's memory in the worker, all tables together (tables/storage.py).
+    worker_table_memory_mb: int
     # How often the exporter publishes the analysts' copy of the database
     # (reports/snapshot.py); never more often than 20 times what a copy takes.
     snapshot_seconds: float
@@ -167,6 +169,7 @@ class Settings:
             export_batch_rows=_int(env, "EXPORT_BATCH_ROWS", 250_000, 1),
             export_batch_seconds=_float(env, "EXPORT_BATCH_SECONDS", 0.5),
             exporter_memory_mb=_int(env, "EXPORTER_MEMORY_MB", 512, 64),
+            worker_table_memory_mb=_int(env, "WORKER_TABLE_MEMORY_MB", 64, 8),
             snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),

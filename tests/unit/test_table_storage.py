@@ -1,18 +1,90 @@
-"""Every worker table opens its RocksDB with bounded memory (tables/storage.py)."""
+"""The worker's tables keep RocksDB within one memory budget (tables/storage.py)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+import rocksdict
+
+from app.faust_app import app
+from tables import storage
 from tables.clicks import clicks_table
 from tables.conversions import conversions_table
 from tables.impressions import impressions_table
-from tables.storage import MiB
+from tables.storage import BoundedRocksDBOptions, BoundedStore, MiB, TableMemory
+
+TABLES = (impressions_table, clicks_table, conversions_table)
 
 
-def test_every_table_bounds_its_write_buffers_and_cache() -> None:
-    for table in (impressions_table, clicks_table, conversions_table):
-        options = table.options
-        assert options is not None
-        assert options["write_buffer_size"] * options["max_write_buffer_number"] <= 8 * MiB
-        assert options["block_cache_size"] <= 16 * MiB
-    # Each its own mapping: Faust's store takes entries out of the one it is given.
+def test_every_table_is_stored_with_the_shared_budget() -> None:
+    assert app.conf.store.scheme == storage.STORE_SCHEME
+    for table in TABLES:
+        store = table.data
+        assert isinstance(store, BoundedStore), table.name
+        assert isinstance(store.rocksdb_options, BoundedRocksDBOptions)
+        # Each table its own options mapping: Faust's store takes entries out of it.
+        assert store.rocksdb_options.write_buffer_size == 4 * MiB
     assert impressions_table.options is not clicks_table.options
+
+
+@pytest.fixture
+def memory(monkeypatch: pytest.MonkeyPatch) -> TableMemory:
+    """A budget of 8 MB, shared like the worker's, for the databases of one test."""
+    shared = TableMemory(8)
+    monkeypatch.setattr(storage, "table_memory", lambda: shared)
+    return shared
+
+
+def _open(path: Path) -> rocksdict.Rdict:
+    options = BoundedRocksDBOptions(**storage.rocksdb_options(), use_rocksdict=True)
+    return options.open(path)
+
+
+def _sst_files(path: Path) -> int:
+    return sum(1 for name in os.listdir(path) if name.endswith(".sst"))
+
+
+def test_memtables_of_all_databases_are_flushed_within_the_budget(
+    tmp_path: Path, memory: TableMemory
+) -> None:
+    # Six databases written alike: each memtable stays under its own 4 MB, so only
+    # the shared budget (half of 8 MB for memtables) can make them flush.
+    dbs = [_open(tmp_path / f"db{n}") for n in range(6)]
+    value = os.urandom(300)
+    try:
+        for key in range(12_000):
+            for db in dbs:
+                db[key.to_bytes(8, "big")] = value
+            if key % 1000 == 0:
+                assert memory.write_buffers.get_usage() <= 5 * MiB
+        written = 12_000 * 6 * 300
+        assert written > 20 * MiB
+        assert memory.write_buffers.get_usage() <= 5 * MiB
+        # Memtables are charged to the cache: it holds them, and stays in the budget.
+        assert 0 < memory.used_bytes() <= memory.budget_bytes
+        for db in dbs:
+            db.flush_wal(True)
+        assert sum(_sst_files(tmp_path / f"db{n}") for n in range(6)) >= 3
+        # Nothing written is lost by the early flushes.
+        for db in dbs:
+            assert db[(11_999).to_bytes(8, "big")] == value
+            assert db[(0).to_bytes(8, "big")] == value
+    finally:
+        for db in dbs:
+            db.close()
+
+
+def test_reads_cache_blocks_in_the_shared_cache_only(tmp_path: Path, memory: TableMemory) -> None:
+    db = _open(tmp_path / "db")
+    value = os.urandom(300)
+    try:
+        for key in range(40_000):
+            db[key.to_bytes(8, "big")] = value
+        db.flush(True)
+        for key in range(0, 40_000, 7):
+            assert db[key.to_bytes(8, "big")] == value
+        assert memory.used_bytes() <= memory.budget_bytes
+    finally:
+        db.close()
