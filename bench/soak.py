@@ -5,7 +5,8 @@ must stay bounded.
 
 1. A stack of its own (EDGE_PROCESSES edge processes, 2 unless set), an offer that
    forwards every impression to a local sink (bench.sink) and takes clicks and
-   postbacks.
+   postbacks. The worker's and the exporter's caches get ceilings small enough to
+   fill within the soak (CACHE_CEILINGS).
 2. Capacity: pixels driven as fast as the *pipeline* absorbs them for
    CAPACITY_SECONDS (25): a closed-loop burst fills a backlog, then open-loop slices
    at the rate the exporter stores impressions, plus what keeps a few seconds of
@@ -46,12 +47,20 @@ from app.edge.pixel import TRANSPARENT_GIF
 from app.stack import Stack
 from bench import loadgen, soak_report
 from bench.common import RESULTS, apply_catalog, bench_stack, machine, serve, write_result
-from bench.soak_probe import LagProbe, data_on_disk, rss_mb, stack_processes
+from bench.soak_probe import LagProbe, cpu_seconds, data_on_disk, rss_mb, stack_processes
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 SAMPLE_SECONDS = float(os.environ.get("SAMPLE_SECONDS", "5"))
 CAPACITY_SECONDS = float(os.environ.get("CAPACITY_SECONDS", "25"))
 EDGE_PROCESSES = os.environ.get("EDGE_PROCESSES", "2")
+# The caches' ceilings for the soak, smaller than the defaults (64 and 512) so that
+# they fill within its ten minutes: a cache filling up grows like a leak until it is
+# full, and only a full one shows whether anything else grows. With the defaults
+# the same caches fill later, at the same pace, and stop at their own ceilings.
+CACHE_CEILINGS = {
+    "WORKER_TABLE_MEMORY_MB": os.environ.get("WORKER_TABLE_MEMORY_MB", "16"),
+    "EXPORTER_MEMORY_MB": os.environ.get("EXPORTER_MEMORY_MB", "96"),
+}
 CHUNK_SECONDS = 60.0
 LAUNCH_LEAD_SECONDS = 0.5  # a loadgen process starts sending about this long after launch
 FILL_SECONDS = 2.0
@@ -114,9 +123,12 @@ class Monitor:
     async def sample(self) -> dict[str, Any]:
         t = self.now()
         rss = {name: rss_mb(pid) for name, pid in self.processes.items()}
+        cpu = {name: cpu_seconds(pid) for name, pid in self.processes.items()}
         reading = await self.probe.sample()
         disk = data_on_disk(self.stack)
-        self.samples.append({"t": t, "phase": self.phase, "rss_mb": rss, **reading, **disk})
+        self.samples.append(
+            {"t": t, "phase": self.phase, "rss_mb": rss, "cpu_s": cpu, **reading, **disk}
+        )
         return reading
 
     async def run(self) -> None:
@@ -357,7 +369,7 @@ def main() -> int:
     sink_url = f"http://127.0.0.1:{sink_port}"
     sink = serve([sys.executable, "-m", "bench.sink", str(sink_port)], f"{sink_url}/count")
     try:
-        with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES) as stack:
+        with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES, **CACHE_CEILINGS) as stack:
             apply_catalog(stack, catalog(sink_port))
             raw = uvloop.run(soak(stack, sink_url))
     finally:
@@ -370,6 +382,7 @@ def main() -> int:
         "edge_processes": int(EDGE_PROCESSES),
         "mix": mix_shares(),
         "connections": CONNECTIONS,
+        "cache_ceilings_mb": {name: int(mb) for name, mb in CACHE_CEILINGS.items()},
     }
     result = soak_report.judge(raw, config)
     result |= {"seconds": round(time.monotonic() - started, 1), "machine": machine()}

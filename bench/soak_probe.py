@@ -1,17 +1,17 @@
 """What the soak (bench.soak) samples: the resident memory of every process of the
 stack, and how far each consumer is behind the records waiting for it.
 
-Lag is counted against *true* end offsets: the embedded broker answers
-``ListOffsets(latest)`` with the last record batch's base offset + 1
-(docs/ARCHITECTURE.md), so the probe reads every partition to its end all along
-(a tail reader, as a consumer would) and takes the offset after the last record it
-read. Fetching each partition's last batch at every sample instead took the
-embedded broker seconds under load (one partition per fetch answer).
+Ends are read with ``ListOffsets(latest)``, which the embedded broker answers with
+the last record batch's base offset + 1 (docs/ARCHITECTURE.md): a backlog reads
+low by at most the rest of one batch per partition, the same at every sample, so
+its trend is unchanged. Reading every partition to its end instead (a tail reader)
+made the embedded broker list every batch stored in each partition about ten times
+a second (its memory storage lists a partition's batches on every fetch), as much
+work as the worker's own fetches, and that slowed the consumers being measured.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ GROUP_TOPICS = {
     ),
     FORWARDER_GROUP: (topic_names.FORWARD_TASKS,),
 }
-TAIL_WAIT_MS = 100  # the tail reader's fetch wait: its ends are at most this late
 
 
 def _parent(pid: int) -> int | None:
@@ -96,6 +95,20 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used (user + system), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    # utime and stime: fields 14 and 15 of proc(5), 12 and 13 after "pid (comm)".
+    return round((int(fields[11]) + int(fields[12])) / CLOCK_TICKS, 2)
+
+
 def files_mb(folder: Path, pattern: str) -> float:
     """Total size in MB of the files under ``folder`` matching ``pattern``."""
     total = 0
@@ -120,7 +133,7 @@ def data_on_disk(stack: Stack) -> dict[str, float]:
 
 
 class LagProbe:
-    """Committed offsets of the Faust groups against true end offsets, and the
+    """Committed offsets of the Faust groups against the partitions' ends, and the
     exporter's, forwarder's and Redis's own figures, in one sample."""
 
     def __init__(self, stack: Stack) -> None:
@@ -129,14 +142,10 @@ class LagProbe:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=TAIL_WAIT_MS,
         )
         self._redis = aioredis.from_url(self.settings.redis)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         self._partitions: list[TopicPartition] = []
-        self._tail: dict[TopicPartition, int] = {}
-        self._tailing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._admin.start()
@@ -148,20 +157,8 @@ class LagProbe:
             for topic in sorted(topics)
             for p in range(self.settings.topic_partitions)
         ]
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
-        self._tailing = asyncio.create_task(self._follow())
-
-    async def _follow(self) -> None:
-        while True:
-            fetched = await self._consumer.getmany(timeout_ms=500, max_records=50_000)
-            for tp, records in fetched.items():
-                if records:
-                    self._tail[tp] = records[-1].offset + 1
 
     async def stop(self) -> None:
-        if self._tailing is not None:
-            self._tailing.cancel()
         await self._consumer.stop()
         await self._admin.close()
         await self._redis.aclose()
@@ -177,13 +174,11 @@ class LagProbe:
         return {kind: int(n) for kind, n in status["exported"].items()}
 
     async def end_offsets(self, floor: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Each partition's end: where the tail reader is, or if it is a fetch behind,
-        what the broker or a group (``floor``) has shown to exist beyond it."""
+        """Each partition's end as the broker reports it, or what a group (``floor``)
+        has shown to exist beyond it (a group's committed offset can pass the
+        reported end by the rest of the last batch)."""
         reported: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
-        return {
-            tp: max(self._tail.get(tp, 0), reported[tp], floor.get(tp, 0))
-            for tp in self._partitions
-        }
+        return {tp: max(reported[tp], floor.get(tp, 0)) for tp in self._partitions}
 
     async def stored_records(self) -> int:
         """Records in every topic of the broker (reported ends: a batch short each),
@@ -200,7 +195,7 @@ class LagProbe:
     async def sample(self) -> dict[str, Any]:
         """One reading of every backlog, in records.
 
-        ``worker <topic>``, ``forwarder <topic>``: true end offset minus the group's
+        ``worker <topic>``, ``forwarder <topic>``: the end offset minus the group's
         committed offset (Faust commits every few seconds, so up to a commit interval
         of work done shows as lag). ``forwarder due in Redis``: tasks taken from Kafka,
         not yet delivered. ``exporter``: records on ``impressions-recorded`` minus

@@ -108,6 +108,24 @@ def memory_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, 
     return figures
 
 
+def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any] | None:
+    """A process's CPU, % of one core, over the first window after the warm-up and over
+    the last: where the time goes as the run goes on. Reported, not judged."""
+    points = [(t, s) for t, s in _soak_points(raw, lambda s: s.get("cpu_s", {}).get(name))]
+    if not points or any(s is None for _, s in points):
+        return None
+    window = _window(seconds)
+
+    def share(start: float, end: float) -> float | None:
+        inside = [(t, s) for t, s in points if start <= t <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        (t0, s0), (t1, s1) = inside[0], inside[-1]
+        return round(100 * float(s1 - s0) / (t1 - t0), 1)
+
+    return {"first_pct": share(window, 2 * window), "last_pct": share(seconds - window, seconds)}
+
+
 def lag_figures(
     raw: dict[str, Any], series: str, seconds: float, inflow_per_s: float
 ) -> dict[str, Any]:
@@ -133,6 +151,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     rate = raw["rate"]
     chunks = raw["chunks"]
     memory = {name: memory_figures(raw, name, seconds) for name in raw["processes"]}
+    cpu = {name: cpu_figures(raw, name, seconds) for name in raw["processes"]}
     lag = {
         series: lag_figures(raw, series, seconds, rate * config["mix"][INFLOW[series]])
         for series in INFLOW
@@ -173,6 +192,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
             for c in chunks
         ],
         "memory": memory,
+        "cpu": cpu,
         "lag": lag,
         "drain_s": raw["drain_s"],
         "accepted": accepted,
@@ -234,6 +254,14 @@ def print_report(result: dict[str, Any]) -> None:
                 f"{'':16}beside it, {b['what']}: {b['slope_mb_per_min']:.2f} MB/min, "
                 f"growth {b['growth_mb']:.1f} MB"
             )
+    window_s = f"{window:g} s"
+    print(
+        f"\nCPU, % of one core, over the first {window_s} after the warm-up "
+        f"and the last {window_s} (not judged)"
+    )
+    for name, c in result.get("cpu", {}).items():
+        if c is not None and c["first_pct"] is not None and c["last_pct"] is not None:
+            print(f"{name:14} {c['first_pct']:>7.1f} {c['last_pct']:>7.1f}")
     print(f"\nlag, records (bounded: slope {t['lag_slope']}, 0 after the drain)")
     print(
         f"{'backlog':30} {'mean':>7} {'p95':>7} {'max':>7} {'rec/s':>7} {'limit':>7} "
