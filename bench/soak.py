@@ -59,7 +59,7 @@ EDGE_PROCESSES = os.environ.get("EDGE_PROCESSES", "2")
 # the same caches fill later, at the same pace, and stop at their own ceilings.
 CACHE_CEILINGS = {
     "WORKER_TABLE_MEMORY_MB": os.environ.get("WORKER_TABLE_MEMORY_MB", "16"),
-    "EXPORTER_MEMORY_MB": os.environ.get("EXPORTER_MEMORY_MB", "96"),
+    "EXPORTER_MEMORY_MB": os.environ.get("EXPORTER_MEMORY_MB", "64"),
 }
 CHUNK_SECONDS = 60.0
 LAUNCH_LEAD_SECONDS = 0.5  # a loadgen process starts sending about this long after launch
