@@ -113,7 +113,7 @@ def memory_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, 
 def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any] | None:
     """A process's CPU, % of one core, over the first window after the warm-up and over
     the last: where the time goes as the run goes on. Reported, not judged."""
-    points = [(t, s) for t, s in _soak_points(raw, lambda s: s.get("cpu_s", {}).get(name))]
+    points = _soak_points(raw, lambda s: s.get("cpu_s", {}).get(name))
     if not points or any(s is None for _, s in points):
         return None
     window = _window(seconds)

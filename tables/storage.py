@@ -10,8 +10,8 @@ the process shares one LRU cache of ``WORKER_TABLE_MEMORY_MB``:
 - data blocks, and index and filter blocks (charged to the cache, not held beside
   it), are cached in it;
 - the memtables of all twelve databases are charged to it too, through one write
-  buffer manager that flushes the largest memtable once all of them together hold
-  half the budget.
+  buffer manager: once all of them together hold half the budget, the next write
+  sets off a flush of the memtable of the database it writes to.
 
 RocksDB's memory in the worker is then this one figure, however many partitions
 it holds. Faust's own store builds its options from a table's ``options`` mapping
@@ -34,7 +34,7 @@ MiB = 1024 * 1024
 STORE_SCHEME = "imptrack-rocksdb"
 ARENA_BLOCK_BYTES = 64 * 1024
 WRITE_BUFFERS_SHARE = 0.5
-"""Of the budget, what memtables may take before the largest is flushed."""
+"""Of the budget, what memtables may take before a write sets off a flush."""
 
 
 def rocksdb_options() -> dict[str, Any]:
