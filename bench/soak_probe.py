@@ -8,11 +8,17 @@ its trend is unchanged. Reading every partition to its end instead (a tail reade
 made the embedded broker list every batch stored in each partition about ten times
 a second (its memory storage lists a partition's batches on every fetch), as much
 work as the worker's own fetches, and that slowed the consumers being measured.
+
+What one fetch costs is sampled instead: one fetch of the newest batch of one
+impressions partition per sample, the request the worker makes at its position
+when it keeps up. It rises as the embedded broker fills (bench.broker_fetch), and
+a consumer's backlog rises with it.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +148,14 @@ class LagProbe:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker,
             enable_auto_commit=False,
+            # The timed fetch asks for a batch that is there: no wait. (A wait of 0
+            # is never answered by the embedded broker.)
+            fetch_max_wait_ms=10,
         )
         self._redis = aioredis.from_url(self.settings.redis)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         self._partitions: list[TopicPartition] = []
+        self._timed = TopicPartition(topic_names.IMPRESSIONS, 0)
 
     async def start(self) -> None:
         await self._admin.start()
@@ -157,6 +167,10 @@ class LagProbe:
             for topic in sorted(topics)
             for p in range(self.settings.topic_partitions)
         ]
+        self._consumer.assign([self._timed])
+        # Paused between timed fetches: an assigned partition is fetched ahead in the
+        # background, which would be the tail reader's load again.
+        self._consumer.pause(self._timed)
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -191,6 +205,26 @@ class LagProbe:
         ]
         ends = await self._consumer.end_offsets(partitions)
         return int(sum(ends.values()))
+
+    async def newest_batch_fetch_ms(self) -> float | None:
+        """Milliseconds for one fetch of the newest batch of impressions partition 0,
+        the broker's answer included (None while the partition is empty)."""
+        tp = self._timed
+        end = (await self._consumer.end_offsets([tp]))[tp]
+        if end == 0:
+            return None
+        # The embedded broker reports the end as the last batch's first offset + 1, and
+        # answers a fetch only from a batch's first offset; a broker that reports the
+        # true end answers from any offset with the batch holding it.
+        self._consumer.seek(tp, end - 1)
+        self._consumer.resume(tp)
+        try:
+            started = time.perf_counter()
+            fetched = await self._consumer.getmany(tp, timeout_ms=10_000)
+            elapsed = time.perf_counter() - started
+        finally:
+            self._consumer.pause(tp)
+        return round(1000 * elapsed, 2) if fetched.get(tp) else None
 
     async def sample(self) -> dict[str, Any]:
         """One reading of every backlog, in records.
@@ -244,4 +278,5 @@ class LagProbe:
                 "keys": int(await self._redis.dbsize()),
             },
             "broker_records": await self.stored_records(),
+            "broker_fetch_ms": await self.newest_batch_fetch_ms(),
         }

@@ -10,6 +10,12 @@ given, so their growth is reported per record or key they keep, not judged.
 
 A backlog is bounded when it does not trend up over the second half (slope against
 the rate flowing into it) and drains to 0 once the load stops.
+
+Beside the backlogs, what one fetch of the newest impressions batch cost at the
+start and at the end, and the worker's impressions backlog in seconds of its
+inflow: a consumer that keeps up waits about one fetch behind, so when the broker's
+fetches slow, the backlog grows with them though the consumer does not. Reported,
+not judged.
 """
 
 from __future__ import annotations
@@ -128,6 +134,27 @@ def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any
     return {"first_pct": share(window, 2 * window), "last_pct": share(seconds - window, seconds)}
 
 
+def _median_in(points: list[tuple[float, Any]], start: float, end: float) -> float | None:
+    inside = [v for t, v in points if start <= t <= end and v is not None]
+    return round(statistics.median(inside), 2) if inside else None
+
+
+def broker_fetch_figures(
+    raw: dict[str, Any], seconds: float, pixels_per_s: float
+) -> dict[str, Any]:
+    """Medians over the first window after the warm-up and over the last one: the
+    broker's time for one fetch of the newest impressions batch, and the worker's
+    impressions backlog in seconds of the pixels flowing into it."""
+    window = _window(seconds)
+    fetch = _soak_points(raw, lambda s: s.get("broker_fetch_ms"))
+    behind = _soak_points(raw, lambda s: s["lag"]["worker impressions"] / pixels_per_s)
+    first, last = (window, 2 * window), (seconds - window, seconds)
+    return {
+        "fetch_ms": {"first": _median_in(fetch, *first), "last": _median_in(fetch, *last)},
+        "worker_behind_s": {"first": _median_in(behind, *first), "last": _median_in(behind, *last)},
+    }
+
+
 def lag_figures(
     raw: dict[str, Any], series: str, seconds: float, inflow_per_s: float
 ) -> dict[str, Any]:
@@ -158,6 +185,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         series: lag_figures(raw, series, seconds, rate * config["mix"][INFLOW[series]])
         for series in INFLOW
     }
+    broker_fetch = broker_fetch_figures(raw, seconds, rate * config["mix"]["pixels"])
     accepted, exported, sink = raw["accepted"], raw["exported"], raw["sink"]
     checks = {
         "every request answered": all(c["errors"] == 0 for c in chunks)
@@ -196,6 +224,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "memory": memory,
         "cpu": cpu,
         "lag": lag,
+        "broker_fetch": broker_fetch,
         "drain_s": raw["drain_s"],
         "accepted": accepted,
         "exported": exported,
@@ -274,6 +303,14 @@ def print_report(result: dict[str, Any]) -> None:
             f"{series:30} {f['mean']:>7,} {f['p95']:>7,} {f['max']:>7,} {f['slope_per_s']:>7.2f} "
             f"{f['slope_limit_per_s']:>7.2f} {f['after_drain']:>7,}  {_mark(f['bounded'])}"
         )
+    if "broker_fetch" in result:
+        b = result["broker_fetch"]
+        print(
+            f"beside it (not judged), over the first and the last {window_s}: one fetch of the "
+            f"newest impressions batch {b['fetch_ms']['first']} -> {b['fetch_ms']['last']} ms; "
+            f"the worker {b['worker_behind_s']['first']} -> {b['worker_behind_s']['last']} s "
+            "of pixels behind"
+        )
     drain = result["drain_s"]
     print(
         f"drained to 0 in {drain} s after the load stopped" if drain is not None else "NOT drained"
@@ -296,8 +333,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     samples = sorted(result["samples"], key=lambda s: s["t"])
     start = result["soak_started_t"]
     minutes = [(s["t"] - start) / 60 for s in samples]
-    fig, (mem, stores, lag, flow) = plt.subplots(
-        4, 1, figsize=(12, 13), sharex=True, height_ratios=(3, 2, 3, 2)
+    fig, (mem, stores, lag, fetch, flow) = plt.subplots(
+        5, 1, figsize=(12, 15), sharex=True, height_ratios=(3, 2, 3, 2, 2)
     )
     for name in result["processes"]:
         ax = stores if name in STORES else mem
@@ -311,6 +348,12 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         lag.plot(minutes, [s["lag"][series] for s in samples], label=series)
     lag.set_ylabel("backlog (records)")
     lag.set_yscale("symlog", linthresh=10)
+    fetch.plot(
+        minutes,
+        [s.get("broker_fetch_ms") for s in samples],
+        label="broker: one fetch of the newest impressions batch",
+    )
+    fetch.set_ylabel("ms")
     rates = [
         (b["exported"].get("impressions", 0) - a["exported"].get("impressions", 0))
         / max(1e-3, b["t"] - a["t"])
@@ -330,9 +373,9 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     for phase, colour in (("capacity", "tab:orange"), ("soak", "tab:green"), ("drain", "tab:blue")):
         ts = [m for m, s in zip(minutes, samples, strict=True) if s["phase"] == phase]
         if ts:
-            for ax in (mem, stores, lag, flow):
+            for ax in (mem, stores, lag, fetch, flow):
                 ax.axvspan(min(ts), max(ts), color=colour, alpha=0.08, label=None)
-    for ax in (mem, stores, lag, flow):
+    for ax in (mem, stores, lag, fetch, flow):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     v = result["verdicts"]
