@@ -318,11 +318,13 @@ class Stack:
 
 
 def isolated_stack(home: Path, **extra_env: str) -> Stack:
-    """An embedded stack of its own under ``home``, on free ports, whatever broker or
-    Redis the environment names: for the integration tests and the benchmarks."""
+    """A stack of its own under ``home``, on free ports, with its own broker and Redis
+    whatever the environment names (for the integration tests and the benchmarks),
+    unless ``extra_env`` names them itself (``KAFKA_BROKER``, ``REDIS_URL``)."""
     broker, redis, worker, forwarder, exporter, edge = probes.free_ports(6)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL")}
     env = {
-        **os.environ,
+        **inherited,
         "IMPTRACK_HOME": str(home),
         "IMPTRACK_BROKER_PORT": str(broker),
         "IMPTRACK_REDIS_PORT": str(redis),
@@ -332,8 +334,6 @@ def isolated_stack(home: Path, **extra_env: str) -> Stack:
         "EDGE_PORT": str(edge),
         **extra_env,
     }
-    env.pop("KAFKA_BROKER", None)
-    env.pop("REDIS_URL", None)
     return Stack(Settings.from_env(env), env)
 
 

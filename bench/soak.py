@@ -20,6 +20,12 @@ must stay bounded.
    pixel, click and postback the edge accepted must be in DuckDB once, and every
    impression at the sink once.
 
+The stack runs on an embedded broker of its own, unless SOAK_KAFKA_BROKER names one
+(``host:port``): the embedded broker slows as it fills (docs/ARCHITECTURE.md), and a
+real one shows the lag of imptrack alone. That broker must hold none of imptrack's
+records yet (a fresh cluster, or its topics deleted): the soak counts every record
+on them as its own, and refuses to start otherwise.
+
 Prints the figures and the verdicts (bench.soak_report), writes
 ``bench/results/soak.json`` and ``bench/results/soak.png``; exit status 1 if a
 criterion or a check fails.
@@ -53,6 +59,7 @@ SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 SAMPLE_SECONDS = float(os.environ.get("SAMPLE_SECONDS", "5"))
 CAPACITY_SECONDS = float(os.environ.get("CAPACITY_SECONDS", "25"))
 EDGE_PROCESSES = os.environ.get("EDGE_PROCESSES", "2")
+SOAK_KAFKA_BROKER = os.environ.get("SOAK_KAFKA_BROKER") or None
 # The caches' ceilings for the soak, smaller than the defaults (64 and 512) so that
 # they fill within its ten minutes: a cache filling up grows like a leak until it is
 # full, and only a full one shows whether anything else grows. With the defaults
@@ -77,6 +84,10 @@ MIX_PERIOD = 50
 CLICK_SLOTS = (10, 25, 40)
 POSTBACK_SLOTS = (49,)
 GIF = loadgen.digest(TRANSPARENT_GIF)
+
+
+class BrokerInUse(RuntimeError):
+    """SOAK_KAFKA_BROKER names a broker that already holds imptrack's records."""
 
 
 def catalog(sink_port: int) -> str:
@@ -305,6 +316,13 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
     edge = stack.settings.edge_url
     probe = LagProbe(stack)
     await probe.start()
+    held = sum((await probe.end_offsets({})).values())
+    if held:
+        await probe.stop()
+        raise BrokerInUse(
+            f"the broker {stack.settings.broker} already holds {held:,} record(s) on imptrack's "
+            "topics; the soak counts every one as its own: give it a fresh broker"
+        )
     monitor = Monitor(stack, probe)
     sampling = asyncio.create_task(monitor.run())
     try:
@@ -369,9 +387,13 @@ def main() -> int:
     sink_url = f"http://127.0.0.1:{sink_port}"
     sink = serve([sys.executable, "-m", "bench.sink", str(sink_port)], f"{sink_url}/count")
     try:
-        with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES, **CACHE_CEILINGS) as stack:
+        broker = {"KAFKA_BROKER": SOAK_KAFKA_BROKER} if SOAK_KAFKA_BROKER else {}
+        with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES, **CACHE_CEILINGS, **broker) as stack:
             apply_catalog(stack, catalog(sink_port))
             raw = uvloop.run(soak(stack, sink_url))
+    except BrokerInUse as refused:
+        print(f"soak: {refused}", file=sys.stderr)
+        return 2
     finally:
         sink.terminate()
         sink.wait(10)
@@ -383,6 +405,7 @@ def main() -> int:
         "mix": mix_shares(),
         "connections": CONNECTIONS,
         "cache_ceilings_mb": {name: int(mb) for name, mb in CACHE_CEILINGS.items()},
+        "broker": SOAK_KAFKA_BROKER or "embedded",
     }
     result = soak_report.judge(raw, config)
     result |= {"seconds": round(time.monotonic() - started, 1), "machine": machine()}

@@ -11,8 +11,8 @@ given, so their growth is reported per record or key they keep, not judged.
 A backlog is bounded when it does not trend up over the second half (slope against
 the rate flowing into it) and drains to 0 once the load stops.
 
-Beside the backlogs, what one fetch of the newest impressions batch cost at the
-start and at the end, and the worker's impressions backlog in seconds of its
+Beside the backlogs, what one fetch of one impressions batch cost at the start
+and at the end, and the worker's impressions backlog in seconds of its
 inflow: a consumer that keeps up waits about one fetch behind, so when the broker's
 fetches slow, the backlog grows with them though the consumer does not. Reported,
 not judged.
@@ -143,7 +143,7 @@ def broker_fetch_figures(
     raw: dict[str, Any], seconds: float, pixels_per_s: float
 ) -> dict[str, Any]:
     """Medians over the first window after the warm-up and over the last one: the
-    broker's time for one fetch of the newest impressions batch, and the worker's
+    broker's time for one fetch of one impressions batch, and the worker's
     impressions backlog in seconds of the pixels flowing into it."""
     window = _window(seconds)
     fetch = _soak_points(raw, lambda s: s.get("broker_fetch_ms"))
@@ -307,7 +307,7 @@ def print_report(result: dict[str, Any]) -> None:
         b = result["broker_fetch"]
         print(
             f"beside it (not judged), over the first and the last {window_s}: one fetch of the "
-            f"newest impressions batch {b['fetch_ms']['first']} -> {b['fetch_ms']['last']} ms; "
+            f"impressions batch {b['fetch_ms']['first']} -> {b['fetch_ms']['last']} ms; "
             f"the worker {b['worker_behind_s']['first']} -> {b['worker_behind_s']['last']} s "
             "of pixels behind"
         )
@@ -351,7 +351,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     fetch.plot(
         minutes,
         [s.get("broker_fetch_ms") for s in samples],
-        label="broker: one fetch of the newest impressions batch",
+        label="broker: one fetch of one impressions batch",
     )
     fetch.set_ylabel("ms")
     rates = [

@@ -8,7 +8,7 @@ import pytest
 
 from app.exceptions import ConfigurationError
 from app.settings import Settings
-from app.stack import Stack
+from app.stack import Stack, isolated_stack
 
 
 def test_defaults_use_the_embedded_services(tmp_path: Path) -> None:
@@ -35,6 +35,31 @@ def test_external_broker_and_redis_are_used_instead(tmp_path: Path) -> None:
         "exporter",
         "edge",
     ]
+
+
+def test_an_isolated_stack_ignores_the_environments_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests and benchmarks run on a broker and Redis of their own, whatever the shell
+    they are started from names."""
+    monkeypatch.setenv("KAFKA_BROKER", "kafka://production:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://production:6379/0")
+    stack = isolated_stack(tmp_path)
+    assert stack.settings.kafka_broker is None and "KAFKA_BROKER" not in stack.env
+    assert "REDIS_URL" not in stack.env
+    assert [c.name for c in stack.components()][:2] == ["broker", "redis"]
+
+
+def test_an_isolated_stack_takes_a_broker_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak can be pointed at a broker of its own (SOAK_KAFKA_BROKER): named by the
+    caller, not inherited, it is used instead of the embedded one."""
+    monkeypatch.setenv("KAFKA_BROKER", "kafka://production:9092")
+    stack = isolated_stack(tmp_path, KAFKA_BROKER="kafka://soak-kafka:9092")
+    assert stack.settings.broker == "soak-kafka:9092"
+    assert stack.env["KAFKA_BROKER"] == "kafka://soak-kafka:9092"
+    assert [c.name for c in stack.components()][:2] == ["redis", "worker"]
 
 
 @pytest.mark.parametrize(
