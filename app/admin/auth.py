@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -45,3 +47,46 @@ def is_authorized(request: web.Request, api_key: str) -> bool:
     given = request.headers.get(HEADER, "").encode("utf-8", "surrogateescape")
     # Constant time: how much of a guess matched must not show in response times.
     return hmac.compare_digest(given, api_key.encode())
+
+
+class RefusedKeys:
+    """Writes refused API-key requests to the log, so an operator sees who is
+    knocking: the address, method and path, and whether a key was sent at all,
+    never any of the key.
+
+    One line per address per ``every`` seconds, with the count refused since the
+    line before, so a flood of guesses cannot flood the log; at most ``addresses``
+    addresses are remembered (the oldest line's address is forgotten first).
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        every: float = 60.0,
+        addresses: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = log
+        self._every = every
+        self._addresses = addresses
+        self._clock = clock
+        # address -> (when its last line was written, refusals since then)
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def refused(self, request: web.BaseRequest) -> None:
+        address = request.remote or "unknown"
+        now = self._clock()
+        last = self._seen.get(address)
+        if last is not None and now - last[0] < self._every:
+            self._seen[address] = (last[0], last[1] + 1)
+            return
+        sent = "a wrong key" if request.headers.get(HEADER) else f"no {HEADER} header"
+        since = f"; {last[1]} more refused since its last line" if last and last[1] else ""
+        self._log.warning(
+            "refused %s %s from %s: %s%s", request.method, request.path, address, sent, since
+        )
+        # Re-inserted, so the dict's order is the order of the lines written.
+        self._seen.pop(address, None)
+        self._seen[address] = (now, 0)
+        while len(self._seen) > self._addresses:
+            del self._seen[next(iter(self._seen))]

@@ -17,7 +17,7 @@ from app.catalog import commands
 from app.catalog.files import to_document
 from app.catalog.model import MAX_ID
 from app.catalog.validation import as_dict
-from app.edge.keys import API_KEY, CATALOG_SERVICE
+from app.edge.keys import API_KEY, CATALOG_SERVICE, REFUSED_KEYS
 from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable
 
@@ -37,6 +37,7 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """API-Key check first; then every failure as a JSON answer, never a 500 page."""
     if not is_authorized(request, request.config_dict[API_KEY]):
+        request.config_dict[REFUSED_KEYS].refused(request)
         return _error(401, f"a valid {HEADER} header is required")
     try:
         return await handler(request)
@@ -44,6 +45,9 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error(exc.status, str(exc), exc.field)
     except CatalogUnavailable as exc:
         return _json({"error": str(exc)}, 503)
+    except web.HTTPRequestEntityTooLarge as exc:
+        # aiohttp's text states the limit and the size sent; its reason does not.
+        return _error(exc.status, exc.text or exc.reason, "body")
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason)
 

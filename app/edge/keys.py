@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from app.admin.auth import RefusedKeys
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.producer import EventProducer
@@ -16,5 +17,6 @@ PRODUCER = web.AppKey("producer", EventProducer)
 CATALOG = web.AppKey("catalog", CatalogFollower)
 CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
 API_KEY = web.AppKey("api_key", str)
+REFUSED_KEYS = web.AppKey("refused_keys", RefusedKeys)
 REDIS = web.AppKey("redis", aioredis.Redis)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import signal
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
-from app.admin.auth import load_api_key
+from app.admin.auth import RefusedKeys, load_api_key
 from app.admin.routes import create_admin_app
 from app.broker_holes import guard_embedded_broker
 from app.catalog.follower import CatalogFollower
@@ -26,6 +27,7 @@ from app.edge.keys import (
     CATALOG_SERVICE,
     PRODUCER,
     REDIS,
+    REFUSED_KEYS,
     SETTINGS,
     VERDICTS,
 )
@@ -126,6 +128,7 @@ def create_edge_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[API_KEY] = load_api_key(settings)
+    app[REFUSED_KEYS] = RefusedKeys(logging.getLogger("imptrack.admin"))
     app.cleanup_ctx.append(_producer_ctx)
     app.cleanup_ctx.append(_catalog_ctx)
     app.cleanup_ctx.append(_redis_ctx)

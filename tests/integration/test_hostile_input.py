@@ -458,7 +458,7 @@ CORPUS = {
     "no API key": Case("GET", "/api/v1/offers", 401, "API-Key"),
     "API key not UTF-8": Case("GET", "/api/v1/offers", 401, "API-Key", ((b"API-Key", b"\xff"),)),
     "1 MB admin body, no key": Case("POST", ADV, 401, "API-Key", body=b"a" * MIB),
-    "1 MB admin body": Case("POST", ADV, 413, "", body=b"a" * MIB, api_key=True),
+    "1 MB admin body": Case("POST", ADV, 413, "size 65536", body=b"a" * MIB, api_key=True),
     "admin invalid JSON": Case("POST", ADV, 400, "not valid JSON", body=b"{", api_key=True),
     "admin gzip that is not": Case("POST", ADV, 400, "Can not decode content-encoding",
                                    ((b"Content-Encoding", b"gzip"),), b"not gzip", api_key=True),

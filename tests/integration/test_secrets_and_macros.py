@@ -3,7 +3,8 @@
 - a macro value filled into an advertiser's URL is one parameter value, whatever it
   holds: it can add no parameter, path or fragment;
 - neither the API key nor an offer's postback token is ever written to a log, after
-  admin calls with the key, with a near-miss key, and an offer created with a token.
+  admin calls with the key, with a near-miss key, and an offer created with a token;
+  a refused key is logged by where it came from, for the operator.
 """
 
 from __future__ import annotations
@@ -84,14 +85,23 @@ async def test_no_api_key_or_postback_token_is_ever_logged(
         near_miss = {"API-Key": key[:-1] + ("x" if key[-1] != "x" else "y")}
         async with session.get(f"{stack.edge_url}/api/v1/offers", headers=near_miss) as r:
             assert r.status == 401
+        stats = f"{stack.settings.exporter_url}/api/v1/stats/offers"
+        async with session.get(stats, headers=near_miss) as r:
+            assert r.status == 401
     await admin.call("GET", f"/offers/{OFFER}")
     await admin.call("PATCH", f"/offers/{OFFER}", {"postback_token": TOKEN + "-2"})
     await asyncio.sleep(1.0)  # the processes' log lines of the above are written
 
     logs = sorted(stack.settings.log_dir.glob("*.log"))
     assert logs, "the stack writes logs"
+    texts = {path.name: path.read_text(errors="replace") for path in logs}
+    for refusal in (
+        "refused GET /api/v1/offers from 127.0.0.1: a wrong key",
+        "refused GET /api/v1/stats/offers from 127.0.0.1: a wrong key",
+    ):
+        assert any(refusal in text for text in texts.values()), f"no log line: {refusal}"
     for path in logs:
-        text = path.read_text(errors="replace")
+        text = texts[path.name]
         assert key not in text, f"the API key is in {path.name}"
         assert key[:-1] not in text, f"most of the API key is in {path.name}"
         assert TOKEN not in text, f"an offer's postback token is in {path.name}"

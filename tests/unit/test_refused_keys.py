@@ -1,0 +1,77 @@
+"""Refused API keys in the log: who knocked, never the key, and never a flood."""
+
+from __future__ import annotations
+
+import logging
+from unittest import mock
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from app.admin.auth import HEADER, RefusedKeys
+
+LOG = logging.getLogger("test.refused")
+KEY = "near-miss-key-do-not-log-7d1f"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def request(address: str, key: str | None = KEY, path: str = "/api/v1/offers") -> object:
+    headers = {HEADER: key} if key is not None else {}
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = (address, 40000)
+    return make_mocked_request("GET", path, headers=headers, transport=transport)
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOG.name]
+
+
+def test_a_refusal_names_address_method_path_and_never_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    refused = RefusedKeys(LOG, clock=Clock())
+    refused.refused(request("203.0.113.7"))  # type: ignore[arg-type]
+    refused.refused(request("203.0.113.8", key=None))  # type: ignore[arg-type]
+    assert lines(caplog) == [
+        "refused GET /api/v1/offers from 203.0.113.7: a wrong key",
+        f"refused GET /api/v1/offers from 203.0.113.8: no {HEADER} header",
+    ]
+    assert all(KEY not in r.getMessage() and KEY[:8] not in r.getMessage() for r in caplog.records)
+
+
+def test_a_flood_from_one_address_is_one_line_a_minute_with_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    clock = Clock()
+    refused = RefusedKeys(LOG, every=60.0, clock=clock)
+    for _ in range(500):
+        refused.refused(request("198.51.100.1"))  # type: ignore[arg-type]
+        clock.now += 0.1  # 50 s in all
+    assert len(lines(caplog)) == 1
+    clock.now += 11.0  # past the minute since the first line
+    refused.refused(request("198.51.100.1"))  # type: ignore[arg-type]
+    assert lines(caplog)[-1].endswith("a wrong key; 499 more refused since its last line")
+    # Another address is not held back by the first one's flood.
+    refused.refused(request("198.51.100.2"))  # type: ignore[arg-type]
+    assert lines(caplog)[-1] == "refused GET /api/v1/offers from 198.51.100.2: a wrong key"
+
+
+def test_it_remembers_a_bounded_number_of_addresses(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    refused = RefusedKeys(LOG, addresses=3, clock=Clock())
+    for n in range(10):
+        refused.refused(request(f"192.0.2.{n}"))  # type: ignore[arg-type]
+    assert len(refused._seen) == 3
+    assert list(refused._seen) == ["192.0.2.7", "192.0.2.8", "192.0.2.9"]
+    # The oldest were forgotten: the next refusal from one of them is a line again.
+    refused.refused(request("192.0.2.0"))  # type: ignore[arg-type]
+    assert len(lines(caplog)) == 11
