@@ -16,6 +16,7 @@ from app.exceptions import ConfigurationError
 from app.settings import Settings
 
 HEADER = "API-Key"
+PATH_LOGGED = 200  # characters of a refused request's path written to the log
 
 
 def load_api_key(settings: Settings) -> str:
@@ -82,9 +83,11 @@ class RefusedKeys:
             return
         sent = "a wrong key" if request.headers.get(HEADER) else f"no {HEADER} header"
         since = f"; {last[1]} more refused since its last line" if last and last[1] else ""
-        self._log.warning(
-            "refused %s %s from %s: %s%s", request.method, request.path, address, sent, since
-        )
+        # The path as sent, still percent-encoded: decoded, a %0A in it would forge a
+        # line of the log. Without the query, which is no place for a key but may
+        # hold one anyway; cut, as a path may be 8 KB.
+        path = request.rel_url.raw_path[:PATH_LOGGED]
+        self._log.warning("refused %s %s from %s: %s%s", request.method, path, address, sent, since)
         # Re-inserted, so the dict's order is the order of the lines written.
         self._seen.pop(address, None)
         self._seen[address] = (now, 0)

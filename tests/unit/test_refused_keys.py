@@ -47,6 +47,18 @@ def test_a_refusal_names_address_method_path_and_never_the_key(
     assert all(KEY not in r.getMessage() and KEY[:8] not in r.getMessage() for r in caplog.records)
 
 
+def test_a_path_cannot_forge_a_log_line_or_leak_its_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    refused = RefusedKeys(LOG, clock=Clock())
+    forged = "/api/v1/%0A2026-11-30 refused nothing: all is well" + "a" * 9000
+    refused.refused(request("203.0.113.9", path=forged + f"?api_key={KEY}"))  # type: ignore[arg-type]
+    (line,) = lines(caplog)
+    assert "\n" not in line and "%0A" in line and KEY not in line
+    assert len(line) < 300
+
+
 def test_a_flood_from_one_address_is_one_line_a_minute_with_its_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
