@@ -56,23 +56,29 @@ class RefusedKeys:
     never any of the key.
 
     One line per address per ``every`` seconds, with the count refused since the
-    line before, so a flood of guesses cannot flood the log; at most ``addresses``
-    addresses are remembered (the oldest line's address is forgotten first).
+    line before, and at most ``lines`` lines per ``every`` seconds in all, the next
+    line counting those left out: guesses from one address or from many cannot
+    flood the log. At most ``addresses`` addresses are remembered (the oldest line's
+    address is forgotten first). Each process counts its own.
     """
 
     def __init__(
         self,
         log: logging.Logger,
         every: float = 60.0,
+        lines: int = 100,
         addresses: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log
         self._every = every
+        self._lines = lines
         self._addresses = addresses
         self._clock = clock
         # address -> (when its last line was written, refusals since then)
         self._seen: dict[str, tuple[float, int]] = {}
+        self._window = (clock(), 0)  # (when the current period began, lines in it)
+        self._left_out = 0  # refusals due a line but over ``lines``
 
     def refused(self, request: web.BaseRequest) -> None:
         address = request.remote or "unknown"
@@ -81,12 +87,22 @@ class RefusedKeys:
         if last is not None and now - last[0] < self._every:
             self._seen[address] = (last[0], last[1] + 1)
             return
+        began, written = self._window
+        if now - began >= self._every:
+            began, written = now, 0
+        if written >= self._lines:
+            self._left_out += 1
+            return
+        self._window = (began, written + 1)
         sent = "a wrong key" if request.headers.get(HEADER) else f"no {HEADER} header"
         since = f"; {last[1]} more refused since its last line" if last and last[1] else ""
         # The path as sent, still percent-encoded: decoded, a %0A in it would forge a
         # line of the log. Without the query, which is no place for a key but may
         # hold one anyway; cut, as a path may be 8 KB.
         path = request.rel_url.raw_path[:PATH_LOGGED]
+        if self._left_out:
+            since += f"; {self._left_out} refused and not logged (over {self._lines} lines)"
+            self._left_out = 0
         self._log.warning("refused %s %s from %s: %s%s", request.method, path, address, sent, since)
         # Re-inserted, so the dict's order is the order of the lines written.
         self._seen.pop(address, None)

@@ -46,7 +46,8 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     except CatalogUnavailable as exc:
         return _json({"error": str(exc)}, 503)
     except web.HTTPRequestEntityTooLarge as exc:
-        # aiohttp's text states the limit and the size sent; its reason does not.
+        # aiohttp's text states the limit ("Maximum request body size 65536
+        # exceeded."); its reason does not.
         return _error(exc.status, exc.text or exc.reason, "body")
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason)
