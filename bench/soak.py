@@ -22,9 +22,9 @@ must stay bounded.
 
 The stack runs on an embedded broker of its own, unless SOAK_KAFKA_BROKER names one
 (``host:port``): the embedded broker slows as it fills (docs/ARCHITECTURE.md), and a
-real one shows the lag of imptrack alone. That broker must hold none of imptrack's
-records yet (a fresh cluster, or its topics deleted): the soak counts every record
-on them as its own, and refuses to start otherwise.
+real one shows the lag of imptrack alone. That broker must have none of imptrack's
+topics or consumer groups yet (a fresh cluster, or them deleted): the soak would
+count their records as its own, so it refuses to start (exit status 2).
 
 Prints the figures and the verdicts (bench.soak_report), writes
 ``bench/results/soak.json`` and ``bench/results/soak.png``; exit status 1 if a
@@ -47,13 +47,22 @@ from typing import Any
 
 import aiohttp
 import uvloop
+from aiokafka.admin import AIOKafkaAdminClient
 
-from app import probes
+from app import probes, topic_names
 from app.edge.pixel import TRANSPARENT_GIF
 from app.stack import Stack
 from bench import loadgen, soak_report
 from bench.common import RESULTS, apply_catalog, bench_stack, machine, serve, write_result
-from bench.soak_probe import LagProbe, cpu_seconds, data_on_disk, rss_mb, stack_processes
+from bench.soak_probe import (
+    GROUP_TOPICS,
+    FetchTimer,
+    LagProbe,
+    cpu_seconds,
+    data_on_disk,
+    rss_mb,
+    stack_processes,
+)
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 SAMPLE_SECONDS = float(os.environ.get("SAMPLE_SECONDS", "5"))
@@ -87,7 +96,25 @@ GIF = loadgen.digest(TRANSPARENT_GIF)
 
 
 class BrokerInUse(RuntimeError):
-    """SOAK_KAFKA_BROKER names a broker that already holds imptrack's records."""
+    """SOAK_KAFKA_BROKER names a broker imptrack has already used."""
+
+
+async def refuse_a_used_broker(broker: str) -> None:
+    """Before the stack starts on it: a broker that has any of imptrack's topics or
+    consumer groups would mix their records and offsets into the soak's counts."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics()) & {*topic_names.EVENT_TOPICS, topic_names.CATALOG}
+        groups = {group for group, *_ in await admin.list_consumer_groups()} & set(GROUP_TOPICS)
+    finally:
+        await admin.close()
+    if topics or groups:
+        raise BrokerInUse(
+            f"the broker {broker} has imptrack's topics ({', '.join(sorted(topics)) or 'none'}) "
+            f"or consumer groups ({', '.join(sorted(groups)) or 'none'}) already; the soak "
+            "would count their records as its own: give it a fresh broker, or delete these"
+        )
 
 
 def catalog(sink_port: int) -> str:
@@ -118,13 +145,16 @@ def mix_shares() -> dict[str, float]:
 
 
 class Monitor:
-    """Samples memory and lag every SAMPLE_SECONDS, labelled with the current phase."""
+    """Samples memory and lag every SAMPLE_SECONDS, labelled with the current phase;
+    and, in a task of its own, times one fetch (FetchTimer) as often."""
 
-    def __init__(self, stack: Stack, probe: LagProbe) -> None:
+    def __init__(self, stack: Stack, probe: LagProbe, timer: FetchTimer) -> None:
         self.stack = stack
         self.probe = probe
+        self.timer = timer
         self.processes = stack_processes(stack)
         self.samples: list[dict[str, Any]] = []
+        self.fetches: list[dict[str, Any]] = []
         self.phase = "start"
         self.started = time.monotonic()
 
@@ -146,6 +176,16 @@ class Monitor:
         n = 0
         while True:
             await self.sample()
+            n += 1
+            await asyncio.sleep(max(0.0, n * SAMPLE_SECONDS - self.now()))
+
+    async def time_fetches(self) -> None:
+        n = 0
+        while True:
+            t, phase = self.now(), self.phase
+            timing = await self.timer.time_one()
+            if timing is not None:
+                self.fetches.append({"t": t, "phase": phase, **timing})
             n += 1
             await asyncio.sleep(max(0.0, n * SAMPLE_SECONDS - self.now()))
 
@@ -316,15 +356,11 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
     edge = stack.settings.edge_url
     probe = LagProbe(stack)
     await probe.start()
-    held = sum((await probe.end_offsets({})).values())
-    if held:
-        await probe.stop()
-        raise BrokerInUse(
-            f"the broker {stack.settings.broker} already holds {held:,} record(s) on imptrack's "
-            "topics; the soak counts every one as its own: give it a fresh broker"
-        )
-    monitor = Monitor(stack, probe)
+    timer = FetchTimer(stack.settings.broker)
+    await timer.start()
+    monitor = Monitor(stack, probe, timer)
     sampling = asyncio.create_task(monitor.run())
+    timing = asyncio.create_task(monitor.time_fetches())
     try:
         exported_before = await probe.exported()
         prepared = await prepare(edge)
@@ -346,13 +382,18 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
         monitor.phase = "drain"
         drained = await drain(monitor)
         sampling.cancel()
+        timing.cancel()
         monitor.phase = "end"
         await asyncio.sleep(2 * SAMPLE_SECONDS)  # a duplicate export would show by now
         final = await monitor.sample()
         delivered = await _sink_count(sink)
     finally:
         sampling.cancel()
+        timing.cancel()
+        # Cancelled before their clients stop, not in the middle of a request.
+        await asyncio.gather(sampling, timing, return_exceptions=True)
         await probe.stop()
+        await timer.stop()
     return {
         "capacity": capacity | {"settle_s": settle_s},
         "rate": rate,
@@ -364,6 +405,7 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
         "exported": {k: n - exported_before.get(k, 0) for k, n in final["exported"].items()},
         "sink": delivered,
         "samples": monitor.samples,
+        "fetches": monitor.fetches,
     }
 
 
@@ -388,6 +430,8 @@ def main() -> int:
     sink = serve([sys.executable, "-m", "bench.sink", str(sink_port)], f"{sink_url}/count")
     try:
         broker = {"KAFKA_BROKER": SOAK_KAFKA_BROKER} if SOAK_KAFKA_BROKER else {}
+        if SOAK_KAFKA_BROKER:
+            asyncio.run(refuse_a_used_broker(SOAK_KAFKA_BROKER))
         with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES, **CACHE_CEILINGS, **broker) as stack:
             apply_catalog(stack, catalog(sink_port))
             raw = uvloop.run(soak(stack, sink_url))

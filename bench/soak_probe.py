@@ -9,10 +9,9 @@ made the embedded broker list every batch stored in each partition about ten tim
 a second (its memory storage lists a partition's batches on every fetch), as much
 work as the worker's own fetches, and that slowed the consumers being measured.
 
-What one fetch costs is sampled instead: one fetch of one batch of impressions
-partition 0 per sample. The embedded broker lists every batch of the partition to
-answer it, as it does for the worker's fetches, so its time rises as the broker
-fills (bench.broker_fetch), and a consumer's backlog rises with it.
+How long the broker takes to answer a fetch is timed on its own (FetchTimer): one
+fetch of one batch of impressions partition 0 at a time, by a consumer of its own,
+so a slow answer never holds up a sample.
 """
 
 from __future__ import annotations
@@ -148,17 +147,10 @@ class LagProbe:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.broker,
             enable_auto_commit=False,
-            # The timed fetch asks for a batch that is there: no wait (a wait of 0 is
-            # never answered by the embedded broker), and one batch is enough (a
-            # broker answers with one batch, however large, whatever the limit).
-            fetch_max_wait_ms=10,
-            fetch_max_bytes=1,
-            max_partition_fetch_bytes=1,
         )
         self._redis = aioredis.from_url(self.settings.redis)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         self._partitions: list[TopicPartition] = []
-        self._timed = TopicPartition(topic_names.IMPRESSIONS, 0)
 
     async def start(self) -> None:
         await self._admin.start()
@@ -170,10 +162,6 @@ class LagProbe:
             for topic in sorted(topics)
             for p in range(self.settings.topic_partitions)
         ]
-        self._consumer.assign([self._timed])
-        # Paused between timed fetches: an assigned partition is fetched ahead in the
-        # background, which would be the tail reader's load again.
-        self._consumer.pause(self._timed)
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -208,27 +196,6 @@ class LagProbe:
         ]
         ends = await self._consumer.end_offsets(partitions)
         return int(sum(ends.values()))
-
-    async def batch_fetch_ms(self) -> float | None:
-        """Milliseconds for one fetch of the first batch of impressions partition 0,
-        the broker's answer included (None while the partition is empty).
-
-        The first: the embedded broker answers a fetch only from a batch's first
-        offset, and the end it reports is not always one (seen: the newest batch,
-        asked for at the reported end - 1, stopped coming after five minutes).
-        """
-        tp = self._timed
-        if (await self._consumer.end_offsets([tp]))[tp] == 0:
-            return None
-        await self._consumer.seek_to_beginning(tp)
-        self._consumer.resume(tp)
-        try:
-            started = time.perf_counter()
-            fetched = await self._consumer.getmany(tp, timeout_ms=10_000)
-            elapsed = time.perf_counter() - started
-        finally:
-            self._consumer.pause(tp)
-        return round(1000 * elapsed, 2) if fetched.get(tp) else None
 
     async def sample(self) -> dict[str, Any]:
         """One reading of every backlog, in records.
@@ -282,5 +249,62 @@ class LagProbe:
                 "keys": int(await self._redis.dbsize()),
             },
             "broker_records": await self.stored_records(),
-            "broker_fetch_ms": await self.batch_fetch_ms(),
         }
+
+
+FETCH_TIMEOUT_S = 10.0
+
+
+class FetchTimer:
+    """Times one fetch of one batch of impressions partition 0, the broker's answer
+    included: how long every consumer waits on the broker now.
+
+    The first batch: the embedded broker answers a fetch only from a batch's first
+    offset, and the end it reports is not always one (seen: the newest batch, asked
+    for at the reported end - 1, stopped coming after five minutes). The embedded
+    broker lists every batch of the partition to answer (bench.broker_fetch), and
+    answers requests behind the others it has queued.
+    """
+
+    def __init__(self, broker: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=broker,
+            enable_auto_commit=False,
+            # No wait: the batch is there (a wait of 0 is never answered by the
+            # embedded broker). One batch: a broker answers with at least one,
+            # whatever the limit; how many records came is recorded.
+            fetch_max_wait_ms=10,
+            fetch_max_bytes=1,
+            max_partition_fetch_bytes=1,
+        )
+        self._partition = TopicPartition(topic_names.IMPRESSIONS, 0)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.assign([self._partition])
+        # Paused between timed fetches: an assigned partition is fetched ahead in the
+        # background, which would load the broker like a tail reader.
+        self._consumer.pause(self._partition)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def time_one(self) -> dict[str, Any] | None:
+        """``{"ms", "records"}``, ``{"ms": None, "timed_out": True}`` with no answer
+        within FETCH_TIMEOUT_S, or None while the partition is empty."""
+        tp = self._partition
+        if (await self._consumer.end_offsets([tp]))[tp] == 0:
+            return None
+        if not await self._consumer.seek_to_beginning(tp):
+            return {"ms": None, "timed_out": True}
+        self._consumer.resume(tp)
+        try:
+            started = time.perf_counter()
+            fetched = await self._consumer.getmany(tp, timeout_ms=int(1000 * FETCH_TIMEOUT_S))
+            elapsed = time.perf_counter() - started
+        finally:
+            self._consumer.pause(tp)
+        records = len(fetched.get(tp, []))
+        if not records:
+            return {"ms": None, "timed_out": True}
+        return {"ms": round(1000 * elapsed, 2), "records": records}

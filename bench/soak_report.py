@@ -11,11 +11,11 @@ given, so their growth is reported per record or key they keep, not judged.
 A backlog is bounded when it does not trend up over the second half (slope against
 the rate flowing into it) and drains to 0 once the load stops.
 
-Beside the backlogs, what one fetch of one impressions batch cost at the start
-and at the end, and the worker's impressions backlog in seconds of its
-inflow: a consumer that keeps up waits about one fetch behind, so when the broker's
-fetches slow, the backlog grows with them though the consumer does not. Reported,
-not judged.
+Beside the backlogs, not judged: how long the broker took to answer one fetch of
+one impressions batch (bench.soak_probe.FetchTimer) over the first minute and the
+last, and the worker's impressions backlog in seconds of its inflow over the same
+minutes. Every consumer waits on the broker's answers; when they slow while the
+consumers' CPU does not rise, the broker is what holds them back.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import itertools
 import statistics
 from pathlib import Path
 from typing import Any
+
+from bench.soak_probe import FETCH_TIMEOUT_S
 
 MEMORY_SLOPE_MAX = 1.0  # MB/min, over the soak's second half
 MEMORY_GROWTH_MAX = 5.0  # MB, last window's median minus that of the one at the half
@@ -142,17 +144,28 @@ def _median_in(points: list[tuple[float, Any]], start: float, end: float) -> flo
 def broker_fetch_figures(
     raw: dict[str, Any], seconds: float, pixels_per_s: float
 ) -> dict[str, Any]:
-    """Medians over the first window after the warm-up and over the last one: the
-    broker's time for one fetch of one impressions batch, and the worker's
-    impressions backlog in seconds of the pixels flowing into it."""
+    """Over the first window after the warm-up and over the last one: the median
+    time the broker took to answer one fetch of one impressions batch (a fetch not
+    answered within the timer's limit counted at the limit, so a median at the
+    limit means "at least"), how many were timed and not answered, the most records
+    one answer held; and the worker's median impressions backlog in seconds of the
+    pixels flowing into it."""
     window = _window(seconds)
-    fetch = _soak_points(raw, lambda s: s.get("broker_fetch_ms"))
+    start = raw["soak_started_t"]
+    timed = [(f["t"] - start, f) for f in raw.get("fetches", []) if f["phase"] == "soak"]
     behind = _soak_points(raw, lambda s: s["lag"]["worker impressions"] / pixels_per_s)
-    first, last = (window, 2 * window), (seconds - window, seconds)
-    return {
-        "fetch_ms": {"first": _median_in(fetch, *first), "last": _median_in(fetch, *last)},
-        "worker_behind_s": {"first": _median_in(behind, *first), "last": _median_in(behind, *last)},
-    }
+    figures: dict[str, Any] = {"timeout_ms": 1000 * FETCH_TIMEOUT_S}
+    for name, (a, b) in (("first", (window, 2 * window)), ("last", (seconds - window, seconds))):
+        inside = [f for t, f in timed if a <= t <= b]
+        ms = [1000 * FETCH_TIMEOUT_S if f["ms"] is None else f["ms"] for f in inside]
+        figures[name] = {
+            "fetch_ms": round(statistics.median(ms), 2) if ms else None,
+            "timed": len(inside),
+            "unanswered": sum(f["ms"] is None for f in inside),
+            "most_records": max((f.get("records", 0) for f in inside), default=None),
+            "worker_behind_s": _median_in(behind, a, b),
+        }
+    return figures
 
 
 def lag_figures(
@@ -235,6 +248,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "processes": raw["processes"],
         "soak_started_t": raw["soak_started_t"],
         "samples": raw["samples"],
+        "fetches": raw.get("fetches", []),
     }
 
 
@@ -305,11 +319,15 @@ def print_report(result: dict[str, Any]) -> None:
         )
     if "broker_fetch" in result:
         b = result["broker_fetch"]
+        first, last = b["first"], b["last"]
         print(
-            f"beside it (not judged), over the first and the last {window_s}: one fetch of the "
-            f"impressions batch {b['fetch_ms']['first']} -> {b['fetch_ms']['last']} ms; "
-            f"the worker {b['worker_behind_s']['first']} -> {b['worker_behind_s']['last']} s "
-            "of pixels behind"
+            f"beside it (not judged), over the first and the last {window_s}: one fetch of one "
+            f"impressions batch answered in {first['fetch_ms']} -> {last['fetch_ms']} ms "
+            f"(median; unanswered within {b['timeout_ms']:g} ms, counted so: "
+            f"{first['unanswered']} of {first['timed']} -> {last['unanswered']} of "
+            f"{last['timed']}; at most {first['most_records']} -> {last['most_records']} "
+            f"records an answer); the worker {first['worker_behind_s']} -> "
+            f"{last['worker_behind_s']} s of pixels behind"
         )
     drain = result["drain_s"]
     print(
@@ -348,10 +366,19 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         lag.plot(minutes, [s["lag"][series] for s in samples], label=series)
     lag.set_ylabel("backlog (records)")
     lag.set_yscale("symlog", linthresh=10)
+    fetches = sorted(result.get("fetches", []), key=lambda f: f["t"])
+    answered = [f for f in fetches if f["ms"] is not None]
     fetch.plot(
-        minutes,
-        [s.get("broker_fetch_ms") for s in samples],
+        [(f["t"] - start) / 60 for f in answered],
+        [f["ms"] for f in answered],
         label="broker: one fetch of one impressions batch",
+    )
+    unanswered = [(f["t"] - start) / 60 for f in fetches if f["ms"] is None]
+    fetch.plot(
+        unanswered,
+        [1000 * FETCH_TIMEOUT_S] * len(unanswered),
+        "rx",
+        label=f"no answer within {FETCH_TIMEOUT_S:g} s",
     )
     fetch.set_ylabel("ms")
     rates = [
