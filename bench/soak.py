@@ -42,6 +42,7 @@ import os
 import sys
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,22 +173,26 @@ class Monitor:
         )
         return reading
 
-    async def run(self) -> None:
+    async def _every_sample_period(self, step: Callable[[], Awaitable[object]]) -> None:
+        """``step`` at 0, SAMPLE_SECONDS, twice that ... after the start, or
+        right after the step before if that took longer."""
         n = 0
         while True:
-            await self.sample()
+            await step()
             n += 1
             await asyncio.sleep(max(0.0, n * SAMPLE_SECONDS - self.now()))
 
+    async def run(self) -> None:
+        await self._every_sample_period(self.sample)
+
+    async def _time_one_fetch(self) -> None:
+        t, phase = self.now(), self.phase
+        timing = await self.timer.time_one()
+        if timing is not None:
+            self.fetches.append({"t": t, "phase": phase, **timing})
+
     async def time_fetches(self) -> None:
-        n = 0
-        while True:
-            t, phase = self.now(), self.phase
-            timing = await self.timer.time_one()
-            if timing is not None:
-                self.fetches.append({"t": t, "phase": phase, **timing})
-            n += 1
-            await asyncio.sleep(max(0.0, n * SAMPLE_SECONDS - self.now()))
+        await self._every_sample_period(self._time_one_fetch)
 
 
 async def _get(session: aiohttp.ClientSession, url: str, header: str) -> str:
@@ -429,9 +434,10 @@ def main() -> int:
     sink_url = f"http://127.0.0.1:{sink_port}"
     sink = serve([sys.executable, "-m", "bench.sink", str(sink_port)], f"{sink_url}/count")
     try:
-        broker = {"KAFKA_BROKER": SOAK_KAFKA_BROKER} if SOAK_KAFKA_BROKER else {}
+        broker = {}
         if SOAK_KAFKA_BROKER:
             asyncio.run(refuse_a_used_broker(SOAK_KAFKA_BROKER))
+            broker["KAFKA_BROKER"] = SOAK_KAFKA_BROKER
         with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES, **CACHE_CEILINGS, **broker) as stack:
             apply_catalog(stack, catalog(sink_port))
             raw = uvloop.run(soak(stack, sink_url))

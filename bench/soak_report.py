@@ -59,6 +59,13 @@ def _window(seconds: float) -> float:
     return min(WARM_UP_MAX_SECONDS, seconds / 6)
 
 
+def _first_and_last(seconds: float) -> dict[str, tuple[float, float]]:
+    """The window right after the warm-up and the soak's last one, as (start, end)
+    seconds since the soak began: what the reported, not judged, figures compare."""
+    window = _window(seconds)
+    return {"first": (window, 2 * window), "last": (seconds - window, seconds)}
+
+
 def _slope_per_s(points: list[tuple[float, float]]) -> float:
     if len(points) < 3:
         return 0.0
@@ -124,7 +131,6 @@ def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any
     points = _soak_points(raw, lambda s: s.get("cpu_s", {}).get(name))
     if not points or any(s is None for _, s in points):
         return None
-    window = _window(seconds)
 
     def share(start: float, end: float) -> float | None:
         inside = [(t, s) for t, s in points if start <= t <= end]
@@ -133,7 +139,7 @@ def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any
         (t0, s0), (t1, s1) = inside[0], inside[-1]
         return round(100 * float(s1 - s0) / (t1 - t0), 1)
 
-    return {"first_pct": share(window, 2 * window), "last_pct": share(seconds - window, seconds)}
+    return {f"{which}_pct": share(*span) for which, span in _first_and_last(seconds).items()}
 
 
 def _median_in(points: list[tuple[float, Any]], start: float, end: float) -> float | None:
@@ -150,12 +156,11 @@ def broker_fetch_figures(
     limit means "at least"), how many were timed and not answered, the most records
     one answer held; and the worker's median impressions backlog in seconds of the
     pixels flowing into it."""
-    window = _window(seconds)
     start = raw["soak_started_t"]
     timed = [(f["t"] - start, f) for f in raw.get("fetches", []) if f["phase"] == "soak"]
     behind = _soak_points(raw, lambda s: s["lag"]["worker impressions"] / pixels_per_s)
     figures: dict[str, Any] = {"timeout_ms": 1000 * FETCH_TIMEOUT_S}
-    for name, (a, b) in (("first", (window, 2 * window)), ("last", (seconds - window, seconds))):
+    for name, (a, b) in _first_and_last(seconds).items():
         inside = [f for t, f in timed if a <= t <= b]
         ms = [1000 * FETCH_TIMEOUT_S if f["ms"] is None else f["ms"] for f in inside]
         figures[name] = {
