@@ -19,7 +19,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from app.admin.auth import RefusedKeys, is_authorized, load_api_key
+from app.admin.auth import ApiKeyGate, load_api_key
 from app.broker_holes import guard_embedded_broker
 from app.exceptions import ReportError
 from app.settings import Settings
@@ -36,8 +36,7 @@ from reports.slice_request import SliceRequest
 from reports.slices import run_slice
 
 EXPORTER = web.AppKey("exporter", Exporter)
-API_KEY = web.AppKey("api_key", str)
-REFUSED_KEYS = web.AppKey("refused_keys", RefusedKeys)
+API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
 API_FORMATS = (*FORMATS, "arrow")
 log = logging.getLogger("imptrack.exporter")
 
@@ -73,8 +72,7 @@ def _error(status: int, message: str) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     """``GET /api/v1/stats/SLICE``: a slice as JSON (default), CSV, Parquet, a text
     table or Arrow; the query names are those of ``imptrack report``."""
-    if not is_authorized(request, request.app[API_KEY]):
-        request.app[REFUSED_KEYS].refused(request)
+    if not request.app[API_KEY_GATE].admits(request):
         return _error(401, "missing or wrong API-Key header")
     query = dict(request.query)
     fmt = query.pop("format", "json")
@@ -125,8 +123,7 @@ def _json_value(value: object) -> object:
 def create_exporter_app(settings: Settings) -> web.Application:
     app = web.Application()
     app[EXPORTER] = Exporter(settings)
-    app[API_KEY] = load_api_key(settings)
-    app[REFUSED_KEYS] = RefusedKeys(log)
+    app[API_KEY_GATE] = ApiKeyGate(load_api_key(settings), log)
     app.cleanup_ctx.append(_export_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/stats/{slice}", stats)

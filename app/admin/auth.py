@@ -42,7 +42,7 @@ def load_api_key(settings: Settings) -> str:
     raise ConfigurationError(f"{path} is empty; delete it or set IMPTRACK_API_KEY")
 
 
-def is_authorized(request: web.Request, api_key: str) -> bool:
+def is_authorized(request: web.BaseRequest, api_key: str) -> bool:
     # The header's bytes as sent: aiohttp keeps bytes that are not UTF-8 as lone
     # surrogates, which a plain encode() refuses.
     given = request.headers.get(HEADER, "").encode("utf-8", "surrogateescape")
@@ -109,3 +109,19 @@ class RefusedKeys:
         self._seen[address] = (now, 0)
         while len(self._seen) > self._addresses:
             del self._seen[next(iter(self._seen))]
+
+
+class ApiKeyGate:
+    """The API key's check for one application, every refusal logged (RefusedKeys):
+    the one place a request is let in or turned away, so no endpoint checks the key
+    without the log."""
+
+    def __init__(self, api_key: str, log: logging.Logger) -> None:
+        self._api_key = api_key
+        self._refused = RefusedKeys(log)
+
+    def admits(self, request: web.BaseRequest) -> bool:
+        if is_authorized(request, self._api_key):
+            return True
+        self._refused.refused(request)
+        return False

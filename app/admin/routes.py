@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from app.admin.auth import HEADER, is_authorized
+from app.admin.auth import HEADER
 from app.catalog import commands
 from app.catalog.files import to_document
 from app.catalog.model import MAX_ID
 from app.catalog.validation import as_dict
-from app.edge.keys import API_KEY, CATALOG_SERVICE, REFUSED_KEYS
+from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE
 from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable
 
@@ -36,8 +36,7 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """API-Key check first; then every failure as a JSON answer, never a 500 page."""
-    if not is_authorized(request, request.config_dict[API_KEY]):
-        request.config_dict[REFUSED_KEYS].refused(request)
+    if not request.config_dict[API_KEY_GATE].admits(request):
         return _error(401, f"a valid {HEADER} header is required")
     try:
         return await handler(request)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from app.admin.auth import RefusedKeys
+from app.admin.auth import ApiKeyGate
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.producer import EventProducer
@@ -16,7 +16,6 @@ SETTINGS = web.AppKey("settings", Settings)
 PRODUCER = web.AppKey("producer", EventProducer)
 CATALOG = web.AppKey("catalog", CatalogFollower)
 CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
-API_KEY = web.AppKey("api_key", str)
-REFUSED_KEYS = web.AppKey("refused_keys", RefusedKeys)
+API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
 REDIS = web.AppKey("redis", aioredis.Redis)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)

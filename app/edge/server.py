@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
-from app.admin.auth import RefusedKeys, load_api_key
+from app.admin.auth import ApiKeyGate, load_api_key
 from app.admin.routes import create_admin_app
 from app.broker_holes import guard_embedded_broker
 from app.catalog.follower import CatalogFollower
@@ -22,12 +22,11 @@ from app.catalog.writer import CatalogWriter
 from app.edge import malformed_log
 from app.edge.click import click
 from app.edge.keys import (
-    API_KEY,
+    API_KEY_GATE,
     CATALOG,
     CATALOG_SERVICE,
     PRODUCER,
     REDIS,
-    REFUSED_KEYS,
     SETTINGS,
     VERDICTS,
 )
@@ -127,8 +126,7 @@ async def healthz(request: web.Request) -> web.Response:
 def create_edge_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
-    app[API_KEY] = load_api_key(settings)
-    app[REFUSED_KEYS] = RefusedKeys(logging.getLogger("imptrack.admin"))
+    app[API_KEY_GATE] = ApiKeyGate(load_api_key(settings), logging.getLogger("imptrack.admin"))
     app.cleanup_ctx.append(_producer_ctx)
     app.cleanup_ctx.append(_catalog_ctx)
     app.cleanup_ctx.append(_redis_ctx)

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from app.admin.auth import HEADER, RefusedKeys
+from app.admin.auth import HEADER, ApiKeyGate, RefusedKeys
 
 LOG = logging.getLogger("test.refused")
 KEY = "near-miss-key-do-not-log-7d1f"
@@ -112,3 +112,12 @@ def test_it_remembers_a_bounded_number_of_addresses(caplog: pytest.LogCaptureFix
     # ...while the oldest were forgotten, so the next refusal from one is a line again.
     refused.refused(request("192.0.2.0"))
     assert len(lines(caplog)) == 11
+
+
+def test_the_gate_admits_the_key_and_logs_every_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    gate = ApiKeyGate("the-right-key", LOG)
+    assert gate.admits(request("203.0.113.10", key="the-right-key"))
+    assert lines(caplog) == []
+    assert not gate.admits(request("203.0.113.10"))
+    assert lines(caplog) == ["refused GET /api/v1/offers from 203.0.113.10: a wrong key"]
