@@ -57,7 +57,9 @@ async def publish_delivery_log(records: list[bytes]) -> None:
 
 
 shipper = DeliveryLogShipper(
-    schedule, f"{socket.gethostname()}:{_s.forwarder_web_port}", publish_delivery_log
+    schedule,
+    f"{socket.gethostname()}:{_s.instance_port(_s.forwarder_web_port)}",
+    publish_delivery_log,
 )
 
 

@@ -39,13 +39,13 @@ ROLES = {
             "app.worker_views",
         ],
         _s.worker_data_dir,
-        _s.worker_web_port,
+        _s.instance_port(_s.worker_web_port),
     ),
     "forwarder": (
         "imptrack-forwarder",
         ["agents.forwarder", "app.forwarder_views"],
         _s.forwarder_data_dir,
-        _s.forwarder_web_port,
+        _s.instance_port(_s.forwarder_web_port),
     ),
 }
 role = os.environ.get(ROLE_VARIABLE, "worker")
@@ -63,24 +63,19 @@ class ImptrackApp(faust.App):
 
 app = ImptrackApp(
     _app_id,
-    broker=f"kafka://{_s.broker}",
+    broker=_s.faust_broker,
     # RocksDB with one memory budget for every table (tables/storage.py).
     store=store_url(),
     datadir=str(_datadir),
     topic_partitions=_s.topic_partitions,
-    topic_replication_factor=1 if _s.kafka_broker is None else 3,
+    topic_replication_factor=_s.replication_factor,
     broker_session_timeout=_s.broker_session_timeout,
     broker_rebalance_timeout=_s.broker_rebalance_timeout,
     broker_heartbeat_interval=min(3.0, _s.broker_session_timeout / 3),
-    # The memory-only embedded broker cannot run InitProducerId, so no idempotent
-    # producer and no exactly_once; effects are made idempotent downstream instead.
+    # acks=all with an idempotent producer (app.faust_transport.IdempotentProducer).
     producer_acks=-1,
     producer_linger_ms=5,
     consumer_auto_offset_reset="earliest",
-    # The embedded Tansu broker reports a partition's end as the last batch's base
-    # offset + 1, so a worker restarting with its local RocksDB state would be refused
-    # as "ahead of the broker". Real Kafka reports true ends and keeps the check.
-    recovery_consistency_check=_s.kafka_broker is not None,
     web_bind="127.0.0.1",
     web_port=_web_port,
     web_in_thread=False,

@@ -29,6 +29,8 @@ yet; a crash then loses them. Refusing the stale ack costs nothing: the fresh co
 is acked when it is processed. At worst a message whose processing spanned a
 rebalance is processed again, which every effect here tolerates (see
 docs/ARCHITECTURE.md, "Nothing skipped by a consumer").
+
+Written for faust-streaming 0.15.3 and aiokafka 0.14.0, on Apache Kafka 4.4.
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 return {}
         return await super().getmany(active_partitions, timeout)
 
-    # Faust hard-codes a 1.5 s fetch wait. The embedded broker does not answer a
-    # waiting fetch when data arrives, it answers when the wait is over, so each hop
-    # between agents (a postback passes two) cost up to 1.5 s. A short wait bounds
-    # that; on an idle real Kafka it only means a few more empty fetches.
+    # Faust hard-codes a 1.5 s fetch wait. Kafka answers a waiting fetch as soon as
+    # data arrives, but a fetch that finds nothing is held for the whole wait, and a
+    # postback naming an impression not yet seen waits for such an empty answer
+    # (tables/progress.py): a short wait bounds the verdict's delay; it costs a few
+    # more empty fetches on an idle partition.
 
     def fetched_end(self, tp: Any) -> tuple[int, int] | None:
         """The high watermark of ``tp`` in the last fetch answered for it, and when
@@ -122,6 +125,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         contiguous = self._contiguous
         acks_enabled_for = self.app.topics.acks_enabled_for
         refetch: dict[Any, int] = {}
+        handed: set[Any] = set()
         async for tp, message in super().getmany(timeout):
             if tp in refetch:
                 continue
@@ -129,7 +133,16 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
             if acks_enabled_for(message.topic) and not contiguous.admit(tp, message.offset):
                 refetch[tp] = contiguous.expected(tp)  # type: ignore[assignment]
                 continue
+            handed.add(tp)
             yield tp, message
+        # A dropped tail has no later record to show it: the high watermark does.
+        thread = cast(WorkerConsumerThread, self._thread)
+        for tp in list(self._get_active_partitions()):
+            if tp in handed or tp in refetch or not acks_enabled_for(tp.topic):
+                continue
+            fetched = thread.fetched_end(tp)
+            if fetched is not None and contiguous.stalled(tp, fetched[0]):
+                refetch[tp] = contiguous.expected(tp)  # type: ignore[assignment]
         for tp, offset in refetch.items():
             type(self).gaps_refetched += 1
             log.warning(
@@ -185,6 +198,17 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def topic_partitions(self, topic: str) -> int | None:
+        # aiokafka's group metadata snapshot counts a subscribed topic missing from
+        # the cluster metadata as 0 partitions. Faust 0.15.3 compares a table's
+        # changelog with its source topic on the table's first write and takes 0
+        # for a real count: on Apache Kafka a changelog topic Faust has just created
+        # is often not in the metadata yet, and the impressions agent crashed with
+        # PartitionsMismatch ("has 0 partitions") right after a fresh start. No
+        # Kafka topic has 0 partitions, so 0 is "not known yet", which Faust skips.
+        partitions = super().topic_partitions(topic)
+        return partitions or None
+
     def ack(self, message: Any) -> bool:
         if message.generation_id != self.app.consumer_generation_id:
             type(self).stale_acks_refused += 1
@@ -210,5 +234,15 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         return bool(await super()._commit(offsets))
 
 
+class IdempotentProducer(faust_aiokafka.Producer):
+    """Faust 0.15.3 makes its producer idempotent only under exactly_once; a retried
+    send would then write a record twice. The broker supports it (Apache Kafka
+    0.11+), so every producer is idempotent, with acks=all as that requires."""
+
+    def _settings_extra(self) -> Any:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class KafkaTransport(faust_aiokafka.Transport):
     Consumer = CurrentGenerationConsumer
+    Producer = IdempotentProducer

@@ -35,6 +35,28 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports that nothing listens on now (a local
+    Kafka cluster's nodes take two ports each from the first)."""
+    for _ in range(100):
+        (first,) = free_ports(1)
+        if first + count > 65535:
+            continue
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise OSError(f"found no {count} free consecutive ports on 127.0.0.1")
+
+
 def http_json(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     """The JSON body of a 2xx answer, or None when the service is not (yet) healthy."""
     try:

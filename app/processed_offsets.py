@@ -21,16 +21,15 @@ class ProcessedOffsets:
 
     def positioned(self, offsets: Mapping[Hashable, int | None]) -> None:
         """The consumer resumes ``offsets`` from their committed offsets (None: from
-        the start of the log, which is offset 0 on the embedded broker and a lower
-        bound anywhere)."""
+        the start of the log; 0 is a lower bound for it)."""
         for tp, offset in offsets.items():
             self._next[tp] = offset if offset is not None and offset > 0 else 0
 
     def processed(self, tp: Hashable, offset: int) -> None:
         """The record at ``offset`` is processed. Records of a partition are processed
         in order; one read again after a seek back does not move the mark back, and
-        one beyond a passed hole (app/broker_holes.py) moves it past offsets the
-        broker never stored. A partition this consumer was not positioned on (a
+        one beyond a passed gap (app/contiguous_offsets.py) moves it past offsets
+        the broker no longer holds. A partition this consumer was not positioned on (a
         record fetched before its partition was revoked) is not tracked."""
         current = self._next.get(tp)
         if current is not None and offset >= current:

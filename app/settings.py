@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
+from app.local_kafka.nodes import LocalCluster
 
 PROFILES = ("dev", "production")
 
@@ -102,7 +103,14 @@ class Settings:
     # An external cluster or Redis when set; otherwise ``imptrack up`` starts its own.
     kafka_broker: str | None
     redis_url: str | None
+    # The local Apache Kafka (app/local_kafka): node 1's client port (each node takes
+    # two ports from there), how many nodes, each node's heap, and Maven's repository.
     embedded_broker_port: int
+    kafka_nodes: int
+    kafka_heap_mb: int
+    maven_repo: Path | None
+    # Kept across installations: the Kafka classpath Maven resolved.
+    cache_dir: Path
     embedded_redis_port: int
     topic_partitions: int
     edge_host: str
@@ -111,9 +119,14 @@ class Settings:
     edge_trusted_proxy_hops: int
     edge_linger_ms: int
     edge_produce_timeout: float
+    # Worker and forwarder processes ``imptrack up`` starts; each is an instance
+    # (from 1) with its own web port (the base port + instance - 1) and data dir.
     worker_web_port: int
     forwarder_web_port: int
-    worker_fetch_wait_ms: int  # see app.faust_transport.ShortFetchWaitThread
+    worker_processes: int
+    forwarder_processes: int
+    instance: int
+    worker_fetch_wait_ms: int  # see app.faust_transport.WorkerConsumerThread
     worker_catalog_fetch_wait_ms: int  # see tables.catalog
     broker_session_timeout: float
     broker_rebalance_timeout: float
@@ -151,6 +164,12 @@ class Settings:
             kafka_broker=env.get("KAFKA_BROKER") or None,
             redis_url=env.get("REDIS_URL") or None,
             embedded_broker_port=_int(env, "IMPTRACK_BROKER_PORT", 19092, 1),
+            kafka_nodes=_int(env, "IMPTRACK_KAFKA_NODES", 1, 1),
+            kafka_heap_mb=_int(env, "IMPTRACK_KAFKA_HEAP_MB", 512, 128),
+            maven_repo=Path(env["IMPTRACK_MAVEN_REPO"]).resolve()
+            if env.get("IMPTRACK_MAVEN_REPO")
+            else None,
+            cache_dir=Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imptrack",
             embedded_redis_port=_int(env, "IMPTRACK_REDIS_PORT", 16379, 1),
             topic_partitions=_int(env, "IMPTRACK_TOPIC_PARTITIONS", 4, 1),
             edge_host=env.get("EDGE_HOST", "127.0.0.1"),
@@ -161,6 +180,9 @@ class Settings:
             edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
             forwarder_web_port=_int(env, "FORWARDER_WEB_PORT", 16068, 1),
+            worker_processes=_int(env, "WORKER_PROCESSES", 1, 1),
+            forwarder_processes=_int(env, "FORWARDER_PROCESSES", 1, 1),
+            instance=_int(env, "IMPTRACK_INSTANCE", 1, 1),
             worker_fetch_wait_ms=_int(env, "WORKER_FETCH_WAIT_MS", 50, 1),
             worker_catalog_fetch_wait_ms=_int(env, "WORKER_CATALOG_FETCH_WAIT_MS", 10, 1),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
@@ -202,20 +224,58 @@ class Settings:
     def api_key_file(self) -> Path:
         return self.home / "api-key"
 
+    def _instance_dir(self, role: str) -> Path:
+        return self.data_dir / (role if self.instance == 1 else f"{role}-{self.instance}")
+
     @property
     def worker_data_dir(self) -> Path:
-        return self.data_dir / "worker"
+        """This worker instance's RocksDB tables (two workers on one machine must not
+        share them: RocksDB locks its files)."""
+        return self._instance_dir("worker")
 
     @property
     def forwarder_data_dir(self) -> Path:
-        return self.data_dir / "forwarder"
+        return self._instance_dir("forwarder")
+
+    def instance_port(self, base_port: int, instance: int | None = None) -> int:
+        """The web port of an instance (this process's by default)."""
+        return base_port + (self.instance if instance is None else instance) - 1
+
+    def instance_url(self, base_port: int, instance: int) -> str:
+        return f"http://127.0.0.1:{self.instance_port(base_port, instance)}"
+
+    @property
+    def local_kafka(self) -> LocalCluster:
+        """The Kafka cluster ``imptrack up`` starts when ``KAFKA_BROKER`` is unset."""
+        return LocalCluster.plan(
+            self.data_dir / "kafka", self.embedded_broker_port, self.kafka_nodes, self.kafka_heap_mb
+        )
 
     @property
     def broker(self) -> str:
-        """``host:port`` of the Kafka bootstrap server in use."""
+        """The Kafka bootstrap servers in use, ``host:port[,host:port...]``."""
         if self.kafka_broker:
-            return self.kafka_broker.removeprefix("kafka://")
-        return f"127.0.0.1:{self.embedded_broker_port}"
+            return ",".join(
+                server.strip().removeprefix("kafka://")
+                for server in self.kafka_broker.replace(";", ",").split(",")
+                if server.strip()
+            )
+        return self.local_kafka.bootstrap
+
+    @property
+    def faust_broker(self) -> str:
+        """The bootstrap servers as Faust takes them: URLs separated by ``;``."""
+        return ";".join(f"kafka://{server}" for server in self.broker.split(","))
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of every topic: three on an external cluster, as many as the local
+        cluster has nodes (up to three) otherwise."""
+        return 3 if self.kafka_broker else self.local_kafka.replicas
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return 2 if self.replication_factor >= 3 else 1
 
     @property
     def redis(self) -> str:

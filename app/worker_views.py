@@ -6,7 +6,6 @@ from typing import Any
 
 from faust import web
 
-from app.broker_holes import HoleCounters
 from app.faust_app import app
 from app.faust_transport import CurrentGenerationConsumer
 from tables.catalog import catalog
@@ -31,6 +30,5 @@ async def healthz(self: web.View, request: web.Request) -> Any:
         "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
         "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
         "offset_gaps_refetched": CurrentGenerationConsumer.gaps_refetched,
-        "broker_holes": {"waited": HoleCounters.waited, "passed": HoleCounters.passed},
     }
     return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -22,7 +22,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     print(
         f"\nimptrack is up\n"
         f"  edge      {s.edge_url}   (pixel: {s.edge_url}/imp?offer_id=1&pid=1)\n"
-        f"  broker    {s.broker}{'' if s.kafka_broker else '   (embedded, memory only)'}\n"
+        f"  broker    {s.broker}{'' if s.kafka_broker else '   (local Apache Kafka)'}\n"
         f"  redis     {s.redis_shown}{'' if s.redis_url else '   (embedded)'}\n"
         f"  exporter  {s.exporter_url}/healthz\n"
         f"  worker    {s.worker_url}/healthz\n"
@@ -70,10 +70,7 @@ def _run_faust(role: str) -> int:
     # The role decides the Faust application's id and agents (app.faust_app), so it
     # is set before that module is first imported.
     os.environ["FAUST_ROLE"] = role
-    from app.broker_holes import guard_embedded_broker
     from app.faust_app import app
-
-    guard_embedded_broker(settings().kafka_broker is None)
 
     # Faust's own CLI runs the worker (signals, logging, recovery); we only choose
     # its arguments.

@@ -61,7 +61,18 @@ def open_writer(path: Path, memory_mb: int | None = None) -> duckdb.DuckDBPyConn
     disk) instead of its default, 80% of the machine's memory, which let the
     exporter's memory grow with the database for as long as the soak ran."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        # One exporter per DuckDB file: the rows and the offsets it resumes from are
+        # written together, and a second writer would export everything again.
+        raise ReportError(
+            f"another exporter already writes {path} ({str(exc).splitlines()[0]}). "
+            "Run one exporter per DuckDB file: stop the other first, or give this one "
+            "its own IMPTRACK_HOME."
+        ) from None
     con.execute("SET TimeZone = 'UTC'")
     if memory_mb is not None:
         con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")

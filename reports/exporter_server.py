@@ -20,7 +20,6 @@ import uvloop
 from aiohttp import web
 
 from app.admin.auth import ApiKeyGate, load_api_key
-from app.broker_holes import guard_embedded_broker
 from app.exceptions import ReportError
 from app.settings import Settings
 from reports.exporter import Exporter
@@ -131,7 +130,6 @@ def create_exporter_app(settings: Settings) -> web.Application:
 
 
 def run_exporter(settings: Settings) -> None:
-    guard_embedded_broker(settings.kafka_broker is None)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         create_exporter_app(settings),

@@ -19,6 +19,8 @@ class CatalogWriter:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
+            # A send retried after a lost answer is not written twice.
+            enable_idempotence=True,
             linger_ms=0,
             request_timeout_ms=int(timeout * 1000),
         )
@@ -32,9 +34,8 @@ class CatalogWriter:
     async def write(self, changes: list[Change]) -> tuple[int, int]:
         """Write ``changes`` in order; return the (partition, offset) of the last one.
 
-        Each record is acknowledged before the next is sent, so every record is a
-        batch of its own: the order holds, and a broker that reports a partition's
-        end as its last batch's start + 1 still reports the true end.
+        Each record is acknowledged before the next is sent, so the order holds
+        whatever the producer retries.
         """
         if not changes:
             raise ValueError("no catalog changes to write")

@@ -22,6 +22,8 @@ class EventProducer:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
             acks="all",
+            # A send retried after a lost answer is not written twice.
+            enable_idempotence=True,
             linger_ms=linger_ms,
             request_timeout_ms=int(ack_timeout * 1000),
             max_batch_size=256 * 1024,

@@ -15,7 +15,6 @@ from aiohttp import web
 
 from app.admin.auth import ApiKeyGate, load_api_key
 from app.admin.routes import create_admin_app
-from app.broker_holes import guard_embedded_broker
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
@@ -141,7 +140,6 @@ def create_edge_app(settings: Settings) -> web.Application:
 
 def run_edge(settings: Settings) -> None:
     """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
-    guard_embedded_broker(settings.kafka_broker is None)  # its catalog follower
     malformed_log.install()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(

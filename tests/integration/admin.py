@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app import topic_names
 from tests.integration.conftest import RunningStack
@@ -104,3 +105,20 @@ async def where_lost(bootstrap: str, topic: str, keys: set[str]) -> dict[str, ob
         }
         for p, offsets in sorted(found.items())
     }
+
+
+async def busiest_partition_leader(bootstrap: str, topic: str) -> tuple[int, int]:
+    """The partition of ``topic`` holding the most records, and the node leading it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await admin.start()
+    await consumer.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in leaders])
+        busiest = max(ends, key=lambda tp: ends[tp]).partition
+        return busiest, int(leaders[busiest])
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -62,11 +62,13 @@ class RunningStack:
     def api_headers(self) -> dict[str, str]:
         return {"API-Key": self.settings.api_key_file.read_text().strip()}
 
-    def imptrack(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run the ``imptrack`` command against this stack."""
+    def imptrack(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the ``imptrack`` command against this stack (``env`` added to its own)."""
         return subprocess.run(
             [sys.executable, "-m", "reports.cli", *args],
-            env=self.stack.env | {"IMPTRACK_HOME": str(self.settings.home)},
+            env=self.stack.env | {"IMPTRACK_HOME": str(self.settings.home)} | (env or {}),
             capture_output=True,
             text=True,
             timeout=120,

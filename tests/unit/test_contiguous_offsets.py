@@ -77,3 +77,38 @@ def test_a_gap_that_never_fills_is_passed_after_the_grace() -> None:
     assert offsets.expected(TP) == 10
     # A later gap has a grace of its own.
     assert not offsets.admit(TP, 12)
+
+
+def test_a_dropped_tail_is_found_by_the_high_watermark_after_the_stall_time() -> None:
+    """The last record of an idle partition dropped on the way: no later record shows
+    it, so the end the broker reported, unreached for 2 s, does."""
+    clock = Clock()
+    offsets = ContiguousOffsets(clock=clock, stall_seconds=2.0)
+    offsets.positioned({TP: 2})
+    assert all(offsets.admit(TP, o) for o in (2, 3, 4))
+    assert not offsets.stalled(TP, 6)  # offset 5 is awaited from now
+    clock.now += 1.9
+    assert not offsets.stalled(TP, 6)
+    clock.now += 0.2
+    assert offsets.stalled(TP, 6)
+    # Sought back: the wait starts again, and ends when the record comes.
+    offsets.positioned({TP: 5})
+    assert not offsets.stalled(TP, 6)
+    assert offsets.admit(TP, 5)
+    clock.now += 10
+    assert not offsets.stalled(TP, 6)
+
+
+def test_progress_or_a_reached_end_is_no_stall() -> None:
+    """A partition whose stream moves on, or that holds nothing beyond it, is not stalled."""
+    clock = Clock()
+    offsets = ContiguousOffsets(clock=clock, stall_seconds=2.0)
+    offsets.positioned({TP: 0, OTHER: 7})
+    assert not offsets.stalled(TP, 100)
+    for offset in range(0, 60):
+        clock.now += 0.1
+        assert offsets.admit(TP, offset)
+        assert not offsets.stalled(TP, 100)
+    clock.now += 5
+    assert not offsets.stalled(OTHER, 7)
+    assert not offsets.stalled(("unknown", 0), 50)

@@ -11,8 +11,8 @@ from app.settings import Settings
 from app.stack import Stack, isolated_stack
 
 
-def test_defaults_use_the_embedded_services(tmp_path: Path) -> None:
-    """Without KAFKA_BROKER / REDIS_URL, `up` starts its own broker and Redis."""
+def test_defaults_use_the_local_services(tmp_path: Path) -> None:
+    """Without KAFKA_BROKER / REDIS_URL, `up` starts its own Kafka and Redis."""
     s = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
     assert s.broker == "127.0.0.1:19092" and s.edge_url == "http://127.0.0.1:8080"
     names = [c.name for c in Stack(s, {}).components()]
@@ -54,7 +54,7 @@ def test_an_isolated_stack_takes_a_broker_it_is_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The soak can be pointed at a broker of its own (SOAK_KAFKA_BROKER): named by the
-    caller, not inherited, it is used instead of the embedded one."""
+    caller, not inherited, it is used instead of the local one."""
     monkeypatch.setenv("KAFKA_BROKER", "kafka://production:9092")
     stack = isolated_stack(tmp_path, KAFKA_BROKER="kafka://soak-kafka:9092")
     assert stack.settings.broker == "soak-kafka:9092"
@@ -95,3 +95,46 @@ def test_profiles_choose_the_group_timeouts(tmp_path: Path) -> None:
 def test_bad_settings_say_which_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Settings.from_env(env)
+
+
+def test_scaled_out_workers_and_forwarders_each_get_a_port_and_a_data_dir(tmp_path: Path) -> None:
+    """WORKER_PROCESSES=2, FORWARDER_PROCESSES=2: instances 1 and 2 of each, on the base
+    port and the next, each told its instance; a 3-node Kafka is three components."""
+    env = {
+        "IMPTRACK_HOME": str(tmp_path),
+        "WORKER_PROCESSES": "2",
+        "FORWARDER_PROCESSES": "2",
+        "IMPTRACK_KAFKA_NODES": "3",
+    }
+    parts = {c.name: c for c in Stack(Settings.from_env(env), {}).components()}
+    assert list(parts) == [
+        "broker-1",
+        "broker-2",
+        "broker-3",
+        "redis",
+        "worker-1",
+        "worker-2",
+        "forwarder-1",
+        "forwarder-2",
+        "exporter",
+        "edge",
+    ]
+    assert (parts["worker-1"].port, parts["worker-2"].port) == (16066, 16067)
+    assert parts["forwarder-2"].env == {"IMPTRACK_INSTANCE": "2"}
+    assert [parts[f"broker-{i}"].port for i in (1, 2, 3)] == [19092, 19094, 19096]
+    second = Settings.from_env({**env, "IMPTRACK_INSTANCE": "2"})
+    assert second.worker_data_dir == tmp_path / "data" / "worker-2"
+    assert second.instance_port(second.forwarder_web_port) == 16069
+    assert Settings.from_env(env).worker_data_dir == tmp_path / "data" / "worker"
+
+
+def test_an_external_cluster_gets_three_replicas_two_in_sync(tmp_path: Path) -> None:
+    """KAFKA_BROKER with several servers: Faust gets them as URLs, topics get RF 3."""
+    s = Settings.from_env(
+        {"IMPTRACK_HOME": str(tmp_path), "KAFKA_BROKER": "kafka://k1:9092,k2:9092"}
+    )
+    assert s.broker == "k1:9092,k2:9092"
+    assert s.faust_broker == "kafka://k1:9092;kafka://k2:9092"
+    assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
+    local = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
+    assert (local.replication_factor, local.min_insync_replicas) == (1, 1)

@@ -1,0 +1,193 @@
+"""Workers and forwarders scale out (issue 20, point 4): two of each share the
+partitions in one consumer group; one of each is SIGKILLed mid-stream and the
+survivor takes its partitions over. Totals stay exact: every impression answered
+with a GIF is exported once and delivered to the advertiser once.
+
+A stack of its own: it runs two workers and two forwarders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app import topic_names
+from app.probes import free_ports, http_json
+from tests.integration.advertiser import AdvertiserSink
+from tests.integration.conftest import RunningStack, started_stack
+from tests.integration.pixels import PixelRun, send_pixels
+
+OFFER = 1
+RATE_PER_SECOND = 200
+TAKEOVER_LIMIT_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[AdvertiserSink]:
+    advertiser = AdvertiserSink().start()
+    try:
+        yield advertiser
+    finally:
+        advertiser.stop()
+
+
+@pytest.fixture(scope="module")
+def scaled_stack(
+    tmp_path_factory: pytest.TempPathFactory, sink: AdvertiserSink
+) -> Iterator[RunningStack]:
+    home = tmp_path_factory.mktemp("scale-out")
+    catalog = home / "catalog.yaml"
+    catalog.write_text(
+        "advertisers: [{id: 1, name: Scale advertiser}]\n"
+        "affiliates: [{id: 1, name: Scale affiliate}]\n"
+        "offers:\n"
+        f"  - {{id: {OFFER}, title: Scale offer, advertiser_id: 1,"
+        f' allow_impressions: true, impressions_url: "{sink.url("/ok?a={aimp_id}")}"}}\n'
+    )
+    env = {
+        "WORKER_PROCESSES": "2",
+        "FORWARDER_PROCESSES": "2",
+        "FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "FORWARD_BACKOFF_SECONDS": "0.2",
+        "FORWARD_BACKOFF_MAX_SECONDS": "1",
+        "EXPORT_BATCH_SECONDS": "0.2",
+        "BROKER_SESSION_TIMEOUT": "6",
+        "BROKER_REBALANCE_TIMEOUT": "6",
+    }
+    with started_stack(home, catalog, **env) as running:
+        yield running
+
+
+class PixelStream:
+    """Pixels at a steady rate from a thread of its own, until stopped."""
+
+    def __init__(self, edge_url: str) -> None:
+        self.edge_url = edge_url
+        self.run = PixelRun()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def __enter__(self) -> PixelStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _send(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            batch = [
+                {"offer_id": str(OFFER), "pid": "1", "imp_id": f"s-{n + i}"}
+                for i in range(RATE_PER_SECOND // 10)
+            ]
+            n += len(batch)
+            asyncio.run(send_pixels(self.edge_url, batch, concurrency=8, run=self.run))
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
+
+
+def _assigned(url: str) -> set[str]:
+    body = http_json(f"{url}/healthz")
+    if body is None or body.get("status") != "ok":
+        return set()
+    return set(body.get("assigned", []))
+
+
+def _takeover_seconds(url: str, topic: str, partitions: int, killed_at: float) -> float:
+    """Seconds from the kill until the survivor holds every partition of ``topic``
+    and is healthy."""
+    wanted = {f"{topic}:{p}" for p in range(partitions)}
+    deadline = killed_at + TAKEOVER_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        if wanted <= _assigned(url):
+            return time.monotonic() - killed_at
+        time.sleep(0.1)
+    raise AssertionError(f"the survivor at {url} did not take over {topic} in time")
+
+
+def test_two_workers_share_the_partitions_and_one_takes_over_from_a_killed_one(
+    scaled_stack: RunningStack, sink: AdvertiserSink
+) -> None:
+    """SIGKILL one of two workers mid-stream: the other takes all partitions, and every
+    GIF answered is exported exactly once and delivered once."""
+    stack = scaled_stack
+    s = stack.settings
+    first, second = s.worker_url, s.instance_url(s.worker_web_port, 2)
+    partitions = s.topic_partitions
+    shared = _assigned(first), _assigned(second)
+    impressions = {a for a in shared[0] | shared[1] if a.startswith(f"{topic_names.IMPRESSIONS}:")}
+    assert len(impressions) == partitions and all(shared), f"not shared: {shared}"
+
+    with PixelStream(stack.edge_url) as stream:
+        time.sleep(4)
+        killed_at = time.monotonic()
+        stack.stack.kill("worker-2")
+        took = _takeover_seconds(first, topic_names.IMPRESSIONS, partitions, killed_at)
+        print(f"\nworker takeover after SIGKILL: {took:.1f} s")
+        time.sleep(4)
+    answered = set(stream.run.accepted)
+    assert len(answered) > RATE_PER_SECOND * 4 and stream.run.refused == 0
+
+    stack.wait_exported(len(answered), timeout=120)
+    exported = [
+        str(r[0])
+        for r in stack.query("SELECT aimp_id FROM impressions WHERE offer_id = ?", [OFFER])
+    ]
+    assert len(exported) == len(set(exported)), "an impression exported twice"
+    assert set(exported) == answered
+
+    deadline = time.monotonic() + 120
+    while not answered <= set(sink.delivered("/ok")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    delivered = sink.delivered("/ok")
+    assert answered <= set(delivered), f"{len(answered - set(delivered))} never delivered"
+    assert not [a for a in answered if delivered[a] > 1], "delivered twice"
+    stack.stack.start("worker-2")
+
+
+def test_a_killed_forwarder_is_replaced_by_the_other_and_nothing_is_delivered_twice(
+    scaled_stack: RunningStack, sink: AdvertiserSink
+) -> None:
+    """SIGKILL one of two forwarders mid-stream: the other takes the forward tasks over;
+    every impression answered is delivered once."""
+    stack = scaled_stack
+    s = stack.settings
+    first = s.forwarder_url
+    before = set(sink.delivered("/ok"))
+    with PixelStream(stack.edge_url) as stream:
+        time.sleep(4)
+        killed_at = time.monotonic()
+        stack.stack.kill("forwarder-2")
+        took = _takeover_seconds(first, topic_names.FORWARD_TASKS, s.topic_partitions, killed_at)
+        print(f"\nforwarder takeover after SIGKILL: {took:.1f} s")
+        time.sleep(4)
+    answered = set(stream.run.accepted)
+    assert len(answered) > RATE_PER_SECOND * 4 and stream.run.refused == 0
+
+    deadline = time.monotonic() + 180
+    while not answered <= set(sink.delivered("/ok")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3.0)  # a second delivery of anything would arrive now
+    delivered = sink.delivered("/ok")
+    assert answered <= set(delivered), f"{len(answered - set(delivered))} never delivered"
+    twice = [a for a in answered | before if delivered[a] > 1]
+    assert not twice, f"{len(twice)} delivered twice"
+    stack.stack.start("forwarder-2")
+
+
+def test_a_second_exporter_on_the_same_file_refuses_to_start(scaled_stack: RunningStack) -> None:
+    """The exporter is the single writer of its DuckDB file: another one says so and
+    exits, and the first goes on."""
+    stack = scaled_stack
+    (port,) = free_ports(1)
+    done = stack.imptrack("exporter", env={"EXPORTER_PORT": str(port)})
+    assert done.returncode == 2, done.stderr
+    assert "another exporter" in done.stderr and str(stack.settings.exporter_db_path) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert stack.exported_status()["status"] == "ok"
