@@ -76,6 +76,9 @@ app = ImptrackApp(
     producer_acks=-1,
     producer_linger_ms=5,
     consumer_auto_offset_reset="earliest",
+    # The forwarder only reads (its effects are deduplicated in Redis); the worker's
+    # guarantee is a setting.
+    processing_guarantee=_s.processing_guarantee if role == "worker" else "at_least_once",
     web_bind="127.0.0.1",
     web_port=_web_port,
     web_in_thread=False,

@@ -42,11 +42,15 @@ from typing import Any, ClassVar, cast
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from app import topic_names
 from app.contiguous_offsets import ContiguousOffsets
 from app.processed_offsets import ProcessedOffsets
 from app.settings import settings
 
 log = logging.getLogger("imptrack.consumer")
+
+# Written by the edge's plain (never transactional) producer.
+EDGE_TOPICS = frozenset({topic_names.IMPRESSIONS, topic_names.CLICKS, topic_names.POSTBACKS})
 
 
 class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -123,14 +127,13 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         # are held back and the partition is sought back, so nothing is skipped
         # whatever dropped them (app/contiguous_offsets.py).
         contiguous = self._contiguous
-        acks_enabled_for = self.app.topics.acks_enabled_for
         refetch: dict[Any, int] = {}
         handed: set[Any] = set()
         async for tp, message in super().getmany(timeout):
             if tp in refetch:
                 continue
             # Changelog partitions (acks off) are positioned by table recovery.
-            if acks_enabled_for(message.topic) and not contiguous.admit(tp, message.offset):
+            if self._contiguous_topic(message.topic) and not contiguous.admit(tp, message.offset):
                 refetch[tp] = contiguous.expected(tp)  # type: ignore[assignment]
                 continue
             handed.add(tp)
@@ -138,7 +141,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         # A dropped tail has no later record to show it: the high watermark does.
         thread = cast(WorkerConsumerThread, self._thread)
         for tp in list(self._get_active_partitions()):
-            if tp in handed or tp in refetch or not acks_enabled_for(tp.topic):
+            if tp in handed or tp in refetch or not self._contiguous_topic(tp.topic):
                 continue
             fetched = thread.fetched_end(tp)
             if fetched is not None and contiguous.stalled(tp, fetched[0]):
@@ -181,11 +184,26 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         self._processed.forget(revoked)
         await super().on_partitions_revoked(revoked)
 
+    def _contiguous_topic(self, topic: str) -> bool:
+        """Whether ``topic``'s offsets have no holes: true of every event topic under
+        at-least-once. Under exactly_once the worker writes its output topics in
+        transactions, whose commit markers take offsets of their own; only the
+        edge's topics (never transactional) stay contiguous. Changelog partitions
+        (acks off) are positioned by table recovery and never checked."""
+        if not self.app.topics.acks_enabled_for(topic):
+            return False
+        if settings().processing_guarantee == "exactly_once":
+            return topic in EDGE_TOPICS
+        return True
+
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust marks offsets it never received as done when fetched offsets jump,
-        # which turns a skip into a loss. None of the topics consumed here is
-        # compacted or transactional, so a jump is never legitimate: the partition's
-        # commits stop at the jump instead, and the next start reads it again.
+        # which turns a skip into a loss. On a contiguous topic a jump is never
+        # legitimate: the partition's commits stop at the jump instead, and the next
+        # start reads it again. A transaction's marker is a legitimate jump.
+        if not self._contiguous_topic(tp.topic):
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
         type(self).gaps_seen += 1
         log.error(
             "offsets %d..%d of %s were skipped by the fetch; its offsets are not "

@@ -18,6 +18,7 @@ from app.exceptions import ConfigurationError
 from app.local_kafka.nodes import LocalCluster
 
 PROFILES = ("dev", "production")
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -43,6 +44,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigurationError(f"{name}={raw!r} is not a number") from None
     if value <= 0:
         raise ConfigurationError(f"{name}={value} must be greater than 0")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the first when unset."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigurationError(f"{name}={value!r} is not one of {', '.join(choices)}")
     return value
 
 
@@ -144,6 +153,9 @@ class Settings:
     api_key: str | None
     # How long the edge waits for a postback's verdict before answering "pending".
     postback_verdict_seconds: float
+    # Faust's processing guarantee in the worker (docs/ARCHITECTURE.md, "Exactly-once
+    # in the worker": at_least_once with idempotent effects is the default).
+    processing_guarantee: str
     forwarding: ForwardingSettings
 
     @classmethod
@@ -195,6 +207,7 @@ class Settings:
             snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
+            processing_guarantee=_choice(env, "WORKER_PROCESSING_GUARANTEE", PROCESSING_GUARANTEES),
             forwarding=ForwardingSettings.from_env(env),
         )
 

@@ -1,9 +1,11 @@
-"""The soak (``make soak``): the whole stack for SOAK_SECONDS (600) at half the
-pipeline's capacity, measured first in the same run on the same stack; memory of
-every process and every consumer's lag are sampled every SAMPLE_SECONDS (5) and
-must stay bounded.
+"""The soak (``make soak``): the whole stack for SOAK_SECONDS (1800, 30 minutes) at
+half the pipeline's capacity, measured first in the same run on the same stack;
+memory of every process (the Kafka node(s) and Redis included) and every consumer's
+lag are sampled every SAMPLE_SECONDS (5) and must level off over the soak's last
+ten minutes (bench.soak_report).
 
-1. A stack of its own (EDGE_PROCESSES edge processes, 2 unless set), an offer that
+1. A stack of its own (Apache Kafka, Redis, EDGE_PROCESSES edge processes, 2 unless
+   set; WORKER_PROCESSES and the other settings from the environment), an offer that
    forwards every impression to a local sink (bench.sink) and takes clicks and
    postbacks. The worker's and the exporter's caches get ceilings small enough to
    fill within the soak (CACHE_CEILINGS).
@@ -15,16 +17,17 @@ must stay bounded.
    rate impressions were exported at after the phase's first
    CAPACITY_WARM_UP_SECONDS, the backlog never empty meanwhile.
 3. Soak: bench.loadgen at half that rate (requests/s, open loop, in chunks of
-   CHUNK_SECONDS), a mix of pixels, clicks and postbacks.
+   CHUNK_SECONDS), a mix of pixels, clicks and postbacks. Redis's keys are counted by
+   kind as it begins and once it is over.
 4. Load stops; every backlog must drain to 0 within DRAIN_SECONDS. Then every
    pixel, click and postback the edge accepted must be in DuckDB once, and every
    impression at the sink once.
 
-The stack runs on an embedded broker of its own, unless SOAK_KAFKA_BROKER names one
-(``host:port``): the embedded broker slows as it fills (docs/ARCHITECTURE.md), and a
-real one shows the lag of imptrack alone. That broker must have none of imptrack's
-topics or consumer groups yet (a fresh cluster, or them deleted): the soak would
-count their records as its own, so it refuses to start (exit status 2).
+The stack starts its own Kafka (app/local_kafka), unless SOAK_KAFKA_BROKER names a
+cluster (``host:port[,host:port...]``) to run on instead; that cluster's memory is
+not sampled. It must have none of imptrack's topics or consumer groups yet (a fresh
+cluster, or them deleted): the soak would count their records as its own, so it
+refuses to start (exit status 2).
 
 Prints the figures and the verdicts (bench.soak_report), writes
 ``bench/results/soak.json`` and ``bench/results/soak.png``; exit status 1 if a
@@ -42,7 +45,6 @@ import os
 import sys
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,27 +59,35 @@ from bench import loadgen, soak_report
 from bench.common import RESULTS, apply_catalog, bench_stack, machine, serve, write_result
 from bench.soak_probe import (
     GROUP_TOPICS,
-    FetchTimer,
     LagProbe,
     cpu_seconds,
     data_on_disk,
     rss_mb,
+    service_names,
     stack_processes,
 )
 
-SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "1800"))
 SAMPLE_SECONDS = float(os.environ.get("SAMPLE_SECONDS", "5"))
 CAPACITY_SECONDS = float(os.environ.get("CAPACITY_SECONDS", "25"))
 EDGE_PROCESSES = os.environ.get("EDGE_PROCESSES", "2")
 SOAK_KAFKA_BROKER = os.environ.get("SOAK_KAFKA_BROKER") or None
 # The caches' ceilings for the soak, smaller than the defaults (64 and 512) so that
-# they fill within its ten minutes: a cache filling up grows like a leak until it is
-# full, and only a full one shows whether anything else grows. With the defaults
-# the same caches fill later, at the same pace, and stop at their own ceilings.
+# they fill before the last ten minutes, which are judged: a cache filling up grows
+# like a leak until it is full, and only a full one shows whether anything else
+# grows. With the defaults the same caches fill later, at the same pace, and stop at
+# their own ceilings.
 CACHE_CEILINGS = {
     "WORKER_TABLE_MEMORY_MB": os.environ.get("WORKER_TABLE_MEMORY_MB", "16"),
     "EXPORTER_MEMORY_MB": os.environ.get("EXPORTER_MEMORY_MB", "64"),
 }
+# Redis holds two click-index keys per tracked impression for its offer's view-through
+# window and one forwarding dedup key for FORWARD_DEDUP_SECONDS (a day each by
+# default): its memory is bounded by rate x window x bytes per impression, which a
+# day-long window reaches only after a day. The soak shortens both to REDIS_WINDOW
+# seconds so Redis reaches that bound before the judged window, and reports the bytes
+# per impression the bound is made of (bench/README.md, "Redis").
+REDIS_WINDOW_SECONDS = int(os.environ.get("SOAK_REDIS_WINDOW_SECONDS", "300"))
 CHUNK_SECONDS = 60.0
 LAUNCH_LEAD_SECONDS = 0.5  # a loadgen process starts sending about this long after launch
 FILL_SECONDS = 2.0
@@ -127,6 +137,7 @@ offers:
     title: Soak offer
     advertiser_id: {OFFER_ID}
     allow_impressions: true
+    view_through_window: {REDIS_WINDOW_SECONDS}
     impressions_url: "http://127.0.0.1:{sink_port}/imp?a={{aimp_id}}&sub1={{sub1}}"
     tracking_url: "https://adv.example/c?clickid={{clickid}}&aimp_id={{aimp_id}}"
     payments:
@@ -146,16 +157,13 @@ def mix_shares() -> dict[str, float]:
 
 
 class Monitor:
-    """Samples memory and lag every SAMPLE_SECONDS, labelled with the current phase;
-    and, in a task of its own, times one fetch (FetchTimer) as often."""
+    """Samples memory and lag every SAMPLE_SECONDS, labelled with the current phase."""
 
-    def __init__(self, stack: Stack, probe: LagProbe, timer: FetchTimer) -> None:
+    def __init__(self, stack: Stack, probe: LagProbe) -> None:
         self.stack = stack
         self.probe = probe
-        self.timer = timer
         self.processes = stack_processes(stack)
         self.samples: list[dict[str, Any]] = []
-        self.fetches: list[dict[str, Any]] = []
         self.phase = "start"
         self.started = time.monotonic()
 
@@ -169,30 +177,18 @@ class Monitor:
         reading = await self.probe.sample()
         disk = data_on_disk(self.stack)
         self.samples.append(
-            {"t": t, "phase": self.phase, "rss_mb": rss, "cpu_s": cpu, **reading, **disk}
+            {"t": t, "phase": self.phase, "rss_mb": rss, "cpu_s": cpu, **reading, "disk_mb": disk}
         )
         return reading
 
-    async def _every_sample_period(self, step: Callable[[], Awaitable[object]]) -> None:
-        """``step`` at 0, SAMPLE_SECONDS, twice that ... after the start, or
-        right after the step before if that took longer."""
+    async def run(self) -> None:
+        """A sample at 0, SAMPLE_SECONDS, twice that ... after the start, or right
+        after the one before if that took longer."""
         n = 0
         while True:
-            await step()
+            await self.sample()
             n += 1
             await asyncio.sleep(max(0.0, n * SAMPLE_SECONDS - self.now()))
-
-    async def run(self) -> None:
-        await self._every_sample_period(self.sample)
-
-    async def _time_one_fetch(self) -> None:
-        t, phase = self.now(), self.phase
-        timing = await self.timer.time_one()
-        if timing is not None:
-            self.fetches.append({"t": t, "phase": phase, **timing})
-
-    async def time_fetches(self) -> None:
-        await self._every_sample_period(self._time_one_fetch)
 
 
 async def _get(session: aiohttp.ClientSession, url: str, header: str) -> str:
@@ -360,12 +356,9 @@ async def _sink_count(sink: str) -> dict[str, Any]:
 async def soak(stack: Stack, sink: str) -> dict[str, Any]:
     edge = stack.settings.edge_url
     probe = LagProbe(stack)
+    monitor = Monitor(stack, probe)  # first: it refuses a stack with a process missing
     await probe.start()
-    timer = FetchTimer(stack.settings.broker)
-    await timer.start()
-    monitor = Monitor(stack, probe, timer)
     sampling = asyncio.create_task(monitor.run())
-    timing = asyncio.create_task(monitor.time_fetches())
     try:
         exported_before = await probe.exported()
         prepared = await prepare(edge)
@@ -381,36 +374,36 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
             f"for {SOAK_SECONDS:g} s",
             flush=True,
         )
+        keys_before = await probe.redis_keys()
         monitor.phase = "soak"
         soak_started = monitor.now() + LAUNCH_LEAD_SECONDS
         chunks = await soak_load(edge, rate, stack.settings.home, prepared)
         monitor.phase = "drain"
         drained = await drain(monitor)
         sampling.cancel()
-        timing.cancel()
         monitor.phase = "end"
         await asyncio.sleep(2 * SAMPLE_SECONDS)  # a duplicate export would show by now
         final = await monitor.sample()
+        keys_after = await probe.redis_keys()
         delivered = await _sink_count(sink)
     finally:
         sampling.cancel()
-        timing.cancel()
-        # Cancelled before their clients stop, not in the middle of a request.
-        await asyncio.gather(sampling, timing, return_exceptions=True)
+        # Cancelled before its clients stop, not in the middle of a request.
+        await asyncio.gather(sampling, return_exceptions=True)
         await probe.stop()
-        await timer.stop()
     return {
         "capacity": capacity | {"settle_s": settle_s},
         "rate": rate,
         "soak_started_t": soak_started,
         "processes": monitor.processes,
+        "services": service_names(stack),
+        "redis_keys": {"soak_start": keys_before, "end": keys_after},
         "chunks": chunks,
         "drain_s": drained,
         "accepted": _accepted(prepared, capacity, chunks),
         "exported": {k: n - exported_before.get(k, 0) for k, n in final["exported"].items()},
         "sink": delivered,
         "samples": monitor.samples,
-        "fetches": monitor.fetches,
     }
 
 
@@ -428,6 +421,25 @@ def _accepted(
     }
 
 
+def soak_config(stack: Stack) -> dict[str, Any]:
+    s = stack.settings
+    return {
+        "soak_seconds": SOAK_SECONDS,
+        "sample_seconds": SAMPLE_SECONDS,
+        "capacity_seconds": CAPACITY_SECONDS,
+        "edge_processes": int(EDGE_PROCESSES),
+        "worker_processes": s.worker_processes,
+        "forwarder_processes": s.forwarder_processes,
+        "mix": mix_shares(),
+        "connections": CONNECTIONS,
+        "cache_ceilings_mb": {name: int(mb) for name, mb in CACHE_CEILINGS.items()},
+        "redis_window_seconds": REDIS_WINDOW_SECONDS,
+        "broker": SOAK_KAFKA_BROKER
+        or f"Apache Kafka started by the stack, {s.kafka_nodes} node(s), "
+        f"{s.kafka_heap_mb} MB heap each",
+    }
+
+
 def main() -> int:
     started = time.monotonic()
     (sink_port,) = probes.free_ports(1)
@@ -438,25 +450,21 @@ def main() -> int:
         if SOAK_KAFKA_BROKER:
             asyncio.run(refuse_a_used_broker(SOAK_KAFKA_BROKER))
             broker["KAFKA_BROKER"] = SOAK_KAFKA_BROKER
-        with bench_stack(EDGE_PROCESSES=EDGE_PROCESSES, **CACHE_CEILINGS, **broker) as stack:
+        with bench_stack(
+            EDGE_PROCESSES=EDGE_PROCESSES,
+            FORWARD_DEDUP_SECONDS=str(REDIS_WINDOW_SECONDS),
+            **CACHE_CEILINGS,
+            **broker,
+        ) as stack:
             apply_catalog(stack, catalog(sink_port))
             raw = uvloop.run(soak(stack, sink_url))
+            config = soak_config(stack)
     except BrokerInUse as refused:
         print(f"soak: {refused}", file=sys.stderr)
         return 2
     finally:
         sink.terminate()
         sink.wait(10)
-    config = {
-        "soak_seconds": SOAK_SECONDS,
-        "sample_seconds": SAMPLE_SECONDS,
-        "capacity_seconds": CAPACITY_SECONDS,
-        "edge_processes": int(EDGE_PROCESSES),
-        "mix": mix_shares(),
-        "connections": CONNECTIONS,
-        "cache_ceilings_mb": {name: int(mb) for name, mb in CACHE_CEILINGS.items()},
-        "broker": SOAK_KAFKA_BROKER or "embedded",
-    }
     result = soak_report.judge(raw, config)
     result |= {"seconds": round(time.monotonic() - started, 1), "machine": machine()}
     path = write_result("soak", result)

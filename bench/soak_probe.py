@@ -1,23 +1,17 @@
 """What the soak (bench.soak) samples: the resident memory of every process of the
-stack, and how far each consumer is behind the records waiting for it.
+stack, how far each consumer is behind the records waiting for it, and what Redis
+holds.
 
-Ends are read with ``ListOffsets(latest)``, which the embedded broker answers with
-the last record batch's base offset + 1 (docs/ARCHITECTURE.md): a backlog reads
-low by at most the rest of one batch per partition, the same at every sample, so
-its trend is unchanged. Reading every partition to its end instead (a tail reader)
-made the embedded broker list every batch stored in each partition about ten times
-a second (its memory storage lists a partition's batches on every fetch), as much
-work as the worker's own fetches, and that slowed the consumers being measured.
-
-How long the broker takes to answer a fetch is timed on its own (FetchTimer): one
-fetch of one batch of impressions partition 0 at a time, by a consumer of its own,
-so a slow answer never holds up a sample.
+Backlogs are the partitions' end offsets (``ListOffsets(latest)``) minus the
+groups' committed offsets, read without fetching a record, so the probe adds no
+fetches to the broker whose consumers it measures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +67,38 @@ def _cmdline(pid: int) -> str:
 
 
 def stack_processes(stack: Stack) -> dict[str, int]:
-    """Every process of the stack by name: each component's, and the processes it
-    started (``edge-1``, ``edge-2`` under a supervising ``edge`` with EDGE_PROCESSES > 1;
-    multiprocessing's resource tracker as ``edge-tracker``)."""
+    """Every process of the stack by name: each component's (the Kafka node's JVM as
+    ``broker``, or ``broker-1``... with IMPTRACK_KAFKA_NODES > 1; ``redis``; ``worker``
+    or ``worker-1``... with WORKER_PROCESSES > 1), and the processes an application
+    component started (``edge-1``, ``edge-2`` under a supervising ``edge`` with
+    EDGE_PROCESSES > 1; multiprocessing's resource tracker as ``edge-tracker``).
+
+    Kafka's and Redis's children are left out: Redis forks to rewrite its
+    append-only file, a child that shares its parent's memory and soon exits."""
+    parts = stack.components()
+    running = stack.running()
+    missing = [part.name for part in parts if part.name not in running]
+    if missing:
+        raise RuntimeError(f"not running, so their memory cannot be sampled: {', '.join(missing)}")
     processes = {}
-    for name, pid in stack.running().items():
-        processes[name] = pid
+    for part in parts:
+        pid = running[part.name]
+        processes[part.name] = pid
+        if part.service:
+            continue
         workers = 0
         for child in _descendants(pid):
             if "resource_tracker" in _cmdline(child):
-                processes[f"{name}-tracker"] = child
+                processes[f"{part.name}-tracker"] = child
             else:
                 workers += 1
-                processes[f"{name}-{workers}"] = child
+                processes[f"{part.name}-{workers}"] = child
     return processes
+
+
+def service_names(stack: Stack) -> list[str]:
+    """The Kafka node(s) and Redis, which the stack starts for imptrack's processes."""
+    return [part.name for part in stack.components() if part.service]
 
 
 def rss_mb(pid: int) -> float | None:
@@ -125,16 +137,42 @@ def files_mb(folder: Path, pattern: str) -> float:
     return round(total / 2**20, 2)
 
 
-def data_on_disk(stack: Stack) -> dict[str, float]:
-    """What explains two processes' memory: the worker's RocksDB write-ahead logs
-    hold exactly what its memtables hold until they are flushed to SST files; the
-    exporter's DuckDB file is what its buffer pool caches from."""
+def data_on_disk(stack: Stack) -> dict[str, dict[str, float]]:
+    """What explains some processes' memory, by process: a worker's RocksDB write-ahead
+    logs hold exactly what its memtables hold until they are flushed to SST files;
+    the exporter's DuckDB file is what its buffer pool caches from."""
     s = stack.settings
-    return {
-        "worker_rocksdb_wal_mb": files_mb(s.worker_data_dir, "[0-9]*.log"),
-        "worker_rocksdb_sst_mb": files_mb(s.worker_data_dir, "*.sst"),
-        "exporter_duckdb_mb": files_mb(s.exporter_db_path.parent, "*.duckdb*"),
-    }
+    disk = {"exporter": {"duckdb_mb": files_mb(s.exporter_db_path.parent, "*.duckdb*")}}
+    for part in stack.components():
+        if part.name == "worker" or part.name.startswith("worker-"):
+            instance = int(part.env.get("IMPTRACK_INSTANCE", "1"))
+            tables = dataclasses.replace(s, instance=instance).worker_data_dir
+            disk[part.name] = {
+                "rocksdb_wal_mb": files_mb(tables, "[0-9]*.log"),
+                "rocksdb_sst_mb": files_mb(tables, "*.sst"),
+            }
+    return disk
+
+
+# Every key imptrack writes to Redis starts with this (app/clicks/links.py,
+# app/forwarding/schedule.py); what follows it, past a hash tag, names the kind.
+KEY_NAMESPACE = "imptrack"
+REDIS_SCAN_COUNT = 1000  # SCAN's COUNT: keys looked at per call
+REDIS_SCAN_MAX_KEYS = 1_000_000  # beyond this, the keys seen are a sample
+
+
+def key_kind(key: str) -> str:
+    """A key's name up to the part that varies: ``imptrack:aimp:*`` for
+    ``imptrack:aimp:<aimp_id>``, ``imptrack:{fwd}:forwarded:*`` for a forwarding
+    dedup key, ``imptrack:{fwd}:due`` for itself."""
+    parts = key.split(":")
+    fixed = 0
+    while fixed < len(parts) - 1 and (
+        parts[fixed] == KEY_NAMESPACE or parts[fixed].startswith("{")
+    ):
+        fixed += 1
+    kind = ":".join(parts[: fixed + 1])
+    return f"{kind}:*" if len(parts) > fixed + 1 else kind
 
 
 class LagProbe:
@@ -178,27 +216,8 @@ class LagProbe:
         status = await self.health(self.settings.exporter_url)
         return {kind: int(n) for kind, n in status["exported"].items()}
 
-    async def end_offsets(self, floor: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Each partition's end as the broker reports it, or what a group (``floor``)
-        has shown to exist beyond it (a group's committed offset can pass the
-        reported end by the rest of the last batch)."""
-        reported: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
-        return {tp: max(reported[tp], floor.get(tp, 0)) for tp in self._partitions}
-
-    async def stored_records(self) -> int:
-        """Records in every topic of the broker (reported ends: a batch short each),
-        which the memory-only broker holds in its memory."""
-        topics = await self._admin.list_topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in (self._consumer.partitions_for_topic(topic) or {0})
-        ]
-        ends = await self._consumer.end_offsets(partitions)
-        return int(sum(ends.values()))
-
     async def sample(self) -> dict[str, Any]:
-        """One reading of every backlog, in records.
+        """One reading of every backlog, in records, and of Redis's memory.
 
         ``worker <topic>``, ``forwarder <topic>``: the end offset minus the group's
         committed offset (Faust commits every few seconds, so up to a commit interval
@@ -212,14 +231,13 @@ class LagProbe:
         # read as negative (it may include what arrived during the sample).
         committed: dict[TopicPartition, int] = {}
         for group, topics in GROUP_TOPICS.items():
-            # Named partitions: the embedded broker's answer to "all of them" does not
-            # decode (aiokafka closes the connection).
             mine = [tp for tp in self._partitions if tp.topic in topics]
             offsets = await self._admin.list_consumer_group_offsets(group, partitions=mine)
+            # -1: nothing committed on that partition yet.
             committed |= {tp: max(0, meta.offset) for tp, meta in offsets.items()}
         exported = await self.exported()
         forwarder = await self.health(self.settings.forwarder_url)
-        ends = await self.end_offsets(committed)
+        ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
 
         def total(topic: str) -> int:
             return sum(end for tp, end in ends.items() if tp.topic == topic)
@@ -232,8 +250,7 @@ class LagProbe:
                     n for tp, n in committed.items() if tp.topic == topic
                 )
         lag["forwarder due in Redis"] = int(forwarder["forwarding"]["schedule"]["scheduled"])
-        # Counted backlogs: the tail reader can be a fetch behind the exporter, which
-        # would read as a few records below zero.
+        # The exporter's counts were read before the ends, as the groups' commits were.
         stored = exported.get("impressions", 0)
         recorded = total(topic_names.RECORDED_IMPRESSIONS)
         lag["exporter impressions-recorded"] = max(0, recorded - stored)
@@ -243,68 +260,40 @@ class LagProbe:
         return {
             "lag": lag,
             "exported": exported,
-            "produced": {t: total(t) for t in (topic_names.IMPRESSIONS, "impressions-recorded")},
+            "produced": {
+                t: total(t) for t in (topic_names.IMPRESSIONS, topic_names.RECORDED_IMPRESSIONS)
+            },
             "redis": {
-                "used_memory_mb": round(int(memory["used_memory"]) / 2**20, 2),
+                "used_memory_bytes": int(memory["used_memory"]),
                 "keys": int(await self._redis.dbsize()),
             },
-            "broker_records": await self.stored_records(),
         }
 
+    async def redis_keys(self) -> dict[str, Any]:
+        """Redis's keys by kind (``key_kind``), each kind's type and number: every key
+        (SCAN, REDIS_SCAN_COUNT a call), or, past REDIS_SCAN_MAX_KEYS, the keys seen
+        so far as a sample (SCAN walks the hash table, in no order of name), each
+        kind's number scaled up to the whole."""
+        total = int(await self._redis.dbsize())
+        seen: Counter[str] = Counter()
+        example: dict[str, bytes | str] = {}
+        cursor = 0
+        while True:
+            cursor, keys = await self._redis.scan(cursor, count=REDIS_SCAN_COUNT)
+            for key in keys:
+                kind = key_kind(_text(key))
+                seen[kind] += 1
+                example.setdefault(kind, key)
+            if cursor == 0 or seen.total() >= REDIS_SCAN_MAX_KEYS:
+                break
+        scanned = seen.total()
+        scale = total / scanned if cursor != 0 and scanned else 1.0
+        by_kind = {}
+        for kind, n in seen.most_common():
+            kind_type = await self._redis.type(example[kind])
+            by_kind[kind] = {"type": _text(kind_type), "keys": round(n * scale)}
+        return {"keys": total, "scanned": scanned, "sampled": cursor != 0, "by_kind": by_kind}
 
-FETCH_TIMEOUT_S = 10.0
 
-
-class FetchTimer:
-    """Times one fetch of one batch of impressions partition 0, the broker's answer
-    included: how long every consumer waits on the broker now.
-
-    The first batch: the embedded broker answers a fetch only from a batch's first
-    offset, and the end it reports is not always one (seen: the newest batch, asked
-    for at the reported end - 1, stopped coming after five minutes). The embedded
-    broker lists every batch of the partition to answer (bench.broker_fetch), and
-    answers requests behind the others it has queued.
-    """
-
-    def __init__(self, broker: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=broker,
-            enable_auto_commit=False,
-            # No wait: the batch is there (a wait of 0 is never answered by the
-            # embedded broker). One batch: a broker answers with at least one,
-            # whatever the limit; how many records came is recorded.
-            fetch_max_wait_ms=10,
-            fetch_max_bytes=1,
-            max_partition_fetch_bytes=1,
-        )
-        self._partition = TopicPartition(topic_names.IMPRESSIONS, 0)
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign([self._partition])
-        # Paused between timed fetches: an assigned partition is fetched ahead in the
-        # background, which would load the broker like a tail reader.
-        self._consumer.pause(self._partition)
-
-    async def stop(self) -> None:
-        await self._consumer.stop()
-
-    async def time_one(self) -> dict[str, Any] | None:
-        """``{"ms", "records"}``, ``{"ms": None, "timed_out": True}`` with no answer
-        within FETCH_TIMEOUT_S, or None while the partition is empty."""
-        tp = self._partition
-        if (await self._consumer.end_offsets([tp]))[tp] == 0:
-            return None
-        if not await self._consumer.seek_to_beginning(tp):
-            return {"ms": None, "timed_out": True}
-        self._consumer.resume(tp)
-        try:
-            started = time.perf_counter()
-            fetched = await self._consumer.getmany(tp, timeout_ms=int(1000 * FETCH_TIMEOUT_S))
-            elapsed = time.perf_counter() - started
-        finally:
-            self._consumer.pause(tp)
-        records = len(fetched.get(tp, []))
-        if not records:
-            return {"ms": None, "timed_out": True}
-        return {"ms": round(1000 * elapsed, 2), "records": records}
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -1,21 +1,23 @@
 """The soak's verdicts, its printed report and its plot (bench.soak).
 
-Memory of a process is judged over the soak's second half: the first is where its
-caches fill (the soak's ceilings are small enough for that, bench.soak), and a
-cache filling grows like a leak. It is bounded when it neither trends up over the
-second half (the regression slope) nor ends higher than the second half began (the
-median of the last window minus that of the window at the half).
-The broker (memory storage) and Redis (keys with a 24 h expiry) keep what they are
-given, so their growth is reported per record or key they keep, not judged.
+Memory and backlogs are judged over one window, ``judged_window``: the soak's last
+ten minutes, or its second half when it is shorter than twenty. Before it the
+caches fill (the soak's ceilings are small enough for that, bench.soak), and a cache
+filling grows like a leak.
 
-A backlog is bounded when it does not trend up over the second half (slope against
-the rate flowing into it) and drains to 0 once the load stops.
+A process's memory (the Kafka node(s)' JVM and Redis as well as imptrack's own) has
+levelled off when it neither trends up over the window (the regression slope) nor
+ends higher than the window began by more than that slope allows over it (the
+median of the window's last minute minus that of its first).
 
-Beside the backlogs, not judged: how long the broker took to answer one fetch of
-one impressions batch (bench.soak_probe.FetchTimer) over the first minute and the
-last, and the worker's impressions backlog in seconds of its inflow over the same
-minutes. Every consumer waits on the broker's answers; when they slow while the
-consumers' CPU does not rise, the broker is what holds them back.
+A backlog is bounded when it does not trend up over the window (slope against the
+rate flowing into it) and drains to 0 once the load stops.
+
+Redis keeps each impression's keys for a day (bench/README.md), so it cannot level
+off within a soak; it is judged all the same, and its ``used_memory`` is reported per
+impression beside it: its growth over the window per impression tracked in it, and
+its size at the window's end per impression it holds keys for; with its keys by
+kind as the soak began and ended.
 """
 
 from __future__ import annotations
@@ -25,22 +27,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.soak_probe import FETCH_TIMEOUT_S
-
-MEMORY_SLOPE_MAX = 1.0  # MB/min, over the soak's second half
-MEMORY_GROWTH_MAX = 5.0  # MB, last window's median minus that of the one at the half
+JUDGED_SECONDS = 600.0  # the soak's last ten minutes
+MEMORY_SLOPE_MAX = 1.0  # MB/min, over the judged window
 WARM_UP_MAX_SECONDS = 60.0  # also the length of the windows compared
 LAG_SLOPE_SHARE = 0.01  # of the records flowing in per second
 LAG_SLOPE_FLOOR = 1.0  # records/s, for the small streams (clicks, postbacks)
-# Processes that keep what they are given: what they keep, and why.
-STORES: dict[str, tuple[Any, str]] = {
-    "broker": (lambda s: s["broker_records"], "memory-only broker: keeps every record"),
-    "redis": (lambda s: s["redis"]["keys"], "keeps dedup and click-index keys for 24 h"),
-}
-# Data files reported beside a process's memory, as the likely reason it grows.
+# Data files reported beside a process's memory, as the likely reason it grows: by
+# role (``worker`` for ``worker-2`` too), the file's figure in a sample's
+# ``disk_mb`` for that process, and what it is.
 DATA_FILES = {
-    "worker": ("worker_rocksdb_wal_mb", "RocksDB write-ahead logs (= unflushed memtables)"),
-    "exporter": ("exporter_duckdb_mb", "DuckDB file"),
+    "worker": ("rocksdb_wal_mb", "RocksDB write-ahead logs (= unflushed memtables)"),
+    "exporter": ("duckdb_mb", "DuckDB file"),
 }
 # Which of the mix's requests flow into each backlog.
 INFLOW = {
@@ -53,6 +50,22 @@ INFLOW = {
     "exporter impressions-recorded": "pixels",
     "end to end (edge to DuckDB)": "pixels",
 }
+
+
+def judged_window(seconds: float) -> tuple[float, float]:
+    """The part of a soak of ``seconds`` that memory and backlogs are judged over, as
+    (start, end) seconds since the soak began: its last JUDGED_SECONDS, or its second
+    half when it is shorter than twice that."""
+    if seconds >= 2 * JUDGED_SECONDS:
+        return seconds - JUDGED_SECONDS, seconds
+    return seconds / 2, seconds
+
+
+def memory_growth_max(seconds: float) -> float:
+    """MB a process's memory may end above where the judged window began: what
+    MEMORY_SLOPE_MAX allows over the window."""
+    start, end = judged_window(seconds)
+    return round(MEMORY_SLOPE_MAX * (end - start) / 60, 2)
 
 
 def _window(seconds: float) -> float:
@@ -79,17 +92,29 @@ def _soak_points(raw: dict[str, Any], value: Any) -> list[tuple[float, Any]]:
     return [(s["t"] - start, value(s)) for s in raw["samples"] if s["phase"] == "soak"]
 
 
+def _judged(points: list[tuple[float, Any]], seconds: float) -> list[tuple[float, Any]]:
+    start, _ = judged_window(seconds)
+    return [(t, v) for t, v in points if t >= start]
+
+
 def _trend(points: list[tuple[float, float]], seconds: float) -> dict[str, float]:
-    """A series' regression slope per minute over the soak's second half, and its
-    growth: the median of the last window minus that of the window at the half."""
+    """A series' regression slope per minute over the judged window, and its growth:
+    the median of the window's last minute minus that of its first."""
+    start, end = judged_window(seconds)
     window = _window(seconds)
-    first = [v for t, v in points if seconds / 2 <= t < seconds / 2 + window]
-    last = [v for t, v in points if t >= seconds - window]
-    half = [(t, v) for t, v in points if t >= seconds / 2]
+    first = [v for t, v in points if start <= t < start + window]
+    last = [v for t, v in points if t >= end - window]
     return {
-        "slope_per_min": round(60 * _slope_per_s(half), 3),
+        "slope_per_min": round(60 * _slope_per_s(_judged(points, seconds)), 3),
         "growth": round(statistics.median(last) - statistics.median(first), 2),
     }
+
+
+def _data_file(raw: dict[str, Any], name: str) -> tuple[str, str] | None:
+    """The data file reported beside process ``name``'s memory, if it has one."""
+    found = DATA_FILES.get(name.split("-")[0])
+    samples = raw["samples"]
+    return found if found and samples and name in samples[-1].get("disk_mb", {}) else None
 
 
 def memory_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any]:
@@ -104,25 +129,52 @@ def memory_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, 
         "slope_mb_per_min": trend["slope_per_min"],
         "growth_mb": trend["growth"],
     }
-    if name in STORES:
-        # Grows with what it keeps: reported per record or key kept, not judged.
-        kept = _trend(_soak_points(raw, STORES[name][0]), seconds)["growth"]
-        per = round(trend["growth"] * 2**20 / kept) if kept > 0 else None
-        figures |= {"kept_growth": kept, "bytes_per_kept": per, "why": STORES[name][1]}
-        figures["bounded"] = None
-        return figures
-    if name in DATA_FILES:
-        key, what = DATA_FILES[name]
-        beside = _trend(_soak_points(raw, lambda s: s[key]), seconds)
+    if (data_file := _data_file(raw, name)) is not None:
+        key, what = data_file
+        beside = _trend(_soak_points(raw, lambda s: s["disk_mb"][name][key]), seconds)
         figures["beside"] = {
             "what": what,
             "slope_mb_per_min": beside["slope_per_min"],
             "growth_mb": beside["growth"],
         }
-    figures["bounded"] = (
-        trend["slope_per_min"] <= MEMORY_SLOPE_MAX and trend["growth"] <= MEMORY_GROWTH_MAX
-    )
+    figures["bounded"] = trend["slope_per_min"] <= MEMORY_SLOPE_MAX and trend[
+        "growth"
+    ] <= memory_growth_max(seconds)
     return figures
+
+
+def redis_figures(raw: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Redis's ``used_memory`` against the impressions it keeps keys for, over the
+    judged window (from its first sample to its last): its growth per impression
+    tracked (exported) and per key added meanwhile; at the window's end, all of it
+    per impression tracked since the stack started (none of their keys has expired
+    yet: they live for a day). And its keys by kind, as the soak began and ended."""
+    judged = _judged(_soak_points(raw, lambda s: s), seconds)
+    first, last = judged[0][1], judged[-1][1]
+
+    def used(sample: dict[str, Any]) -> int:
+        return int(sample["redis"]["used_memory_bytes"])
+
+    def tracked(sample: dict[str, Any]) -> int:
+        return int(sample["exported"].get("impressions", 0))
+
+    grown = used(last) - used(first)
+    impressions = tracked(last) - tracked(first)
+    keys = last["redis"]["keys"] - first["redis"]["keys"]
+    held = tracked(last)
+    return {
+        "used_memory_mb": {
+            "start": round(used(first) / 2**20, 2),
+            "end": round(used(last) / 2**20, 2),
+        },
+        "impressions_tracked": impressions,
+        "bytes_per_impression_tracked": round(grown / impressions) if impressions > 0 else None,
+        "keys_added": keys,
+        "bytes_per_key_added": round(grown / keys) if keys > 0 else None,
+        "impressions_held": held,
+        "bytes_per_impression_held": round(used(last) / held) if held > 0 else None,
+        "keys_by_kind": raw["redis_keys"],
+    }
 
 
 def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any] | None:
@@ -142,44 +194,12 @@ def cpu_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, Any
     return {f"{which}_pct": share(*span) for which, span in _first_and_last(seconds).items()}
 
 
-def _median_in(points: list[tuple[float, Any]], start: float, end: float) -> float | None:
-    inside = [v for t, v in points if start <= t <= end and v is not None]
-    return round(statistics.median(inside), 2) if inside else None
-
-
-def broker_fetch_figures(
-    raw: dict[str, Any], seconds: float, pixels_per_s: float
-) -> dict[str, Any]:
-    """Over the first window after the warm-up and over the last one: the median
-    time the broker took to answer one fetch of one impressions batch (a fetch not
-    answered within the timer's limit counted at the limit, so a median at the
-    limit means "at least"), how many were timed and not answered, the most records
-    one answer held; and the worker's median impressions backlog in seconds of the
-    pixels flowing into it."""
-    start = raw["soak_started_t"]
-    timed = [(f["t"] - start, f) for f in raw.get("fetches", []) if f["phase"] == "soak"]
-    behind = _soak_points(raw, lambda s: s["lag"]["worker impressions"] / pixels_per_s)
-    figures: dict[str, Any] = {"timeout_ms": 1000 * FETCH_TIMEOUT_S}
-    for name, (a, b) in _first_and_last(seconds).items():
-        inside = [f for t, f in timed if a <= t <= b]
-        ms = [1000 * FETCH_TIMEOUT_S if f["ms"] is None else f["ms"] for f in inside]
-        figures[name] = {
-            "fetch_ms": round(statistics.median(ms), 2) if ms else None,
-            "timed": len(inside),
-            "unanswered": sum(f["ms"] is None for f in inside),
-            "most_records": max((f.get("records", 0) for f in inside), default=None),
-            "worker_behind_s": _median_in(behind, a, b),
-        }
-    return figures
-
-
 def lag_figures(
     raw: dict[str, Any], series: str, seconds: float, inflow_per_s: float
 ) -> dict[str, Any]:
     points = _soak_points(raw, lambda s: s["lag"][series])
-    half = [(t, n) for t, n in points if t >= seconds / 2]
     limit = max(LAG_SLOPE_FLOOR, LAG_SLOPE_SHARE * inflow_per_s)
-    slope = _slope_per_s(half)
+    slope = _slope_per_s(_judged(points, seconds))
     drained = [s["lag"][series] for s in raw["samples"] if s["phase"] == "drain"]
     end = drained[-1] if drained else points[-1][1]
     return {
@@ -203,7 +223,6 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         series: lag_figures(raw, series, seconds, rate * config["mix"][INFLOW[series]])
         for series in INFLOW
     }
-    broker_fetch = broker_fetch_figures(raw, seconds, rate * config["mix"]["pixels"])
     accepted, exported, sink = raw["accepted"], raw["exported"], raw["sink"]
     checks = {
         "every request answered": all(c["errors"] == 0 for c in chunks)
@@ -217,7 +236,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         and sink["repeated"] == 0,
     }
     verdicts = {
-        "memory bounded": all(m["bounded"] is not False for m in memory.values()),
+        "memory levelled off": all(m["bounded"] for m in memory.values()),
         "lag bounded": all(f["bounded"] for f in lag.values()) and raw["drain_s"] is not None,
         "correct": all(checks.values()),
     }
@@ -225,9 +244,10 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "benchmark": "soak",
         "config": config,
         "thresholds": {
+            "judged_window_s": judged_window(seconds),
             "memory_slope_mb_per_min": MEMORY_SLOPE_MAX,
-            "memory_growth_mb": MEMORY_GROWTH_MAX,
-            "warm_up_and_window_s": _window(seconds),
+            "memory_growth_mb": memory_growth_max(seconds),
+            "compared_window_s": _window(seconds),
             "lag_slope": f"<= max({LAG_SLOPE_FLOOR:g} record/s, "
             f"{LAG_SLOPE_SHARE:.0%} of its inflow)",
             "drain_s": "every backlog 0 within the drain limit",
@@ -242,7 +262,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "memory": memory,
         "cpu": cpu,
         "lag": lag,
-        "broker_fetch": broker_fetch,
+        "redis": redis_figures(raw, seconds),
         "drain_s": raw["drain_s"],
         "accepted": accepted,
         "exported": exported,
@@ -251,9 +271,9 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "verdicts": verdicts,
         "ok": all(verdicts.values()),
         "processes": raw["processes"],
+        "services": raw["services"],
         "soak_started_t": raw["soak_started_t"],
         "samples": raw["samples"],
-        "fetches": raw.get("fetches", []),
     }
 
 
@@ -271,19 +291,21 @@ def print_report(result: dict[str, Any]) -> None:
     mix = ", ".join(f"{share:.0%} {kind}" for kind, share in cfg["mix"].items())
     print(
         f"soak: {result['rate']:,} requests/s asked ({mix}), {result['achieved_per_s']:,} "
-        f"answered/s, {cfg['soak_seconds']:g} s, {cfg['edge_processes']} edge processes"
+        f"answered/s, {cfg['soak_seconds']:g} s, {cfg['edge_processes']} edge processes; "
+        f"broker: {cfg['broker']}"
     )
     print(
         "edge p50 / p99 ms per chunk: "
         + ", ".join(f"{ch['p50_ms']:g}/{ch['p99_ms']:g}" for ch in result["chunks"])
     )
     t = result["thresholds"]
-    window = t["warm_up_and_window_s"]
+    start, end = t["judged_window_s"]
+    window = t["compared_window_s"]
     print(
-        f"\nmemory, RSS MB. Bounded: slope over the second half <= "
-        f"{t['memory_slope_mb_per_min']:g} MB/min and growth <= {t['memory_growth_mb']:g} MB "
-        f"(median of the last {window:g} s minus the median of the {window:g} s from the "
-        f"half; the first half is for the caches to fill)"
+        f"\nmemory, RSS MB, judged from {start:g} s to {end:g} s of the soak. Levelled off: "
+        f"slope <= {t['memory_slope_mb_per_min']:g} MB/min and growth <= "
+        f"{t['memory_growth_mb']:g} MB (median of the last {window:g} s minus the median of "
+        f"the first {window:g} s judged; before the window the caches fill)"
     )
     print(f"{'process':14} {'start':>7} {'end':>7} {'max':>7} {'MB/min':>7} {'growth':>7}  verdict")
     for name, m in result["memory"].items():
@@ -294,16 +316,13 @@ def print_report(result: dict[str, Any]) -> None:
             f"{name:14} {m['start_mb']:>7.1f} {m['end_mb']:>7.1f} {m['max_mb']:>7.1f} "
             f"{m['slope_mb_per_min']:>7.2f} {m['growth_mb']:>7.1f}  {_mark(m['bounded'])}"
         )
-        if "why" in m:
-            per = m["bytes_per_kept"]
-            cost = f"{per:,} B of growth per one kept" if per is not None else "nothing kept"
-            print(f"{'':16}{m['why']}: {m['kept_growth']:,.0f} more kept, {cost}; not judged")
         if "beside" in m:
             b = m["beside"]
             print(
                 f"{'':16}beside it, {b['what']}: {b['slope_mb_per_min']:.2f} MB/min, "
                 f"growth {b['growth_mb']:.1f} MB"
             )
+    print_redis(result["redis"])
     window_s = f"{window:g} s"
     print(
         f"\nCPU, % of one core, over the first {window_s} after the warm-up "
@@ -312,7 +331,10 @@ def print_report(result: dict[str, Any]) -> None:
     for name, c in result.get("cpu", {}).items():
         if c is not None and c["first_pct"] is not None and c["last_pct"] is not None:
             print(f"{name:14} {c['first_pct']:>7.1f} {c['last_pct']:>7.1f}")
-    print(f"\nlag, records (bounded: slope {t['lag_slope']}, 0 after the drain)")
+    print(
+        f"\nlag, records (bounded: slope from {start:g} s to {end:g} s {t['lag_slope']}, "
+        "0 after the drain)"
+    )
     print(
         f"{'backlog':30} {'mean':>7} {'p95':>7} {'max':>7} {'rec/s':>7} {'limit':>7} "
         f"{'drained':>7}  verdict"
@@ -321,18 +343,6 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"{series:30} {f['mean']:>7,} {f['p95']:>7,} {f['max']:>7,} {f['slope_per_s']:>7.2f} "
             f"{f['slope_limit_per_s']:>7.2f} {f['after_drain']:>7,}  {_mark(f['bounded'])}"
-        )
-    if "broker_fetch" in result:
-        b = result["broker_fetch"]
-        first, last = b["first"], b["last"]
-        print(
-            f"beside it (not judged), over the first and the last {window_s}: one fetch of one "
-            f"impressions batch answered in {first['fetch_ms']} -> {last['fetch_ms']} ms "
-            f"(median; unanswered within {b['timeout_ms']:g} ms, counted so: "
-            f"{first['unanswered']} of {first['timed']} -> {last['unanswered']} of "
-            f"{last['timed']}; at most {first['most_records']} -> {last['most_records']} "
-            f"records an answer); the worker {first['worker_behind_s']} -> "
-            f"{last['worker_behind_s']} s of pixels behind"
         )
     drain = result["drain_s"]
     print(
@@ -347,6 +357,30 @@ def print_report(result: dict[str, Any]) -> None:
     print("; ".join(f"{name}: {_mark(ok)}" for name, ok in result["verdicts"].items()))
 
 
+def _bytes(n: int | None) -> str:
+    return "-" if n is None else f"{n:,} B"
+
+
+def print_redis(r: dict[str, Any]) -> None:
+    used = r["used_memory_mb"]
+    print(
+        f"\nredis used_memory over the judged window: {used['start']:,.1f} -> "
+        f"{used['end']:,.1f} MB, {r['impressions_tracked']:,} impressions tracked: "
+        f"{_bytes(r['bytes_per_impression_tracked'])} per impression "
+        f"({_bytes(r['bytes_per_key_added'])} per key, {r['keys_added']:,} keys added); "
+        f"at its end {_bytes(r['bytes_per_impression_held'])} per impression held "
+        f"({r['impressions_held']:,}, none expired yet); reported, not judged"
+    )
+    before, after = r["keys_by_kind"]["soak_start"], r["keys_by_kind"]["end"]
+    sampled = " (a sample, scaled)" if before["sampled"] or after["sampled"] else ""
+    print(f"redis keys by kind{sampled}, as the soak began -> once it was over:")
+    for kind in {**after["by_kind"], **before["by_kind"]}:
+        b, a = before["by_kind"].get(kind, {}), after["by_kind"].get(kind, {})
+        kind_type = a.get("type") or b.get("type")
+        print(f"  {kind:32} {kind_type:7} {b.get('keys', 0):>10,} -> {a.get('keys', 0):>10,}")
+    print(f"  {'all':32} {'':7} {before['keys']:>10,} -> {after['keys']:>10,}")
+
+
 def plot(result: dict[str, Any], path: Path) -> Path:
     import matplotlib
 
@@ -356,36 +390,33 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     samples = sorted(result["samples"], key=lambda s: s["t"])
     start = result["soak_started_t"]
     minutes = [(s["t"] - start) / 60 for s in samples]
-    fig, (mem, stores, lag, fetch, flow) = plt.subplots(
-        5, 1, figsize=(12, 15), sharex=True, height_ratios=(3, 2, 3, 2, 2)
+    fig, (mem, services, lag, flow) = plt.subplots(
+        4, 1, figsize=(12, 13), sharex=True, height_ratios=(3, 3, 3, 2)
     )
     for name in result["processes"]:
-        ax = stores if name in STORES else mem
+        ax = services if name in result["services"] else mem
         ax.plot(minutes, [s["rss_mb"].get(name) for s in samples], label=name)
-    for name, (key, what) in DATA_FILES.items():
-        label = f"{name}: {what}, MB on disk"
-        mem.plot(minutes, [s.get(key) for s in samples], linestyle="--", label=label)
+    for name in result["processes"]:
+        if (data_file := _data_file(result, name)) is not None:
+            key, what = data_file
+            mem.plot(
+                minutes,
+                [s.get("disk_mb", {}).get(name, {}).get(key) for s in samples],
+                linestyle="--",
+                label=f"{name}: {what}, MB on disk",
+            )
+    services.plot(
+        minutes,
+        [s["redis"]["used_memory_bytes"] / 2**20 for s in samples],
+        linestyle="--",
+        label="redis used_memory",
+    )
     mem.set_ylabel("RSS (MB)")
-    stores.set_ylabel("RSS (MB)")
+    services.set_ylabel("RSS, used_memory (MB)")
     for series in result["lag"]:
         lag.plot(minutes, [s["lag"][series] for s in samples], label=series)
     lag.set_ylabel("backlog (records)")
     lag.set_yscale("symlog", linthresh=10)
-    fetches = sorted(result.get("fetches", []), key=lambda f: f["t"])
-    answered = [f for f in fetches if f["ms"] is not None]
-    fetch.plot(
-        [(f["t"] - start) / 60 for f in answered],
-        [f["ms"] for f in answered],
-        label="broker: one fetch of one impressions batch",
-    )
-    unanswered = [(f["t"] - start) / 60 for f in fetches if f["ms"] is None]
-    fetch.plot(
-        unanswered,
-        [1000 * FETCH_TIMEOUT_S] * len(unanswered),
-        "rx",
-        label=f"no answer within {FETCH_TIMEOUT_S:g} s",
-    )
-    fetch.set_ylabel("ms")
     rates = [
         (b["exported"].get("impressions", 0) - a["exported"].get("impressions", 0))
         / max(1e-3, b["t"] - a["t"])
@@ -402,20 +433,22 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     )
     flow.set_ylabel("impressions/s")
     flow.set_xlabel("minutes since the soak began")
+    judged_from = result["thresholds"]["judged_window_s"][0] / 60
     for phase, colour in (("capacity", "tab:orange"), ("soak", "tab:green"), ("drain", "tab:blue")):
         ts = [m for m, s in zip(minutes, samples, strict=True) if s["phase"] == phase]
         if ts:
-            for ax in (mem, stores, lag, fetch, flow):
+            for ax in (mem, services, lag, flow):
                 ax.axvspan(min(ts), max(ts), color=colour, alpha=0.08, label=None)
-    for ax in (mem, stores, lag, fetch, flow):
+    for ax in (mem, services, lag, flow):
+        ax.axvline(judged_from, color="black", linewidth=0.8, label="judged from here")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     v = result["verdicts"]
     capacity = result["capacity"]["capacity_per_s"]
     fig.suptitle(
         f"imptrack soak: {result['rate']:,} requests/s (half of {capacity:,.0f} impressions/s) "
-        f"for {result['config']['soak_seconds']:g} s; memory bounded: "
-        f"{_mark(v['memory bounded'])}, lag bounded: {_mark(v['lag bounded'])}, "
+        f"for {result['config']['soak_seconds']:g} s; memory levelled off: "
+        f"{_mark(v['memory levelled off'])}, lag bounded: {_mark(v['lag bounded'])}, "
         f"counts: {_mark(v['correct'])}\n(shaded: capacity, soak, drain)"
     )
     fig.tight_layout()

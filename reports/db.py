@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -55,6 +57,31 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return max(applied | {v for v, _, _ in known}, default=0)
 
 
+def hold_writer_lock(path: Path) -> int:
+    """Take the single-writer lock of the DuckDB file at ``path`` for this process's
+    life (the returned descriptor holds it), or say who has it.
+
+    One exporter per DuckDB file: the rows and the offsets it resumes from are written
+    together, and a second writer would export everything again. DuckDB's own lock
+    is a POSIX record lock, which a process loses when it closes any descriptor of
+    the file, so the exporter also holds this ``flock`` on a file beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".writer-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ReportError(
+            f"another exporter already writes {path} (pid {holder}). Run one exporter per "
+            "DuckDB file: stop the other first, or give this one its own IMPTRACK_HOME."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 def open_writer(path: Path, memory_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     """The exporter's read-write connection, schema migrated; with ``memory_mb``,
     DuckDB keeps at most that much (buffer cache included; larger queries spill to
@@ -66,12 +93,9 @@ def open_writer(path: Path, memory_mb: int | None = None) -> duckdb.DuckDBPyConn
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        # One exporter per DuckDB file: the rows and the offsets it resumes from are
-        # written together, and a second writer would export everything again.
         raise ReportError(
-            f"another exporter already writes {path} ({str(exc).splitlines()[0]}). "
-            "Run one exporter per DuckDB file: stop the other first, or give this one "
-            "its own IMPTRACK_HOME."
+            f"cannot open {path} for writing: another process has it open "
+            f"({str(exc).splitlines()[0]}). Analysts read the snapshot beside it instead."
         ) from None
     con.execute("SET TimeZone = 'UTC'")
     if memory_mb is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -56,6 +57,7 @@ class Exporter:
         self.last_batch_at: float | None = None
         self.positions: dict[tuple[str, int], int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._writer_lock: int | None = None
         self._unpublished = False
         self.snapshot = SnapshotPublisher(
             settings.exporter_db_path, settings.duckdb_path, settings.snapshot_seconds
@@ -66,6 +68,7 @@ class Exporter:
 
     async def start(self) -> None:
         s = self.settings
+        self._writer_lock = db.hold_writer_lock(s.exporter_db_path)
         adopt_legacy_file(s.exporter_db_path, s.duckdb_path)
         self.con = await self._in_db(db.open_writer, s.exporter_db_path, s.exporter_memory_mb)
         # The export loop publishes the analysts' copy as soon as it runs (a new
@@ -180,6 +183,9 @@ class Exporter:
         if self.con is not None:
             await self._publish()
             await self._in_db(self.con.close)
+        self.snapshot.close()
+        if self._writer_lock is not None:
+            os.close(self._writer_lock)
         self._db_thread.shutdown(wait=True)
 
     def status(self) -> dict[str, Any]:

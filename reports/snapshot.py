@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ class SnapshotPublisher:
         self.last_copy_seconds = 0.0
         self.published = 0
         self._last_monotonic: float | None = None
+        self._source_fd: int | None = None
 
     def due(self) -> bool:
         if self._last_monotonic is None:
@@ -51,13 +51,36 @@ class SnapshotPublisher:
         started = time.monotonic()
         con.execute("CHECKPOINT")
         partial = self.target.with_name(f".{self.target.name}.{os.getpid()}.partial")
-        shutil.copyfile(self.source, partial)
+        self._copy_source(partial)
         os.replace(partial, self.target)
         self.last_copy_seconds = time.monotonic() - started
         self._last_monotonic = time.monotonic()
         self.published_at = time.time()
         self.published += 1
         log.debug("published %s in %.3f s", self.target, self.last_copy_seconds)
+
+    def _copy_source(self, partial: Path) -> None:
+        # DuckDB guards its file with a POSIX record lock, and POSIX drops every lock a
+        # process holds on a file when *any* of its descriptors of that file closes: a
+        # plain copy (open, read, close) released the exporter's lock after the first
+        # snapshot, and another process could then open the live file for writing.
+        # So the source is read through one descriptor, kept open until close().
+        if self._source_fd is None:
+            self._source_fd = os.open(self.source, os.O_RDONLY)
+        size = os.fstat(self._source_fd).st_size
+        with open(partial, "wb") as out:
+            copied = 0
+            while copied < size:
+                sent = os.sendfile(out.fileno(), self._source_fd, copied, size - copied)
+                if sent == 0:
+                    break
+                copied += sent
+
+    def close(self) -> None:
+        """After the writer's connection is closed (closing this drops its lock)."""
+        if self._source_fd is not None:
+            os.close(self._source_fd)
+            self._source_fd = None
 
     def status(self) -> dict[str, object]:
         return {

@@ -140,6 +140,9 @@ class LocalCluster:
         return [
             f"-Xms{self.heap_mb}m",
             f"-Xmx{self.heap_mb}m",
+            # The whole heap is touched at start, so the node's memory is what it will
+            # be from the first minute on (no creep while G1 first fills its regions).
+            "-XX:+AlwaysPreTouch",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:MaxMetaspaceSize=192m",

@@ -1,10 +1,11 @@
-"""A real embedded stack (broker, Redis, worker, forwarder, exporter, two edge
+"""A real stack (Apache Kafka, Redis, worker, forwarder, exporter, two edge
 processes) on free ports under a temporary home, shared by the integration tests of
 one session."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -141,11 +142,21 @@ def started_stack(home: Path, catalog: Path, **env: str) -> Iterator[RunningStac
         stack.down()
 
 
+def shared_broker() -> dict[str, str]:
+    """``KAFKA_BROKER`` from the shell, for the stack most tests share: with it the
+    suite runs on a cluster you started (three or more nodes: topics get three
+    replicas), which must not hold imptrack's topics yet. Tests that freeze, kill or
+    scale their own stack start a local Kafka of their own whatever it says."""
+    broker = os.environ.get("KAFKA_BROKER")
+    return {"KAFKA_BROKER": broker} if broker else {}
+
+
 @pytest.fixture(scope="session")
 def running_stack(stack_home: Path) -> Iterator[RunningStack]:
     with started_stack(
         stack_home,
         SEED_CATALOG,
+        **shared_broker(),
         EDGE_PROCESSES="2",
         EXPORT_BATCH_SECONDS="0.2",
         REPORT_SNAPSHOT_SECONDS="1",
