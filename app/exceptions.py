@@ -19,7 +19,7 @@ class InvalidParameter(ImptrackError):
 
 
 class StackError(ImptrackError):
-    """A process of the embedded stack did not start or stop as it should."""
+    """A process of the stack did not start or stop as it should."""
 
 
 class ReportError(ImptrackError):

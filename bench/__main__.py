@@ -1,4 +1,4 @@
-"""Every benchmark, one after another, on one embedded stack: ``make bench``.
+"""Every benchmark, one after another, on one stack of its own: ``make bench``.
 
     python -m bench                    # all of them (QUICK=1 for a smoke run)
     python -m bench pipeline recovery  # some of them, in the order given

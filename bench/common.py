@@ -97,7 +97,7 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
 @contextmanager
 def bench_stack(**extra_env: str) -> Iterator[Stack]:
-    """An embedded stack of its own (broker, Redis, worker, exporter, one edge) under a
+    """A stack of its own (Apache Kafka, Redis, worker, exporter, one edge) under a
     temporary home, up for the ``with`` block; ``make bench`` shares one among the
     benchmarks that need a running system."""
     # The benchmarks' advertiser sink (bench.sink) listens on 127.0.0.1, which the

@@ -1,4 +1,4 @@
-"""Benchmark: impressions through the worker, end to end on the embedded broker,
+"""Benchmark: impressions through the worker, end to end on Apache Kafka,
 against a bare aiokafka consume -> produce loop over the same messages.
 
 The system: N impressions, as the edge produces them, go to the ``impressions`` topic

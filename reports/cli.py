@@ -23,7 +23,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         f"\nimptrack is up\n"
         f"  edge      {s.edge_url}   (pixel: {s.edge_url}/imp?offer_id=1&pid=1)\n"
         f"  broker    {s.broker}{'' if s.kafka_broker else '   (local Apache Kafka)'}\n"
-        f"  redis     {s.redis_shown}{'' if s.redis_url else '   (embedded)'}\n"
+        f"  redis     {s.redis_shown}{'' if s.redis_url else '   (local)'}\n"
         f"  exporter  {s.exporter_url}/healthz\n"
         f"  worker    {s.worker_url}/healthz\n"
         f"  forwarder {s.forwarder_url}/healthz\n"

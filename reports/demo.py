@@ -1,5 +1,5 @@
-"""``make demo``: a whole run on the embedded stack, from pixels, clicks and
-postbacks to the slices."""
+"""``make demo``: a whole run on a local stack (Apache Kafka, Redis, the processes),
+from pixels, clicks and postbacks to the slices."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def run_demo(requests: int) -> int:
     stack = Stack(s, {**DEMO_ENVIRONMENT, **os.environ})
     advertiser = start_demo_advertiser()
     print(f"Advertiser endpoint (impressions destination URLs) on {advertiser.url('/')}")
-    print(f"Starting the embedded stack under {s.home} ...")
+    print(f"Starting the stack (local Apache Kafka and Redis) under {s.home} ...")
     try:
         stack.up(on_ready=lambda name, took: print(f"  {name:<9} ready in {took:.1f} s"))
         written, errors = apply_file(s, demo_catalog_path())
