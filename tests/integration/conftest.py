@@ -128,6 +128,20 @@ def get_json(url: str) -> tuple[int, dict[str, Any]]:
         return int(exc.code), json.loads(exc.read())
 
 
+def one_offer_catalog(home: Path, name: str, offer: int, impressions_url: str) -> Path:
+    """A catalog file of one advertiser, one affiliate (pid 1) and one offer whose
+    impressions go to ``impressions_url``, for the tests that run a stack of their own."""
+    catalog = home / "catalog.yaml"
+    catalog.write_text(
+        f"advertisers: [{{id: 1, name: {name} advertiser}}]\n"
+        f"affiliates: [{{id: 1, name: {name} affiliate}}]\n"
+        "offers:\n"
+        f"  - {{id: {offer}, title: {name} offer, advertiser_id: 1,"
+        f' allow_impressions: true, impressions_url: "{impressions_url}"}}\n'
+    )
+    return catalog
+
+
 @contextmanager
 def started_stack(home: Path, catalog: Path, **env: str) -> Iterator[RunningStack]:
     """A stack of its own under ``home`` with ``catalog`` applied, up for the block."""

@@ -19,7 +19,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.advertiser import AdvertiserSink
-from tests.integration.conftest import RunningStack, get_json, started_stack
+from tests.integration.conftest import (
+    RunningStack,
+    get_json,
+    one_offer_catalog,
+    started_stack,
+)
 from tests.integration.pixels import send_pixels
 
 OFFER = 1
@@ -40,14 +45,7 @@ def redis_stack(
     tmp_path_factory: pytest.TempPathFactory, sink: AdvertiserSink
 ) -> Iterator[RunningStack]:
     home = tmp_path_factory.mktemp("redis-restart")
-    catalog = home / "catalog.yaml"
-    catalog.write_text(
-        "advertisers: [{id: 1, name: Restart advertiser}]\n"
-        "affiliates: [{id: 1, name: Restart affiliate}]\n"
-        "offers:\n"
-        f"  - {{id: {OFFER}, title: Restart offer, advertiser_id: 1,"
-        f' allow_impressions: true, impressions_url: "{sink.url("/ok?a={aimp_id}")}"}}\n'
-    )
+    catalog = one_offer_catalog(home, "Restart", OFFER, sink.url("/ok?a={aimp_id}"))
     env = {
         "FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32",
         "FORWARD_BACKOFF_SECONDS": "0.2",

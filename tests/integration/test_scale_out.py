@@ -18,36 +18,21 @@ import pytest
 from app import topic_names
 from app.probes import free_ports, http_json
 from tests.integration.advertiser import AdvertiserSink
-from tests.integration.conftest import RunningStack, started_stack
+from tests.integration.conftest import RunningStack, one_offer_catalog, started_stack
 from tests.integration.pixels import PixelRun, send_pixels
 
 OFFER = 1
+PATH = "/scaled"  # the shared advertiser's other tests use other paths
 RATE_PER_SECOND = 200
 TAKEOVER_LIMIT_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[AdvertiserSink]:
-    advertiser = AdvertiserSink().start()
-    try:
-        yield advertiser
-    finally:
-        advertiser.stop()
-
-
-@pytest.fixture(scope="module")
 def scaled_stack(
-    tmp_path_factory: pytest.TempPathFactory, sink: AdvertiserSink
+    tmp_path_factory: pytest.TempPathFactory, advertiser: AdvertiserSink
 ) -> Iterator[RunningStack]:
     home = tmp_path_factory.mktemp("scale-out")
-    catalog = home / "catalog.yaml"
-    catalog.write_text(
-        "advertisers: [{id: 1, name: Scale advertiser}]\n"
-        "affiliates: [{id: 1, name: Scale affiliate}]\n"
-        "offers:\n"
-        f"  - {{id: {OFFER}, title: Scale offer, advertiser_id: 1,"
-        f' allow_impressions: true, impressions_url: "{sink.url("/ok?a={aimp_id}")}"}}\n'
-    )
+    catalog = one_offer_catalog(home, "Scale", OFFER, advertiser.url(f"{PATH}?a={{aimp_id}}"))
     env = {
         "WORKER_PROCESSES": "2",
         "FORWARDER_PROCESSES": "2",
@@ -112,7 +97,7 @@ def _takeover_seconds(url: str, topic: str, partitions: int, killed_at: float) -
 
 
 def test_two_workers_share_the_partitions_and_one_takes_over_from_a_killed_one(
-    scaled_stack: RunningStack, sink: AdvertiserSink
+    scaled_stack: RunningStack, advertiser: AdvertiserSink
 ) -> None:
     """SIGKILL one of two workers mid-stream: the other takes all partitions, and every
     GIF answered is exported exactly once and delivered once."""
@@ -143,23 +128,23 @@ def test_two_workers_share_the_partitions_and_one_takes_over_from_a_killed_one(
     assert set(exported) == answered
 
     deadline = time.monotonic() + 120
-    while not answered <= set(sink.delivered("/ok")) and time.monotonic() < deadline:
+    while not answered <= set(advertiser.delivered(PATH)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    delivered = sink.delivered("/ok")
+    delivered = advertiser.delivered(PATH)
     assert answered <= set(delivered), f"{len(answered - set(delivered))} never delivered"
     assert not [a for a in answered if delivered[a] > 1], "delivered twice"
     stack.stack.start("worker-2")
 
 
 def test_a_killed_forwarder_is_replaced_by_the_other_and_nothing_is_delivered_twice(
-    scaled_stack: RunningStack, sink: AdvertiserSink
+    scaled_stack: RunningStack, advertiser: AdvertiserSink
 ) -> None:
     """SIGKILL one of two forwarders mid-stream: the other takes the forward tasks over;
     every impression answered is delivered once."""
     stack = scaled_stack
     s = stack.settings
     first = s.forwarder_url
-    before = set(sink.delivered("/ok"))
+    before = set(advertiser.delivered(PATH))
     with PixelStream(stack.edge_url) as stream:
         time.sleep(4)
         killed_at = time.monotonic()
@@ -171,10 +156,10 @@ def test_a_killed_forwarder_is_replaced_by_the_other_and_nothing_is_delivered_tw
     assert len(answered) > RATE_PER_SECOND * 4 and stream.run.refused == 0
 
     deadline = time.monotonic() + 180
-    while not answered <= set(sink.delivered("/ok")) and time.monotonic() < deadline:
+    while not answered <= set(advertiser.delivered(PATH)) and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(3.0)  # a second delivery of anything would arrive now
-    delivered = sink.delivered("/ok")
+    delivered = advertiser.delivered(PATH)
     assert answered <= set(delivered), f"{len(answered - set(delivered))} never delivered"
     twice = [a for a in answered | before if delivered[a] > 1]
     assert not twice, f"{len(twice)} delivered twice"
