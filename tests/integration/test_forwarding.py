@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -317,8 +319,22 @@ async def test_forwarder_killed_with_retries_pending_delivers_each_impression_on
     await _offer(admin, 4119, advertiser.url("/down?a={aimp_id}"))
     advertiser.down.set()
     params = [{"offer_id": "4119", "pid": str(PID)} for _ in range(1000)]
-    run = await send_pixels(stack.edge_url, params, concurrency=16)
-    assert run.refused == 0
+    # The forwarder is held while the impressions are sent and recorded, so it
+    # schedules all of them at once: otherwise the first ones can use up their
+    # attempts (about 2.4 s here) before the last are scheduled, and be dead-lettered.
+    forwarder = stack.stack.pid("forwarder")
+    assert forwarder is not None
+    exported_before = stack.exported_impressions()
+    os.kill(forwarder, signal.SIGSTOP)
+    try:
+        run = await send_pixels(stack.edge_url, params, concurrency=16)
+        assert run.refused == 0
+        await _until(
+            "the impressions are recorded",
+            lambda: stack.exported_impressions() >= exported_before + len(run.accepted),
+        )
+    finally:
+        os.kill(forwarder, signal.SIGCONT)
 
     def pending() -> bool:
         scheduled = stack.forwarder_status()["forwarding"]["schedule"]["scheduled"]
