@@ -13,7 +13,7 @@ from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
 from app.exceptions import InvalidParameter
-from app.ids import new_id
+from app.ids import id_ms, new_id
 from app.records import impression_payload
 
 # The smallest transparent 1x1 GIF: 43 bytes.
@@ -47,9 +47,15 @@ async def pixel(request: web.Request) -> web.Response:
         return unavailable("the impression could not be stored; retry shortly")
     headers = {**_GIF_HEADERS, "X-Aimp-Id": aimp_id}
     # The worker decides, against the same catalog; the edge's early verdict lets an
-    # affiliate debugging an impression link see at once why it is not tracked.
+    # affiliate debugging an impression link see at once why it is not tracked. It
+    # judges by the catalog in force at the aimp_id's time, as the worker does: a
+    # change that lands while the produce waits for its ack must not make the two
+    # disagree (seen on Kafka, whose followers apply a change within milliseconds).
     reason = rejection_reason(
-        request.app[CATALOG].catalog, wanted.offer_id, wanted.pid, impression=True
+        request.app[CATALOG].catalog_at(id_ms(aimp_id)),
+        wanted.offer_id,
+        wanted.pid,
+        impression=True,
     )
     if reason is not None:
         headers["X-Imptrack-Rejected"] = reason
