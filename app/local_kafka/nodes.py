@@ -13,7 +13,6 @@ replica fetcher, one log cleaner with a small buffer, and a fixed heap
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -172,6 +171,7 @@ class LocalCluster:
     def _format(self, node: KafkaNode, jars: KafkaJars) -> None:
         argv = [
             jars.java,
+            "-Xmx256m",
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp",
             jars.classpath,
@@ -189,7 +189,6 @@ class LocalCluster:
             text=True,
             timeout=FORMAT_TIMEOUT_SECONDS,
             check=False,
-            env={**os.environ, "KAFKA_HEAP_OPTS": "-Xmx256m"},
         )
         if done.returncode != 0:
             said = (done.stdout + done.stderr).strip().splitlines()
