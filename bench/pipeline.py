@@ -18,6 +18,7 @@ acknowledged. Alternating, 3 rounds (1 in QUICK), medians. Target: >= 0.5 x bare
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
@@ -96,7 +97,11 @@ async def end_offsets(broker: str, topic: str) -> dict[TopicPartition, int]:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         return dict(await consumer.end_offsets(tps))
     finally:
-        await consumer.stop()
+        # aiokafka 0.14 lets the cancellation of its own committed-offsets task escape
+        # stop() when a consumer without a group stops right after it started (seen
+        # on Kafka in the QUICK run); that cancellation is not ours.
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer.stop()
 
 
 async def system_round(broker: str, records: list[tuple[str, bytes]]) -> dict[str, Any]:
