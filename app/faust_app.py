@@ -72,9 +72,7 @@ app = ImptrackApp(
     broker_session_timeout=_s.broker_session_timeout,
     broker_rebalance_timeout=_s.broker_rebalance_timeout,
     broker_heartbeat_interval=min(3.0, _s.broker_session_timeout / 3),
-    # acks=all. Not idempotent: with aiokafka's idempotent producer under Faust the
-    # worker's sends stalled, unacknowledged, twice in a dozen stack starts on Kafka
-    # (docs/ARCHITECTURE.md, "The broker"); every effect is idempotent downstream.
+    # acks=all with an idempotent producer (app.faust_transport.IdempotentProducer).
     producer_acks=-1,
     producer_linger_ms=5,
     consumer_auto_offset_reset="earliest",

@@ -252,5 +252,15 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         return bool(await super()._commit(offsets))
 
 
+class IdempotentProducer(faust_aiokafka.Producer):
+    """Faust 0.15.3 makes its producer idempotent only under exactly_once; a retried
+    send would then write a record twice. The broker supports it (Apache Kafka
+    0.11+), so every producer is idempotent, with acks=all as that requires."""
+
+    def _settings_extra(self) -> Any:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class KafkaTransport(faust_aiokafka.Transport):
     Consumer = CurrentGenerationConsumer
+    Producer = IdempotentProducer
