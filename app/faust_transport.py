@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Hashable
+from functools import cache
 from typing import Any, ClassVar, cast
 
 from aiokafka.errors import IllegalStateError
@@ -51,6 +52,12 @@ log = logging.getLogger("imptrack.consumer")
 
 # Written by the edge's plain (never transactional) producer.
 EDGE_TOPICS = frozenset({topic_names.IMPRESSIONS, topic_names.CLICKS, topic_names.POSTBACKS})
+
+
+@cache
+def _exactly_once() -> bool:
+    """The worker's guarantee, read once: the contiguity check runs per record."""
+    return settings().processing_guarantee == "exactly_once"
 
 
 class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -192,7 +199,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         (acks off) are positioned by table recovery and never checked."""
         if not self.app.topics.acks_enabled_for(topic):
             return False
-        if settings().processing_guarantee == "exactly_once":
+        if _exactly_once():
             return topic in EDGE_TOPICS
         return True
 

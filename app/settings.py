@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
-from app.local_kafka.nodes import LocalCluster
+from app.local_kafka.nodes import LocalCluster, min_insync_replicas
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -288,7 +288,7 @@ class Settings:
 
     @property
     def min_insync_replicas(self) -> int:
-        return 2 if self.replication_factor >= 3 else 1
+        return min_insync_replicas(self.replication_factor)
 
     @property
     def redis(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app import probes, topic_names
 from app.exceptions import StackError
-from app.local_kafka import KafkaNode, kafka_jars
+from app.local_kafka import KafkaJars, KafkaNode, kafka_jars
 from app.settings import Settings
 
 STOP_GRACE_SECONDS = 15.0
@@ -49,6 +49,7 @@ class Stack:
     def __init__(self, settings: Settings, env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.env = dict(os.environ if env is None else env)
+        self._jars: KafkaJars | None = None
         for directory in (settings.data_dir, settings.log_dir, settings.run_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -126,6 +127,12 @@ class Stack:
             )
         return parts
 
+    def _kafka_jars(self) -> KafkaJars:
+        """Java and the classpath, found once for all of this stack's nodes."""
+        if self._jars is None:
+            self._jars = kafka_jars(self.env, self.settings.maven_repo, self.settings.cache_dir)
+        return self._jars
+
     def _kafka_nodes(self) -> list[Component]:
         cluster = self.settings.local_kafka
         parts = []
@@ -138,8 +145,7 @@ class Stack:
                         shutil.rmtree(stale, ignore_errors=True)
                     for stale in self.settings.data_dir.glob("forwarder*"):
                         shutil.rmtree(stale, ignore_errors=True)
-                jars = kafka_jars(self.env, self.settings.maven_repo, self.settings.cache_dir)
-                return cluster.prepare(node, jars)
+                return cluster.prepare(node, self._kafka_jars())
 
             name = "broker" if len(cluster.nodes) == 1 else f"broker-{node.node_id}"
             parts.append(

@@ -25,6 +25,12 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 FORMAT_TIMEOUT_SECONDS = 60.0
 
 
+def min_insync_replicas(replicas: int) -> int:
+    """With three replicas one may be down while writes go on, and an acknowledged
+    record is still on two machines."""
+    return 2 if replicas >= 3 else 1
+
+
 @dataclass(frozen=True)
 class KafkaNode:
     """One node of the local cluster."""
@@ -73,9 +79,7 @@ class LocalCluster:
 
     @property
     def min_insync_replicas(self) -> int:
-        # With three replicas one may be down while writes go on, and an acknowledged
-        # record is still on two machines.
-        return 2 if self.replicas >= 3 else 1
+        return min_insync_replicas(self.replicas)
 
     @property
     def cluster_id_file(self) -> Path:
