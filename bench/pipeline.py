@@ -31,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app import probes, topic_names
 from app.ids import IdGenerator
+from app.partitions import wait_for_partitions
 from app.records import impression_payload
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
@@ -93,8 +94,9 @@ async def end_offsets(broker: str, topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=broker)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        # Not partitions_for_topic alone: a fresh consumer may not have the topic's
+        # metadata yet, and an empty answer made a round read nothing for 300 s.
+        tps = await wait_for_partitions(consumer, [topic])
         return dict(await consumer.end_offsets(tps))
     finally:
         # aiokafka 0.14 lets the cancellation of its own committed-offsets task escape
