@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -105,6 +106,9 @@ def bench_stack(**extra_env: str) -> Iterator[Stack]:
     env = {"FORWARD_ALLOWED_NETWORKS": "127.0.0.1/32", **extra_env}
     if QUICK:
         env.setdefault("EXPORT_BATCH_SECONDS", QUICK_EXPORT_BATCH_SECONDS)
+    # SIGTERM (a timeout, a Ctrl-C'd make, CI) would end Python without the finally
+    # below and leave Kafka, Redis and the workers running: exit through it instead.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with tempfile.TemporaryDirectory(prefix="imptrack-bench-") as home:
         stack = isolated_stack(Path(home), **env)
         try:
