@@ -77,6 +77,13 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     # postback naming an impression not yet seen waits for such an empty answer
     # (tables/progress.py): a short wait bounds the verdict's delay; it costs a few
     # more empty fetches on an idle partition.
+    #
+    # And with aiokafka's fetch_min_bytes of 1, Kafka answers a fetch as soon as one
+    # record arrives: under load the consumer thread fetched and handed over a
+    # record or two at a time, and fought the agents' thread for the GIL. Asking for
+    # WORKER_FETCH_MIN_BYTES makes a loaded partition answer in batches, every
+    # fetch wait at most. At 150 pixels/s (after warm-up, 20 s): worker 55 -> 39 %
+    # of a core, forwarder 25 -> 13 %.
 
     def fetched_end(self, tp: Any) -> tuple[int, int] | None:
         """The high watermark of ``tp`` in the last fetch answered for it, and when
@@ -91,9 +98,10 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # No public way in: aiokafka reads this when it starts its fetcher.
-        assert hasattr(consumer, "_fetch_max_wait_ms")
+        # No public way in: aiokafka reads these when it starts its fetcher.
+        assert hasattr(consumer, "_fetch_max_wait_ms") and hasattr(consumer, "_fetch_min_bytes")
         consumer._fetch_max_wait_ms = settings().worker_fetch_wait_ms
+        consumer._fetch_min_bytes = settings().worker_fetch_min_bytes
         return consumer
 
 

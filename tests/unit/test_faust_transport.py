@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from app.faust_transport import CurrentGenerationConsumer, IdempotentProducer
+from app.faust_transport import (
+    CurrentGenerationConsumer,
+    IdempotentProducer,
+    WorkerConsumerThread,
+)
+from app.settings import settings
 
 
 @pytest.mark.parametrize(("snapshot", "told"), [(0, None), (None, None), (4, 4)])
@@ -25,3 +30,30 @@ def test_every_faust_producer_is_idempotent_with_acks_all(monkeypatch: pytest.Mo
     monkeypatch.setattr(faust_aiokafka.Producer, "_settings_extra", lambda self: {})
     producer = object.__new__(IdempotentProducer)
     assert producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
+
+
+def test_a_worker_fetch_waits_for_a_batch_or_the_fetch_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load a fetch is answered per batch, not per record (aiokafka's own
+    fetch_min_bytes of 1), and never later than WORKER_FETCH_WAIT_MS."""
+
+    class Fetching:
+        _fetch_max_wait_ms = 500
+        _fetch_min_bytes = 1
+
+    monkeypatch.setattr(
+        faust_aiokafka.AIOKafkaConsumerThread,
+        "_create_worker_consumer",
+        lambda self, transport: Fetching(),
+    )
+    monkeypatch.setenv("WORKER_FETCH_WAIT_MS", "40")
+    monkeypatch.setenv("WORKER_FETCH_MIN_BYTES", "32768")
+    settings.cache_clear()
+    consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
+    assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (40, 32768)
+    monkeypatch.delenv("WORKER_FETCH_MIN_BYTES")
+    settings.cache_clear()
+    consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
+    assert consumer._fetch_min_bytes == 64 * 1024
+    settings.cache_clear()
