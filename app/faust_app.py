@@ -18,6 +18,7 @@ from typing import Any
 
 import faust
 
+from app import topic_names
 from app.faust_transport import KafkaTransport
 from app.settings import settings
 from tables.storage import store_url
@@ -30,7 +31,7 @@ ROLES = {
     # role: (application id, the modules whose agents, tasks and pages it runs, its
     # local data directory, its web port)
     "worker": (
-        "imptrack",
+        topic_names.WORKER_APP_ID,
         [
             "agents.impressions",
             "agents.clicks",
@@ -76,6 +77,13 @@ app = ImptrackApp(
     producer_acks=-1,
     producer_linger_ms=5,
     consumer_auto_offset_reset="earliest",
+    # A topic missing from the metadata when the group was joined gets no partitions
+    # until the next refresh (aiokafka's default: every 5 minutes); see
+    # topic_names.CHANGELOG_TOPICS.
+    consumer_metadata_max_age_ms=10_000,
+    # No leader-only timers here: no leader topic (one less topic that can be missing
+    # from the metadata at the first join).
+    topic_disable_leader=True,
     # The forwarder only reads (its effects are deduplicated in Redis); the worker's
     # guarantee is a setting.
     processing_guarantee=_s.processing_guarantee if role == "worker" else "at_least_once",

@@ -277,6 +277,14 @@ class Stack:
                 topic_names.CATALOG, 1, replicas, {"cleanup.policy": "compact", **durable}
             )
         )
+        # The tables' changelogs as Faust would make them (compacted, a partition per
+        # event partition), but before the worker joins its group (topic_names).
+        specs += [
+            probes.TopicSpec(
+                name, s.topic_partitions, replicas, {"cleanup.policy": "compact", **durable}
+            )
+            for name in topic_names.CHANGELOG_TOPICS
+        ]
         probes.create_topics(s.broker, specs)
 
     def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:

@@ -59,3 +59,22 @@ EVENT_TOPICS = (
     CONVERSIONS,
     POSTBACK_OUTCOMES,
 )
+
+WORKER_APP_ID = "imptrack"
+"""The worker's Faust application id: its consumer group and its topics' prefix."""
+
+WORKER_TABLES = ("impressions", "clicks", "conversions")
+"""The worker's tables (tables/); each keeps a compacted changelog topic."""
+
+
+def changelog(table: str) -> str:
+    """Faust's name for a worker table's changelog topic."""
+    return f"{WORKER_APP_ID}-{table}-changelog"
+
+
+CHANGELOG_TOPICS = tuple(changelog(table) for table in WORKER_TABLES)
+"""Created by ``imptrack up`` with the event topics: a worker that created them itself
+on a fresh cluster often joined its group before the consumer's metadata had them,
+got none of their partitions ("Ignoring missing topic") and did not process
+impressions until aiokafka refreshed its metadata, 5 minutes later (a soak's worker
+on Apache Kafka 4.4)."""

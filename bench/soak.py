@@ -119,7 +119,8 @@ async def refuse_a_used_broker(broker: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
     try:
-        topics = set(await admin.list_topics()) & {*topic_names.EVENT_TOPICS, topic_names.CATALOG}
+        ours = {*topic_names.EVENT_TOPICS, *topic_names.CHANGELOG_TOPICS, topic_names.CATALOG}
+        topics = set(await admin.list_topics()) & ours
         groups = {group for group, *_ in await admin.list_consumer_groups()} & set(GROUP_TOPICS)
     finally:
         await admin.close()
@@ -263,16 +264,22 @@ async def settled(monitor: Monitor, sink: str, expected: int) -> float:
     """Wait until ``expected`` impressions are exported, every one delivered to the sink
     and no consumer behind; seconds waited."""
     began = time.monotonic()
+    behind = ""
     async with aiohttp.ClientSession() as session:
         while time.monotonic() - began < SETTLE_SECONDS:
             reading = await monitor.sample()
             async with session.get(f"{sink}/count") as response:
                 delivered = (await response.json())["distinct"]
-            caught_up = min(reading["exported"].get("impressions", 0), delivered) >= expected
-            if caught_up and all(n == 0 for n in reading["lag"].values()):
+            exported = reading["exported"].get("impressions", 0)
+            lagging = {name: n for name, n in reading["lag"].items() if n != 0}
+            if min(exported, delivered) >= expected and not lagging:
                 return round(time.monotonic() - began, 1)
+            behind = (
+                f"{exported} of {expected} impressions exported, {delivered} delivered; "
+                f"behind: {lagging or 'nothing'}"
+            )
             await asyncio.sleep(1.0)
-    raise RuntimeError(f"the stack did not catch up within {SETTLE_SECONDS:.0f} s")
+    raise RuntimeError(f"the stack did not catch up within {SETTLE_SECONDS:.0f} s: {behind}")
 
 
 def _urls(edge: str, chunk: int, count: int, prepared: dict[str, list[str]], token: str) -> str:

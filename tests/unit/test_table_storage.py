@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import rocksdict
 
+from app import topic_names
 from app.faust_app import app
 from tables import storage
 from tables.clicks import clicks_table
@@ -104,3 +105,13 @@ def test_reads_cache_blocks_in_the_shared_cache_only(tmp_path: Path, memory: Tab
         assert memory.used_bytes() <= SLACK * memory.budget_bytes
     finally:
         db.close()
+
+
+def test_every_worker_table_has_its_changelog_created_up_front() -> None:
+    """`imptrack up` creates each table's changelog before the worker joins its group:
+    one the worker creates itself can be missing from the metadata at the join, and
+    its partitions then go unassigned for minutes (app/topic_names.py)."""
+    declared = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
+    assert {impressions_table.name, clicks_table.name, conversions_table.name} <= set(app.tables)
+    assert declared == set(topic_names.CHANGELOG_TOPICS)
+    assert app.conf.id == topic_names.WORKER_APP_ID
