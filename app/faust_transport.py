@@ -78,12 +78,14 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     # (tables/progress.py): a short wait bounds the verdict's delay; it costs a few
     # more empty fetches on an idle partition.
     #
-    # And with aiokafka's fetch_min_bytes of 1, Kafka answers a fetch as soon as one
-    # record arrives: under load the consumer thread fetched and handed over a
-    # record or two at a time, and fought the agents' thread for the GIL. Asking for
-    # WORKER_FETCH_MIN_BYTES makes a loaded partition answer in batches, every
-    # fetch wait at most. At 150 pixels/s (after warm-up, 20 s): worker 55 -> 39 %
-    # of a core, forwarder 25 -> 13 %.
+    # With a fetch_min_bytes of 1 (the default of WORKER_FETCH_MIN_BYTES, aiokafka's
+    # too) Kafka answers a fetch as soon as one record arrives: under load the
+    # consumer thread fetches and hands over a record or two at a time and fights
+    # the agents' thread for the GIL. 64 KB made a loaded partition answer in
+    # batches: at 150 pixels/s (after warm-up, 20 s) the worker took 39 % of a core
+    # instead of 55, the forwarder 13 instead of 25. But each hop then waits up to
+    # the fetch wait at any rate below 64 KB a wait, and a postback's verdict takes
+    # two hops: the latency is chosen by default, the CPU is a setting.
 
     def fetched_end(self, tp: Any) -> tuple[int, int] | None:
         """The high watermark of ``tp`` in the last fetch answered for it, and when

@@ -197,7 +197,7 @@ class Settings:
             forwarder_processes=_int(env, "FORWARDER_PROCESSES", 1, 1),
             instance=_int(env, "IMPTRACK_INSTANCE", 1, 1),
             worker_fetch_wait_ms=_int(env, "WORKER_FETCH_WAIT_MS", 50, 1),
-            worker_fetch_min_bytes=_int(env, "WORKER_FETCH_MIN_BYTES", 64 * 1024, 1),
+            worker_fetch_min_bytes=_int(env, "WORKER_FETCH_MIN_BYTES", 1, 1),
             worker_catalog_fetch_wait_ms=_int(env, "WORKER_CATALOG_FETCH_WAIT_MS", 10, 1),
             broker_session_timeout=_float(env, "BROKER_SESSION_TIMEOUT", session_default),
             broker_rebalance_timeout=_float(env, "BROKER_REBALANCE_TIMEOUT", session_default),

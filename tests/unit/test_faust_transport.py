@@ -32,11 +32,11 @@ def test_every_faust_producer_is_idempotent_with_acks_all(monkeypatch: pytest.Mo
     assert producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
 
 
-def test_a_worker_fetch_waits_for_a_batch_or_the_fetch_wait(
+def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Under load a fetch is answered per batch, not per record (aiokafka's own
-    fetch_min_bytes of 1), and never later than WORKER_FETCH_WAIT_MS."""
+    """A fetch waits for WORKER_FETCH_MIN_BYTES (by default the first record, for the
+    postback verdict's latency) and never longer than WORKER_FETCH_WAIT_MS."""
 
     class Fetching:
         _fetch_max_wait_ms = 500
@@ -55,5 +55,5 @@ def test_a_worker_fetch_waits_for_a_batch_or_the_fetch_wait(
     monkeypatch.delenv("WORKER_FETCH_MIN_BYTES")
     settings.cache_clear()
     consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
-    assert consumer._fetch_min_bytes == 64 * 1024
+    assert consumer._fetch_min_bytes == 1  # answered at the first record: verdicts first
     settings.cache_clear()
