@@ -80,6 +80,8 @@ class Exporter:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # An exactly_once worker's aborted transactions are never exported.
+            isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
         )

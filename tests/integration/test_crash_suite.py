@@ -15,7 +15,7 @@ is SIGKILLed and restarted; the edge may answer 503 meanwhile, never a GIF for a
 impression it could not store.
 
 ``FAULTS_IMPRESSIONS`` sets the traffic (20,000 by default, about two minutes here;
-``make faults`` sends 200,000). A stack of its own: killing the shared stack's
+``make faults`` sends 60,000). A stack of its own: killing the shared stack's
 worker would stall every other test.
 """
 

@@ -32,7 +32,7 @@ def test_every_faust_producer_is_idempotent_with_acks_all(monkeypatch: pytest.Mo
     assert producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
 
 
-def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait(
+def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait_and_reads_committed_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A fetch waits for WORKER_FETCH_MIN_BYTES (by default the first record, for the
@@ -41,6 +41,7 @@ def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait(
     class Fetching:
         _fetch_max_wait_ms = 500
         _fetch_min_bytes = 1
+        _isolation_level = "read_uncommitted"  # Faust's outside exactly_once
 
     monkeypatch.setattr(
         faust_aiokafka.AIOKafkaConsumerThread,
@@ -52,6 +53,8 @@ def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait(
     settings.cache_clear()
     consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
     assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (40, 32768)
+    # The forwarder never sees the forward tasks of an aborted transaction.
+    assert consumer._isolation_level == "read_committed"
     monkeypatch.delenv("WORKER_FETCH_MIN_BYTES")
     settings.cache_clear()
     consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
