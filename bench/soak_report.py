@@ -146,9 +146,12 @@ def memory_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, 
 def redis_figures(raw: dict[str, Any], seconds: float) -> dict[str, Any]:
     """Redis's ``used_memory`` against the impressions it keeps keys for, over the
     judged window (from its first sample to its last): its growth per impression
-    tracked (exported) and per key added meanwhile; at the window's end, all of it
-    per impression tracked since the stack started (none of their keys has expired
-    yet: they live for a day). And its keys by kind, as the soak began and ended."""
+    tracked (exported) and per key added meanwhile; at the window's end, what it holds
+    beyond an empty Redis per impression whose keys still live: those exported in
+    the last ``redis_window_seconds`` (the soak's view-through and dedup windows; all
+    since the start when the run is shorter). That is the B of the bound
+    used_memory = empty + impressions/s x window x B. And its keys by kind, as the
+    soak began and ended."""
     judged = _judged(_soak_points(raw, lambda s: s), seconds)
     first, last = judged[0][1], judged[-1][1]
 
@@ -161,7 +164,12 @@ def redis_figures(raw: dict[str, Any], seconds: float) -> dict[str, Any]:
     grown = used(last) - used(first)
     impressions = tracked(last) - tracked(first)
     keys = last["redis"]["keys"] - first["redis"]["keys"]
-    held = tracked(last)
+    samples = raw["samples"]
+    window = raw.get("config", {}).get("redis_window_seconds")
+    alive_since = last["t"] - window if window else samples[0]["t"]
+    expired = [x for x in samples if x["t"] <= alive_since]
+    held = tracked(last) - (tracked(expired[-1]) if expired else 0)
+    empty = used(samples[0])  # before the soak's traffic: Redis with no impression
     return {
         "used_memory_mb": {
             "start": round(used(first) / 2**20, 2),
@@ -172,7 +180,9 @@ def redis_figures(raw: dict[str, Any], seconds: float) -> dict[str, Any]:
         "keys_added": keys,
         "bytes_per_key_added": round(grown / keys) if keys > 0 else None,
         "impressions_held": held,
-        "bytes_per_impression_held": round(used(last) / held) if held > 0 else None,
+        "held_for_seconds": window,
+        "empty_used_memory_mb": round(empty / 2**20, 2),
+        "bytes_per_impression_held": round((used(last) - empty) / held) if held > 0 else None,
         "keys_by_kind": raw["redis_keys"],
     }
 
@@ -369,7 +379,10 @@ def print_redis(r: dict[str, Any]) -> None:
         f"{_bytes(r['bytes_per_impression_tracked'])} per impression "
         f"({_bytes(r['bytes_per_key_added'])} per key, {r['keys_added']:,} keys added); "
         f"at its end {_bytes(r['bytes_per_impression_held'])} per impression held "
-        f"({r['impressions_held']:,}, none expired yet); reported, not judged"
+        f"beyond an empty Redis's {r.get('empty_used_memory_mb', 0):,.1f} MB "
+        f"({r['impressions_held']:,} impressions of the last "
+        f"{r.get('held_for_seconds') or 'whole run'} s, whose keys still live); "
+        "reported, not judged"
     )
     before, after = r["keys_by_kind"]["soak_start"], r["keys_by_kind"]["end"]
     sampled = " (a sample, scaled)" if before["sampled"] or after["sampled"] else ""

@@ -100,16 +100,21 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
     assert health["status"] == "unhealthy", health
     assert health["broker"], "the health page says what the broker did"
 
-    # Thawed: the edge serves again by itself, no restart.
+    # Thawed: the edge serves again by itself, no restart. A lone Kafka node frozen
+    # past its session timeout fences itself when it wakes, and its partitions get
+    # their leader back one by one (the edge answers 503 for those meanwhile: seen in
+    # CI, a probe served while a later pixel got a 503). So probe with a few pixels
+    # at once, spread over the partitions by their aimp_ids, until all are served.
     deadline = time.monotonic() + 60
-    refused_probes = 0
+    refused_probes, served = 0, dict[str, dict[str, str]]()
     while True:
-        again = asyncio.run(send_pixels(edge, _pixels(1, "probe"), concurrency=1))
+        again = asyncio.run(send_pixels(edge, _pixels(8, "probe"), concurrency=8))
         refused_probes += again.refused
-        if again.accepted or time.monotonic() > deadline:
+        served |= again.accepted
+        if not again.refused or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert again.accepted, "the edge did not serve again within 60 s of the broker's return"
+    assert not again.refused, "the edge did not serve again within 60 s of the broker's return"
     after = asyncio.run(send_pixels(edge, _pixels(20, "after"), concurrency=4))
     assert after.refused == 0 and len(after.accepted) == 20
     assert get_json(f"{edge}/healthz")[0] == 200
@@ -117,7 +122,7 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
     # Every GIF is one exported impression. A refused pixel may be stored all the
     # same: its produce request was on its way when the edge gave up, and the broker
     # took it once thawed (docs/ARCHITECTURE.md, "A 503 is not a no"). Only those.
-    answered = {*before.accepted, *again.accepted, *after.accepted}
+    answered = {*before.accepted, *served, *after.accepted}
     deadline = time.monotonic() + 90
     while stack.exported_impressions() < len(answered) and time.monotonic() < deadline:
         time.sleep(0.5)
