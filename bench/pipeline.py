@@ -13,12 +13,14 @@ and commits its offsets. Measured from its first record read to its last produce
 acknowledged. Alternating, 3 rounds (1 in QUICK), medians. Target: >= 0.5 x bare.
 
     python -m bench.pipeline          # QUICK=1 for a smoke run
+    PIPELINE_IMPRESSIONS=10000 PIPELINE_ROUNDS=2 python -m bench.pipeline
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -36,8 +38,8 @@ from app.records import impression_payload
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 
-N = 3_000 if QUICK else 30_000
-ROUNDS = 1 if QUICK else 3
+N = int(os.environ.get("PIPELINE_IMPRESSIONS") or (3_000 if QUICK else 30_000))
+ROUNDS = int(os.environ.get("PIPELINE_ROUNDS") or (1 if QUICK else 3))
 TARGET_RATIO = 0.5
 OFFER_ID = 300
 BARE_TOPIC = "bench-bare-out"
