@@ -143,13 +143,13 @@ def memory_figures(raw: dict[str, Any], name: str, seconds: float) -> dict[str, 
     return figures
 
 
-def redis_figures(raw: dict[str, Any], seconds: float) -> dict[str, Any]:
+def redis_figures(raw: dict[str, Any], seconds: float, window: float | None) -> dict[str, Any]:
     """Redis's ``used_memory`` against the impressions it keeps keys for, over the
     judged window (from its first sample to its last): its growth per impression
     tracked (exported) and per key added meanwhile; at the window's end, what it holds
     beyond an empty Redis per impression whose keys still live: those exported in
-    the last ``redis_window_seconds`` (the soak's view-through and dedup windows; all
-    since the start when the run is shorter). That is the B of the bound
+    the last ``window`` seconds (the soak's view-through and dedup windows; all since
+    the start without one). That is the B of the bound
     used_memory = empty + impressions/s x window x B. And its keys by kind, as the
     soak began and ended."""
     judged = _judged(_soak_points(raw, lambda s: s), seconds)
@@ -165,7 +165,6 @@ def redis_figures(raw: dict[str, Any], seconds: float) -> dict[str, Any]:
     impressions = tracked(last) - tracked(first)
     keys = last["redis"]["keys"] - first["redis"]["keys"]
     samples = raw["samples"]
-    window = raw.get("config", {}).get("redis_window_seconds")
     alive_since = last["t"] - window if window else samples[0]["t"]
     expired = [x for x in samples if x["t"] <= alive_since]
     held = tracked(last) - (tracked(expired[-1]) if expired else 0)
@@ -272,7 +271,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "memory": memory,
         "cpu": cpu,
         "lag": lag,
-        "redis": redis_figures(raw, seconds),
+        "redis": redis_figures(raw, seconds, config.get("redis_window_seconds")),
         "drain_s": raw["drain_s"],
         "accepted": accepted,
         "exported": exported,
