@@ -372,6 +372,8 @@ def _bytes(n: int | None) -> str:
 
 def print_redis(r: dict[str, Any]) -> None:
     used = r["used_memory_mb"]
+    window = r.get("held_for_seconds")
+    held_for = f"the last {window:g} s" if window else "the whole run"
     print(
         f"\nredis used_memory over the judged window: {used['start']:,.1f} -> "
         f"{used['end']:,.1f} MB, {r['impressions_tracked']:,} impressions tracked: "
@@ -379,8 +381,7 @@ def print_redis(r: dict[str, Any]) -> None:
         f"({_bytes(r['bytes_per_key_added'])} per key, {r['keys_added']:,} keys added); "
         f"at its end {_bytes(r['bytes_per_impression_held'])} per impression held "
         f"beyond an empty Redis's {r.get('empty_used_memory_mb', 0):,.1f} MB "
-        f"({r['impressions_held']:,} impressions of the last "
-        f"{r.get('held_for_seconds') or 'whole run'} s, whose keys still live); "
+        f"({r['impressions_held']:,} impressions of {held_for}, whose keys still live); "
         "reported, not judged"
     )
     before, after = r["keys_by_kind"]["soak_start"], r["keys_by_kind"]["end"]
