@@ -53,6 +53,17 @@ class KafkaNode:
         return (self.data_dir / "meta.properties").is_file()
 
 
+def new_cluster_id() -> str:
+    """Kafka's own form of a UUID: URL-safe base64 without padding. Never one that
+    starts with "-", as Kafka's ``Uuid.randomUuid`` does: the storage tool's argument
+    parser takes ``--cluster-id -x...`` for a missing value and an option (one start
+    in 64 failed "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     """The local cluster's nodes and the settings they share."""
@@ -93,8 +104,7 @@ class LocalCluster:
         except FileNotFoundError:
             pass
         self.home.mkdir(parents=True, exist_ok=True)
-        # Kafka's own form of a UUID: URL-safe base64 without padding.
-        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        made = new_cluster_id()
         self.cluster_id_file.write_text(made)
         return made
 

@@ -267,6 +267,11 @@ class Acknowledged:
     clicks: dict[str, int] = field(default_factory=dict)  # clickid -> offer_id
     postbacks: dict[str, AnsweredPostback] = field(default_factory=dict)  # by postback_id
     unanswered: Counter[str] = field(default_factory=Counter)  # request kind and why
+    # What the unanswered requests named: a 503 is not a no (ARCHITECTURE.md), so an
+    # event the edge did not acknowledge may still be stored, and these tell which.
+    refused_pixels: set[str] = field(default_factory=set)  # by imp_id
+    refused_clicks: set[str] = field(default_factory=set)  # by the aimp_id they link
+    refused_postbacks: Counter[str] = field(default_factory=Counter)  # by action_id
 
 
 class CrashTraffic:
@@ -378,9 +383,11 @@ class CrashTraffic:
                     status, headers = response.status, response.headers
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.acked.unanswered[f"pixel: {type(exc).__name__}"] += 1
+                self.acked.refused_pixels.add(imp_id)
                 continue
             if status != 200 or not body.startswith(b"GIF89a"):
                 self.acked.unanswered[f"pixel: HTTP {status}"] += 1
+                self.acked.refused_pixels.add(imp_id)
                 continue
             aimp_id, rejected = headers["X-Aimp-Id"], headers.get("X-Imptrack-Rejected", "")
             self.acked.impressions[aimp_id] = (offer, rejected)
@@ -413,9 +420,11 @@ class CrashTraffic:
                 status, clickid = response.status, response.headers.get("X-Clickid")
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.acked.unanswered[f"click: {type(exc).__name__}"] += 1
+            self.acked.refused_clicks.add(aimp_id)
             return
         if status != 302 or not clickid:
             self.acked.unanswered[f"click: HTTP {status}"] += 1
+            self.acked.refused_clicks.add(aimp_id)
             return
         self.acked.clicks[clickid] = offer
         self.clicked.append((clickid, offer))
@@ -454,9 +463,11 @@ class CrashTraffic:
                 http_status = response.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self.acked.unanswered[f"postback: {type(exc).__name__}"] += 1
+            self.acked.refused_postbacks[action.action_id] += 1
             return False
         if http_status not in (200, 202, 400) or "postback_id" not in answer:
             self.acked.unanswered[f"postback: HTTP {http_status}"] += 1
+            self.acked.refused_postbacks[action.action_id] += 1
             return False
         answered = AnsweredPostback(action, expected, http_status, answer)
         self.acked.postbacks[answer["postback_id"]] = answered
@@ -477,12 +488,14 @@ def plan_faults(rng: random.Random, count: int, names: tuple[str, ...] = FAULTS)
 # -- what DuckDB holds ------------------------------------------------------------------
 
 STORED_SQL = """
-SELECT 'impression', aimp_id, offer_id, NULL, NULL, NULL, NULL FROM impressions
-UNION ALL SELECT 'rejection', aimp_id, offer_id, reason, NULL, NULL, NULL FROM rejections
-UNION ALL SELECT 'click', clickid, offer_id, NULL, NULL, NULL, NULL FROM clicks
+SELECT 'impression', aimp_id, offer_id, imp_id, NULL, NULL, NULL FROM impressions
+UNION ALL SELECT 'rejection', aimp_id, offer_id, reason, imp_id, NULL, NULL FROM rejections
+UNION ALL SELECT 'click', clickid, offer_id, aimp_id, NULL, NULL, NULL FROM clicks
 UNION ALL SELECT 'conversion', conversion_id, offer_id, action_id, status::VARCHAR, NULL, revision
     FROM conversions
 UNION ALL SELECT 'postback', postback_id, offer_id, outcome, conversion_id, error, status
+    FROM server_postbacks
+UNION ALL SELECT 'postback action', postback_id, NULL, action_id, NULL, NULL, NULL
     FROM server_postbacks
 UNION ALL SELECT 'delivery', aimp_id, offer_id, outcome, destination, NULL, attempt
     FROM deliveries
@@ -502,7 +515,9 @@ class Stored:
     impressions: Counter[str] = field(default_factory=Counter)
     impression_offers: dict[str, int] = field(default_factory=dict)
     rejections: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    imp_ids: dict[str, str] = field(default_factory=dict)  # aimp_id -> the pixel's imp_id
     clicks: Counter[str] = field(default_factory=Counter)
+    click_links: dict[str, str] = field(default_factory=dict)  # clickid -> aimp_id
     # (offer_id, action_id) -> [(conversion_id, status, revision)]
     conversions: dict[tuple[int, str], list[tuple[str, int, int]]] = field(
         default_factory=lambda: defaultdict(list)
@@ -511,6 +526,7 @@ class Stored:
     postbacks: dict[str, list[tuple[str, str | None, str | None]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    postback_actions: dict[str, str] = field(default_factory=dict)  # postback_id -> action_id
     delivered: Counter[str] = field(default_factory=Counter)
     attempts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     final_failures: Counter[str] = field(default_factory=Counter)  # outcome -> attempts
@@ -525,14 +541,19 @@ class Stored:
             if kind == "impression":
                 stored.impressions[key] += 1
                 stored.impression_offers[key] = int(offer)
+                stored.imp_ids[key] = str(a)
             elif kind == "rejection":
                 stored.rejections[key].append(str(a))
+                stored.imp_ids[key] = str(b)
             elif kind == "click":
                 stored.clicks[key] += 1
+                stored.click_links[key] = str(a)
             elif kind == "conversion":
                 stored.conversions[(int(offer), str(a))].append((key, int(b), int(n)))
             elif kind == "postback":
                 stored.postbacks[key].append((str(a), b and str(b), c and str(c)))
+            elif kind == "postback action":
+                stored.postback_actions[key] = str(a)
             elif kind == "delivery":
                 stored.attempts[(key, str(b), int(n))] += 1
                 if a == "delivered":
@@ -542,6 +563,53 @@ class Stored:
             else:
                 stored.rollups[key] = int(n or 0)
         return stored
+
+
+@dataclass(frozen=True)
+class StoredThoughRefused:
+    """Events the edge answered with an error that were stored all the same. The edge
+    answers 503 when the broker's acknowledgement did not come in time, and the
+    record may be on the broker by then ("A 503 is not a no", ARCHITECTURE.md): while
+    a Kafka node is down, some are. They are neither lost nor doubled, and no GIF or
+    redirect promised them; the checks leave them out of what the edge acknowledged.
+    Each is matched to the request that was refused (the pixel's imp_id, the aimp_id
+    a click linked, a postback's action_id), so nothing else hides among them."""
+
+    impressions: frozenset[str]  # aimp_ids, tracked or rejected
+    clicks: frozenset[str]  # clickids
+    postbacks: frozenset[str]  # postback_ids
+    actions: frozenset[str]  # action_ids one of whose postbacks was refused
+
+    @classmethod
+    def find(cls, acked: Acknowledged, stored: Stored) -> StoredThoughRefused:
+        impressions = {
+            aimp_id
+            for aimp_id, imp_id in stored.imp_ids.items()
+            if imp_id in acked.refused_pixels and aimp_id not in acked.impressions
+        }
+        clicks = {
+            clickid
+            for clickid, aimp_id in stored.click_links.items()
+            if aimp_id in acked.refused_clicks and clickid not in acked.clicks
+        }
+        refusals_left = Counter(acked.refused_postbacks)
+        postbacks = set()
+        for postback_id, action_id in sorted(stored.postback_actions.items()):
+            if postback_id not in acked.postbacks and refusals_left[action_id] > 0:
+                refusals_left[action_id] -= 1
+                postbacks.add(postback_id)
+        return cls(
+            frozenset(impressions),
+            frozenset(clicks),
+            frozenset(postbacks),
+            frozenset(acked.refused_postbacks),
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.impressions)} impressions or rejections, {len(self.clicks)} clicks, "
+            f"{len(self.postbacks)} postbacks"
+        )
 
 
 # -- the checks -----------------------------------------------------------------------
@@ -592,16 +660,19 @@ class Report:
             )
 
 
-def check_impressions(report: Report, acked: Acknowledged, stored: Stored) -> None:
+def check_impressions(
+    report: Report, acked: Acknowledged, stored: Stored, refused: StoredThoughRefused
+) -> None:
     tracked = {a for a, (_, rejected) in acked.impressions.items() if not rejected}
     rejected = {a: reason for a, (_, reason) in acked.impressions.items() if reason}
     in_db = set(stored.impressions)
     total = sum(stored.impressions.values()) + sum(len(r) for r in stored.rejections.values())
-    if total != len(acked.impressions):
+    if total - len(refused.impressions) != len(acked.impressions):
         report.add(
             f"DuckDB holds {sum(stored.impressions.values())} impressions and "
-            f"{total - sum(stored.impressions.values())} rejections, {total} in all; "
-            f"the edge acknowledged {len(acked.impressions)} ({len(tracked)} tracked)"
+            f"{total - sum(stored.impressions.values())} rejections, {total} in all "
+            f"({len(refused.impressions)} of them answered 503); the edge acknowledged "
+            f"{len(acked.impressions)} ({len(tracked)} tracked)"
         )
     report.doubled("impressions", stored.impressions, "DuckDB's impressions")
     report.doubled(
@@ -626,7 +697,7 @@ def check_impressions(report: Report, acked: Acknowledged, stored: Stored) -> No
             [topic_names.IMPRESSIONS, topic_names.RECORDED_IMPRESSIONS],
         )
         report.add(f"the lost impressions on the impressions topic, by partition: {on_topic}")
-    report.extra("impressions", in_db - tracked, "DuckDB's impressions")
+    report.extra("impressions", in_db - tracked - refused.impressions, "DuckDB's impressions")
     lost_rejections = set(rejected) - set(stored.rejections) - in_db
     report.lost(
         "rejected impressions",
@@ -641,7 +712,11 @@ def check_impressions(report: Report, acked: Acknowledged, stored: Stored) -> No
     }
     if wrong_reason:
         report.add(f"rejections with another reason than the edge's: {_some(wrong_reason.items())}")
-    report.extra("rejections", set(stored.rejections) - set(rejected), "DuckDB's rejections")
+    report.extra(
+        "rejections",
+        set(stored.rejections) - set(rejected) - refused.impressions,
+        "DuckDB's rejections",
+    )
     if stored.rollups.get("impressions") != len(in_db):
         report.add(
             f"stats_hourly counts {stored.rollups.get('impressions')} impressions, "
@@ -654,21 +729,29 @@ def check_impressions(report: Report, acked: Acknowledged, stored: Stored) -> No
         )
 
 
-def check_clicks(report: Report, acked: Acknowledged, stored: Stored) -> None:
+def check_clicks(
+    report: Report, acked: Acknowledged, stored: Stored, refused: StoredThoughRefused
+) -> None:
     report.doubled("clicks", stored.clicks, "DuckDB's clicks")
     report.lost(
         "clicks", set(acked.clicks) - set(stored.clicks), "DuckDB's clicks", [topic_names.CLICKS]
     )
-    report.extra("clicks", set(stored.clicks) - set(acked.clicks), "DuckDB's clicks")
+    report.extra(
+        "clicks", set(stored.clicks) - set(acked.clicks) - refused.clicks, "DuckDB's clicks"
+    )
     if stored.rollups.get("clicks") != len(stored.clicks):
         report.add(
             f"stats_hourly counts {stored.rollups.get('clicks')} clicks, rows {len(stored.clicks)}"
         )
 
 
-def check_postbacks(report: Report, acked: Acknowledged, stored: Stored) -> None:
+def check_postbacks(
+    report: Report, acked: Acknowledged, stored: Stored, refused: StoredThoughRefused
+) -> None:
     """Every answered postback is logged once, with the outcome its action called for
-    (and the one it was answered with); every action is one conversion."""
+    (and the one it was answered with); every action is one conversion. An action
+    whose first postback was refused may have a conversion or not; one whose update
+    was refused may be left pending or approved."""
     report.doubled(
         "postbacks",
         Counter({p: len(rows) for p, rows in stored.postbacks.items()}),
@@ -680,7 +763,11 @@ def check_postbacks(report: Report, acked: Acknowledged, stored: Stored) -> None
         "server_postbacks",
         [topic_names.POSTBACK_OUTCOMES],
     )
-    report.extra("postbacks", set(stored.postbacks) - set(acked.postbacks), "server_postbacks")
+    report.extra(
+        "postbacks",
+        set(stored.postbacks) - set(acked.postbacks) - refused.postbacks,
+        "server_postbacks",
+    )
     unexpected: list[tuple[str, str, str, str | None, str | None]] = []
     answered_otherwise: list[tuple[str, str | None, str]] = []
     conversion_of: dict[tuple[int, str], str] = {}
@@ -723,7 +810,11 @@ def check_postbacks(report: Report, acked: Acknowledged, stored: Stored) -> None
     lost = set(actions) - set(stored.conversions)
     if lost:
         report.add(f"{len(lost)} accepted actions without a conversion: {_some(lost)}")
-    extra = set(stored.conversions) - set(actions)
+    extra = {
+        (offer, action_id)
+        for offer, action_id in set(stored.conversions) - set(actions)
+        if action_id not in refused.actions
+    }
     if extra:
         report.add(f"{len(extra)} conversions of actions never sent: {_some(extra)}")
     wrong = []
@@ -737,7 +828,11 @@ def check_postbacks(report: Report, acked: Acknowledged, stored: Stored) -> None
             1,
             2 if action.follow_up == UPDATED else 1,
         )
-        if (conversion_id, status, revision) != expected:
+        update_refused = action.follow_up == UPDATED and action.action_id in refused.actions
+        still_pending = (expected[0], 2, 1)  # the first postback's status, not updated
+        if (conversion_id, status, revision) != expected and not (
+            update_refused and (conversion_id, status, revision) == still_pending
+        ):
             wrong.append((key, (conversion_id, status, revision), expected))
     if wrong:
         report.add(
@@ -767,6 +862,7 @@ def check_forwarding(
     report: Report,
     acked: Acknowledged,
     stored: Stored,
+    refused: StoredThoughRefused,
     received: dict[str, Arrivals],
     forwarder: Fault,
 ) -> set[str]:
@@ -776,7 +872,8 @@ def check_forwarding(
     at-least-once window, README): the first request came within a claim's lease
     before the kill, the second after it."""
     forwarded = {a for a, offer in stored.impression_offers.items() if offer == FORWARDED}
-    acked_forwarded = _acked_forwarded(acked)
+    # Stored though answered 503: recorded, so forwarded like any other.
+    acked_forwarded = _acked_forwarded(acked) | (forwarded & refused.impressions)
     if forwarded != acked_forwarded:
         report.add(
             f"recorded impressions of offer {FORWARDED} differ from the acknowledged ones "
@@ -947,23 +1044,25 @@ def run_crash_suite(
         + ", ".join(f"{f.killed}@{f.acked_at_kill}" for f in faults)
     )
     report = Report(stack, header)
+    refused = StoredThoughRefused.find(acked, stored)
     for problem in late:
         report.add(f"did not settle within {SETTLE_SECONDS:.0f} s: {problem}")
-    refused = {why: n for why, n in acked.unanswered.items() if why not in allowed_refusals}
-    if refused:
-        report.add(f"the edge did not acknowledge: {refused}")
-    check_impressions(report, acked, stored)
-    check_clicks(report, acked, stored)
-    check_postbacks(report, acked, stored)
+    not_allowed = {why: n for why, n in acked.unanswered.items() if why not in allowed_refusals}
+    if not_allowed:
+        report.add(f"the edge did not acknowledge: {not_allowed}")
+    check_impressions(report, acked, stored, refused)
+    check_clicks(report, acked, stored, refused)
+    check_postbacks(report, acked, stored, refused)
     forwarder = next((f for f in faults if f.killed == "forwarder"), Fault("none", 0))
-    in_flight = check_forwarding(report, acked, stored, received, forwarder)
+    in_flight = check_forwarding(report, acked, stored, refused, received, forwarder)
 
     pending = sum(1 for p in acked.postbacks.values() if p.http_status == 202)
     tracked = sum(1 for _, rejected in acked.impressions.values() if not rejected)
     print(
         f"  acknowledged: {len(acked.impressions)} impressions ({tracked} tracked), "
         f"{len(acked.clicks)} clicks, {len(acked.postbacks)} postbacks ({pending} pending); "
-        f"refused meanwhile: {dict(acked.unanswered)}\n"
+        f"refused meanwhile: {dict(acked.unanswered)}, of which stored all the same: "
+        f"{refused}\n"
         f"  DuckDB: {sum(stored.impressions.values())} impressions, "
         f"{sum(len(r) for r in stored.rejections.values())} rejections, "
         f"{sum(stored.clicks.values())} clicks, "

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from app.local_kafka.jars import (
     maven_error,
     parse_java_version,
 )
+from app.local_kafka.nodes import new_cluster_id
 
 
 def _script(folder: Path, name: str, body: str) -> Path:
@@ -130,6 +132,14 @@ def test_the_cluster_id_is_made_once_and_kept(tmp_path: Path) -> None:
     cluster = LocalCluster.plan(tmp_path, 30000, 1, 512)
     made = cluster.cluster_id()
     assert len(made) == 22 and LocalCluster.plan(tmp_path, 30000, 1, 512).cluster_id() == made
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage tool would take it for an option: "--cluster-id -x..." failed with
+    "expected one argument" (one start in 64). A dash first is drawn again."""
+    drawn = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
+    assert new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
 
 
 def test_up_without_java_prints_one_clear_line(tmp_path: Path) -> None:
