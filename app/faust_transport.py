@@ -246,17 +246,6 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def topic_partitions(self, topic: str) -> int | None:
-        # aiokafka's group metadata snapshot counts a subscribed topic missing from
-        # the cluster metadata as 0 partitions. Faust 0.15.3 compares a table's
-        # changelog with its source topic on the table's first write and takes 0
-        # for a real count: on Apache Kafka a changelog topic Faust has just created
-        # is often not in the metadata yet, and the impressions agent crashed with
-        # PartitionsMismatch ("has 0 partitions") right after a fresh start. No
-        # Kafka topic has 0 partitions, so 0 is "not known yet", which Faust skips.
-        partitions = super().topic_partitions(topic)
-        return partitions or None
-
     def ack(self, message: Any) -> bool:
         if message.generation_id != self.app.consumer_generation_id:
             type(self).stale_acks_refused += 1

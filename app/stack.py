@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import probes, topic_names
+from app import probes
 from app.exceptions import StackError
 from app.local_kafka import KafkaJars, KafkaNode, kafka_jars
 from app.settings import Settings
+from app.topic_specs import ensure_topics
 
 STOP_GRACE_SECONDS = 15.0
 
@@ -260,36 +261,9 @@ class Stack:
         self._pid_file(name).write_text(str(process.pid))
         return process
 
-    def _create_topics(self) -> None:
-        """Before any worker or edge runs, so none of them meets a missing topic."""
-        s = self.settings
-        replicas = s.replication_factor
-        # Acknowledged (acks=all) means written to this many replicas.
-        durable = {"min.insync.replicas": str(s.min_insync_replicas)}
-        specs = [
-            probes.TopicSpec(name, s.topic_partitions, replicas, durable)
-            for name in topic_names.EVENT_TOPICS
-        ]
-        # One partition keeps catalog changes in the order they were made; compaction
-        # keeps the latest state of every key for as long as the topic lives.
-        specs.append(
-            probes.TopicSpec(
-                topic_names.CATALOG, 1, replicas, {"cleanup.policy": "compact", **durable}
-            )
-        )
-        # The tables' changelogs as Faust would make them (compacted, a partition per
-        # event partition), but before the worker joins its group (topic_names).
-        specs += [
-            probes.TopicSpec(
-                name, s.topic_partitions, replicas, {"cleanup.policy": "compact", **durable}
-            )
-            for name in topic_names.CHANGELOG_TOPICS
-        ]
-        probes.create_topics(s.broker, specs)
-
     def up(self, on_ready: Callable[[str, float], None] | None = None) -> None:
         if self.settings.kafka_broker is not None:
-            self._create_topics()
+            ensure_topics(self.settings)
         # Kafka, then Redis (every process needs them, and the topics must exist
         # before any process meets them); then the application processes all at once.
         # A cluster's nodes start together: none serves before a majority is up.
@@ -297,7 +271,7 @@ class Stack:
         nodes = [p.name for p in parts if p.service and p.name != "redis"]
         if nodes:
             self.start_together(nodes, on_ready=on_ready)
-            self._create_topics()
+            ensure_topics(self.settings)
         if any(p.name == "redis" for p in parts):
             started = time.monotonic()
             self.start("redis")

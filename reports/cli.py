@@ -70,6 +70,11 @@ def _run_faust(role: str) -> int:
     # The role decides the Faust application's id and agents (app.faust_app), so it
     # is set before that module is first imported.
     os.environ["FAUST_ROLE"] = role
+    from app.topic_specs import ensure_topics
+
+    # Its topics exist before it joins its group (app/topic_specs.py), whoever
+    # started it.
+    ensure_topics(settings())
     from app.faust_app import app
 
     # Faust's own CLI runs the worker (signals, logging, recovery); we only choose

@@ -270,7 +270,7 @@ class Acknowledged:
     # What the unanswered requests named: a 503 is not a no (ARCHITECTURE.md), so an
     # event the edge did not acknowledge may still be stored, and these tell which.
     refused_pixels: set[str] = field(default_factory=set)  # by imp_id
-    refused_clicks: set[str] = field(default_factory=set)  # by the aimp_id they link
+    refused_clicks: set[str] = field(default_factory=set)  # by their pixel's imp_id
     refused_postbacks: Counter[str] = field(default_factory=Counter)  # by action_id
 
 
@@ -420,11 +420,11 @@ class CrashTraffic:
                 status, clickid = response.status, response.headers.get("X-Clickid")
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.acked.unanswered[f"click: {type(exc).__name__}"] += 1
-            self.acked.refused_clicks.add(aimp_id)
+            self.acked.refused_clicks.add(imp_id)
             return
         if status != 302 or not clickid:
             self.acked.unanswered[f"click: HTTP {status}"] += 1
-            self.acked.refused_clicks.add(aimp_id)
+            self.acked.refused_clicks.add(imp_id)
             return
         self.acked.clicks[clickid] = offer
         self.clicked.append((clickid, offer))
@@ -490,7 +490,7 @@ def plan_faults(rng: random.Random, count: int, names: tuple[str, ...] = FAULTS)
 STORED_SQL = """
 SELECT 'impression', aimp_id, offer_id, imp_id, NULL, NULL, NULL FROM impressions
 UNION ALL SELECT 'rejection', aimp_id, offer_id, reason, imp_id, NULL, NULL FROM rejections
-UNION ALL SELECT 'click', clickid, offer_id, aimp_id, NULL, NULL, NULL FROM clicks
+UNION ALL SELECT 'click', clickid, offer_id, imp_id, NULL, NULL, NULL FROM clicks
 UNION ALL SELECT 'conversion', conversion_id, offer_id, action_id, status::VARCHAR, NULL, revision
     FROM conversions
 UNION ALL SELECT 'postback', postback_id, offer_id, outcome, conversion_id, error, status
@@ -517,7 +517,9 @@ class Stored:
     rejections: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     imp_ids: dict[str, str] = field(default_factory=dict)  # aimp_id -> the pixel's imp_id
     clicks: Counter[str] = field(default_factory=Counter)
-    click_links: dict[str, str] = field(default_factory=dict)  # clickid -> aimp_id
+    # clickid -> imp_id: a click names its pixel's imp_id (its aimp_id is linked only
+    # once the worker has recorded that impression, often not yet under this load).
+    click_imp_ids: dict[str, str] = field(default_factory=dict)
     # (offer_id, action_id) -> [(conversion_id, status, revision)]
     conversions: dict[tuple[int, str], list[tuple[str, int, int]]] = field(
         default_factory=lambda: defaultdict(list)
@@ -547,7 +549,7 @@ class Stored:
                 stored.imp_ids[key] = str(b)
             elif kind == "click":
                 stored.clicks[key] += 1
-                stored.click_links[key] = str(a)
+                stored.click_imp_ids[key] = str(a)
             elif kind == "conversion":
                 stored.conversions[(int(offer), str(a))].append((key, int(b), int(n)))
             elif kind == "postback":
@@ -572,8 +574,8 @@ class StoredThoughRefused:
     record may be on the broker by then ("A 503 is not a no", ARCHITECTURE.md): while
     a Kafka node is down, some are. They are neither lost nor doubled, and no GIF or
     redirect promised them; the checks leave them out of what the edge acknowledged.
-    Each is matched to the request that was refused (the pixel's imp_id, the aimp_id
-    a click linked, a postback's action_id), so nothing else hides among them."""
+    Each is matched to the request that was refused (the imp_id of a pixel or of the
+    pixel a click followed, a postback's action_id), so nothing else hides among them."""
 
     impressions: frozenset[str]  # aimp_ids, tracked or rejected
     clicks: frozenset[str]  # clickids
@@ -589,8 +591,8 @@ class StoredThoughRefused:
         }
         clicks = {
             clickid
-            for clickid, aimp_id in stored.click_links.items()
-            if aimp_id in acked.refused_clicks and clickid not in acked.clicks
+            for clickid, imp_id in stored.click_imp_ids.items()
+            if imp_id in acked.refused_clicks and clickid not in acked.clicks
         }
         refusals_left = Counter(acked.refused_postbacks)
         postbacks = set()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from app import topic_names
 from app.exceptions import ConfigurationError
+from app.probes import free_ports
 from app.settings import Settings
 from app.stack import Stack, isolated_stack
+from app.topic_specs import topic_specs
 
 
 def test_defaults_use_the_local_services(tmp_path: Path) -> None:
@@ -138,3 +144,47 @@ def test_an_external_cluster_gets_three_replicas_two_in_sync(tmp_path: Path) -> 
     assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
     local = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
     assert (local.replication_factor, local.min_insync_replicas) == (1, 1)
+
+
+def test_every_topic_is_created_with_its_replicas_and_the_changelogs_compacted(
+    tmp_path: Path,
+) -> None:
+    """What `up` and every worker or forwarder create before starting: the event
+    topics, the one-partition catalog and the tables' changelogs, each with the
+    cluster's replicas and two of three in sync."""
+    s = Settings.from_env({"IMPTRACK_HOME": str(tmp_path), "IMPTRACK_KAFKA_NODES": "3"})
+    specs = {spec.name: spec for spec in topic_specs(s)}
+    assert set(specs) == {
+        *topic_names.EVENT_TOPICS,
+        topic_names.CATALOG,
+        *topic_names.CHANGELOG_TOPICS,
+    }
+    assert {
+        (spec.replication_factor, spec.configs["min.insync.replicas"]) for spec in specs.values()
+    } == {(3, "2")}
+    assert specs[topic_names.CATALOG].partitions == 1
+    for name in (topic_names.CATALOG, *topic_names.CHANGELOG_TOPICS):
+        assert specs[name].configs["cleanup.policy"] == "compact"
+    for name in (*topic_names.EVENT_TOPICS, *topic_names.CHANGELOG_TOPICS):
+        assert specs[name].partitions == s.topic_partitions
+
+
+def test_a_worker_without_a_broker_says_where_it_looked(tmp_path: Path) -> None:
+    """`imptrack worker` creates its topics first; with no broker there, one line
+    saying which address and what to check, not a traceback."""
+    env = {
+        **os.environ,
+        "IMPTRACK_HOME": str(tmp_path),
+        "KAFKA_BROKER": f"127.0.0.1:{free_ports(1)[0]}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "reports.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "imptrack: could not create imptrack's topics on the Kafka at 127.0.0.1:" in done.stderr
+    assert "Traceback" not in done.stderr
