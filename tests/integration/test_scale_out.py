@@ -153,6 +153,7 @@ def test_a_killed_forwarder_is_replaced_by_the_other_and_only_its_requests_in_fl
         time.sleep(4)
         killed_at = time.monotonic()
         stack.stack.kill("forwarder-2")
+        dead_at = time.monotonic()  # kill() returns once the process is gone
         took = _takeover_seconds(first, topic_names.FORWARD_TASKS, s.topic_partitions, killed_at)
         print(f"\nforwarder takeover after SIGKILL: {took:.1f} s")
         time.sleep(4)
@@ -168,18 +169,20 @@ def test_a_killed_forwarder_is_replaced_by_the_other_and_only_its_requests_in_fl
         time.sleep(0.5)
     delivered = advertiser.delivered(PATH)
     assert answered <= set(delivered), f"{len(answered - set(delivered))} never delivered"
-    _only_in_flight_requests_repeated(advertiser, answered | before, killed_at, s)
+    _only_in_flight_requests_repeated(advertiser, answered | before, dead_at, s)
     stack.stack.start("forwarder-2")
 
 
 def _only_in_flight_requests_repeated(
-    advertiser: AdvertiserSink, aimp_ids: set[str], killed_at: float, s: Settings
+    advertiser: AdvertiserSink, aimp_ids: set[str], dead_at: float, s: Settings
 ) -> None:
     """The one at-least-once window (README, "Forwarding"): a request the killed
     forwarder had sent but not yet recorded is made again once its claim's lease
-    runs out. Anything else delivered twice is a defect: a repeat of a request made
-    after the kill, a repeat sooner than a lease allows, or more repeats than
-    requests that can be in flight to one host."""
+    runs out. Anything else delivered twice is a defect: a repeat of a request first
+    made after the killed forwarder was gone (``dead_at``), a repeat sooner than a
+    lease allows, or more repeats than requests that can be in flight to one host.
+    (Not the moment SIGKILL was sent: a request it sent in the milliseconds before
+    the signal took effect reached the advertiser 4 ms after that, on a 3-node run.)"""
     arrivals: dict[str, list[float]] = {}
     for r in advertiser.requests(PATH):
         if r.aimp_id in aimp_ids and 200 <= r.status < 300:
@@ -189,7 +192,7 @@ def _only_in_flight_requests_repeated(
     assert len(repeated) <= s.forwarding.host_concurrency, f"{len(repeated)} delivered twice"
     for aimp_id, (first, *again) in repeated.items():
         assert len(again) == 1, f"{aimp_id} delivered {len(again) + 1} times"
-        assert first < killed_at, f"{aimp_id} was first delivered after the kill"
+        assert first <= dead_at, f"{aimp_id} was first delivered after the forwarder was gone"
         # Claimed at c, the first request arrived by c + timeout and the lease
         # ended at c + timeout + margin: the repeat is at least a margin later.
         assert again[0] - first >= LEASE_MARGIN_SECONDS, f"{aimp_id} repeated too soon"
