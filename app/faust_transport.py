@@ -38,6 +38,16 @@ skipped stale message acked comes with that check,
 https://github.com/faust-streaming/faust/pull/223.
 
 Written for faust-streaming 0.15.3 and aiokafka 0.14.0, on Apache Kafka 4.4.
+
+Each part has a test that fails without it:
+- the fetch for a snapshot: tests/integration/test_fetch_snapshot.py, aiokafka's
+  real fetcher on the test Kafka (the paused partition's records are consumed);
+- the contiguity guard and the gap never committed: tests/unit/test_faust_transport.py,
+  on Faust's own consumer classes (Faust commits 11 across dropped offsets 8-9, ours
+  8; Faust hands 10 on, ours holds it and seeks back to 8). The drops themselves are
+  races: on Kafka the guard refetched 2-4 times per run after a rebalance in the
+  scale-out and broker-outage tests, and one run of those tests without it passed;
+- the stale ack refused, the fetch settings and the idempotent producer: same file.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -54,12 +56,10 @@ def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait_and_reads_commit
     settings.cache_clear()
 
 
-async def _stale_copy_acked_by(consumer_class: type[faust_aiokafka.Consumer]) -> int | None:
-    """The offset a commit would reach after a stream acks the stale copy of the
-    record at offset 7: fetched in generation 1, handed over in generation 2, after
-    the seek to the committed offset 7 that fetches it again. Faust's own consumer
-    classes, no broker: nothing is started."""
-    app = faust.App("stale-ack", broker="kafka://127.0.0.1:9", store="memory://")
+def _faust_consumer(consumer_class: type[faust_aiokafka.Consumer]) -> Any:
+    """A consumer of Faust's own classes in generation 2, acking ``impressions``; no
+    broker: nothing is started."""
+    app = faust.App("consumer-guards", broker="kafka://127.0.0.1:9", store="memory://")
 
     async def nothing(*_: object) -> None:
         return None
@@ -72,10 +72,23 @@ async def _stale_copy_acked_by(consumer_class: type[faust_aiokafka.Consumer]) ->
     )
     app.topics._acking_topics.add("impressions")
     app.consumer_generation_id = 2
+    return consumer
+
+
+def _impression(offset: int, generation: int = 2) -> Message:
+    return Message(
+        "impressions", 0, offset, 0.0, 0, None, b"k", b"v", None, generation_id=generation
+    )
+
+
+async def _stale_copy_acked_by(consumer_class: type[faust_aiokafka.Consumer]) -> int | None:
+    """The offset a commit would reach after a stream acks the stale copy of the
+    record at offset 7: fetched in generation 1, handed over in generation 2, after
+    the seek to the committed offset 7 that fetches it again."""
+    consumer = _faust_consumer(consumer_class)
     tp = TP("impressions", 0)
     consumer._committed_offset[tp] = 7
-    stale = Message("impressions", 0, 7, 0.0, 0, None, b"k", b"v", None, generation_id=1)
-    consumer.ack(stale)
+    consumer.ack(_impression(7, generation=1))
     return consumer._new_offset(tp)
 
 
@@ -86,3 +99,54 @@ async def test_a_stale_copy_acked_is_not_committed_before_its_fresh_copy_is_proc
     pins Faust's behaviour: when it fails, Faust changed and the guard can go."""
     assert await _stale_copy_acked_by(faust_aiokafka.Consumer) == 8
     assert await _stale_copy_acked_by(CurrentGenerationConsumer) is None
+
+
+async def _committed_across_a_drop(consumer_class: type[faust_aiokafka.Consumer]) -> int | None:
+    """The offset a commit would reach when records 8 and 9 were fetched and dropped
+    on the way (a paused partition, a stopped flow): the stream got 7, then 10. Faust's
+    drain loop reports the jump as a gap (transport/consumer.py, ``_drain_messages``),
+    and both records reaching the stream are acked."""
+    consumer = _faust_consumer(consumer_class)
+    tp = TP("impressions", 0)
+    consumer._committed_offset[tp] = 6
+    await consumer._add_gap(tp, 8, 10)
+    for offset in (7, 10):
+        consumer.ack(_impression(offset))
+    return consumer._new_offset(tp)
+
+
+async def test_offsets_dropped_before_the_stream_are_never_committed_as_done() -> None:
+    """Faust 0.15.3 marks a jump in fetched offsets as done and commits past records
+    no agent saw: a crash then loses them (faust-streaming/faust#606). The commit
+    stops at the jump instead. The first line pins Faust's behaviour."""
+    assert await _committed_across_a_drop(faust_aiokafka.Consumer) == 11
+    assert await _committed_across_a_drop(CurrentGenerationConsumer) == 8
+
+
+async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream got 7; the fetch then hands over 10 (8 and 9 dropped on the way):
+    10 is held back and the partition sought back to 8, so 8 and 9 are fetched again.
+    Faust's own consumer hands 10 on (and marks 8..9 done, above)."""
+    fetched = [(TP("impressions", 0), _impression(offset)) for offset in (7, 10)]
+    sought: list[dict[TP, int]] = []
+
+    async def fetch(self: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+        for record in fetched:
+            yield record
+
+    async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:
+        sought.append(dict(partitions))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetch)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "_get_active_partitions", lambda self: set())
+
+    faust_own = _faust_consumer(faust_aiokafka.Consumer)
+    assert [m.offset async for _, m in faust_own.getmany(1.0)] == [7, 10]
+
+    ours = _faust_consumer(CurrentGenerationConsumer)
+    ours._contiguous.positioned({TP("impressions", 0): 7})
+    assert [m.offset async for _, m in ours.getmany(1.0)] == [7]
+    assert sought == [{TP("impressions", 0): 8}]
