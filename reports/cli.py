@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--group-by",
         metavar="DIMS",
-        help="custom slice: date,hour,offer,affiliate,advertiser,goal,sub1..sub8",
+        help="custom slice: date,hour,offer,affiliate,advertiser,goal,attribution,sub1..sub8",
     )
     report.add_argument("--sort", metavar="COL[:desc],...", help="order of the rows")
     report.add_argument("--limit", metavar="N", help="at most N rows")

@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from app.exceptions import ReportError
+from app.postbacks.matching import CLICK, VIEW_THROUGH
 from app.records import SUB_FIELDS
 from reports import sql
 
@@ -136,6 +137,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "affiliate": ("pid", "pid"),
     "advertiser": ("advertiser_id", "nullif(advertiser_id, 0)"),
     "goal": ("goal", "nullif(goal, '')"),
+    "attribution": ("attribution", "nullif(attribution, '')"),
     **{sub: (sub, f"nullif({sub}, '')") for sub in SUB_FIELDS},
 }
 
@@ -143,20 +145,20 @@ _SUBS_OF_ROWS = ", ".join(f"coalesce({s}, '') AS {s}" for s in SUB_FIELDS)
 # The rows in stats_hourly's shape, for timezones the hourly rollup cannot serve.
 _STATS_FROM_ROWS = f"""
     SELECT ts AS hour, offer_id, pid, coalesce(advertiser_id, 0) AS advertiser_id,
-        currency, '' AS goal, {_SUBS_OF_ROWS},
+        currency, '' AS goal, '' AS attribution, {_SUBS_OF_ROWS},
         1 AS impressions, 0 AS clicks, 0 AS conversions, 0 AS approved, 0 AS pending,
         0 AS declined, 0 AS hold, revenue AS cpm_revenue, payout AS cpm_payout,
         0 AS cpa_revenue, 0 AS cpa_payout
     FROM impressions WHERE ts >= $start AND ts < $end
     UNION ALL BY NAME
-    SELECT ts AS hour, offer_id, pid, advertiser_id, currency, '' AS goal, {_SUBS_OF_ROWS},
-        0 AS impressions, 1 AS clicks, 0 AS conversions, 0 AS approved, 0 AS pending,
-        0 AS declined, 0 AS hold, 0 AS cpm_revenue, 0 AS cpm_payout,
+    SELECT ts AS hour, offer_id, pid, advertiser_id, currency, '' AS goal, '' AS attribution,
+        {_SUBS_OF_ROWS}, 0 AS impressions, 1 AS clicks, 0 AS conversions, 0 AS approved,
+        0 AS pending, 0 AS declined, 0 AS hold, 0 AS cpm_revenue, 0 AS cpm_payout,
         0 AS cpa_revenue, 0 AS cpa_payout
     FROM clicks WHERE ts >= $start AND ts < $end
     UNION ALL BY NAME
-    SELECT ts AS hour, offer_id, pid, advertiser_id, currency, goal, {_SUBS_OF_ROWS},
-        0 AS impressions, 0 AS clicks, 1 AS conversions,
+    SELECT ts AS hour, offer_id, pid, advertiser_id, currency, goal, attribution,
+        {_SUBS_OF_ROWS}, 0 AS impressions, 0 AS clicks, 1 AS conversions,
         (status = 1)::INTEGER AS approved, (status = 2)::INTEGER AS pending,
         (status = 3)::INTEGER AS declined, (status = 5)::INTEGER AS hold,
         0 AS cpm_revenue, 0 AS cpm_payout,
@@ -182,7 +184,10 @@ METRICS = (
     "pending",
     "declined",
     "hold",
+    "click_conversions",
     "cr_pct",
+    "view_through_conversions",
+    "view_through_per_1000",
     "revenue",
     "payout",
     "profit",
@@ -190,10 +195,25 @@ METRICS = (
 )
 
 
+def _counted(statuses: Sequence[str], attribution: str | None = None) -> str:
+    """Conversions counted: those of ``statuses`` (all when empty), of one
+    ``attribution`` ('click', 'view_through') or of any."""
+    columns = statuses or ("conversions",)
+    if attribution is None:
+        return " + ".join(f"sum({c})" for c in columns)
+    return " + ".join(
+        f"sum(CASE WHEN attribution = '{attribution}' THEN {c} ELSE 0 END)" for c in columns
+    )
+
+
 def _metrics_sql(statuses: Sequence[str]) -> str:
-    # With a status filter, "conversions" (and CR) count only those statuses; money
-    # always counts CPM plus the CPA of approved conversions.
-    counted = " + ".join(f"sum({s})" for s in statuses) if statuses else "sum(conversions)"
+    # Each formula is written out in docs/REPORTING.md ("Metrics"), and pinned by
+    # tests/unit/test_report_slices.py. With a status filter, the conversion counts
+    # (and CR and the view-through rate) count only those statuses; money always
+    # counts CPM plus the CPA of approved conversions.
+    counted = _counted(statuses)
+    by_click = _counted(statuses, CLICK)
+    view_through = _counted(statuses, VIEW_THROUGH)
     return f"""
         currency,
         sum(impressions)::BIGINT AS impressions,
@@ -204,7 +224,11 @@ def _metrics_sql(statuses: Sequence[str]) -> str:
         sum(pending)::BIGINT AS pending,
         sum(declined)::BIGINT AS declined,
         sum(hold)::BIGINT AS hold,
-        round(100.0 * ({counted}) / nullif(sum(clicks), 0), 2) AS cr_pct,
+        ({by_click})::BIGINT AS click_conversions,
+        round(100.0 * ({by_click}) / nullif(sum(clicks), 0), 2) AS cr_pct,
+        ({view_through})::BIGINT AS view_through_conversions,
+        round(1000.0 * ({view_through}) / nullif(sum(impressions), 0), 2)
+            AS view_through_per_1000,
         (sum(cpm_revenue) + sum(cpa_revenue))::DECIMAL(18, 4) AS revenue,
         (sum(cpm_payout) + sum(cpa_payout))::DECIMAL(18, 4) AS payout,
         (sum(cpm_revenue) + sum(cpa_revenue) - sum(cpm_payout) - sum(cpa_payout))

@@ -23,7 +23,7 @@ SELECT * EXCLUDE (stored_status, stored_revenue, stored_payout) FROM fresh_conve
 INSERT INTO stats_hourly BY NAME
 SELECT
     time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, advertiser_id, currency,
-    goal,
+    goal, attribution,
     coalesce(sub1, '') AS sub1, coalesce(sub2, '') AS sub2, coalesce(sub3, '') AS sub3,
     coalesce(sub4, '') AS sub4, coalesce(sub5, '') AS sub5, coalesce(sub6, '') AS sub6,
     coalesce(sub7, '') AS sub7, coalesce(sub8, '') AS sub8,

@@ -361,6 +361,19 @@ async def test_cpa_and_cpm_money_matches_hand_computed_sums(
     assert (row["impressions"], row["clicks"], row["conversions"], row["approved"]) == (40, 4, 7, 5)
     # 3 x 12.00 + 2 x 3.50 + 40 x 2.50 / 1000 ; 3 x 9.00 + 2 x 2.25 + 40 x 1.75 / 1000
     assert (row["revenue"], row["payout"], row["profit"]) == ("43.1000", "31.5700", "11.5300")
+    # docs/REPORTING.md, "Metrics": CR counts the 4 conversions after a click against
+    # the 4 clicks (all 7 gave 175 %); the 3 view-through ones are per 1,000 impressions.
+    rates = (
+        "ctr_pct", "click_conversions", "cr_pct", "view_through_conversions",
+        "view_through_per_1000", "ecpm",
+    )  # fmt: skip
+    assert tuple(row[k] for k in rates) == (10.0, 4, 100.0, 3, 75.0, "1077.5000")
+    async with session.get(
+        f"{stack.settings.exporter_url}/api/v1/stats/daily", headers=stack.api_headers
+    ) as response:
+        assert response.status == 200
+        api = [r for r in (await response.json())["rows"] if r["currency"] == "EUR"]
+    assert [{k: r[k] for k in rates} for r in api] == [{k: row[k] for k in rates}]
     conversions = [r for r in _slice(stack, "conversions") if r["offer_id"] == MONEY]
     assert sorted((r["goal"], r["status"], r["revenue"]) for r in conversions) == [
         ("1", "approved", "12.0000"),

@@ -25,7 +25,7 @@ from reports.columns import (
 )
 from reports.formatting import as_arrow_stream, as_parquet, from_arrow_stream
 from reports.slice_request import SliceRequest
-from reports.slices import SliceOptions, SliceResult, date_range, run_slice
+from reports.slices import METRICS, SliceOptions, SliceResult, date_range, run_slice
 from reports.snapshot import SnapshotPublisher
 
 
@@ -53,7 +53,7 @@ def _impressions(n: int, at: datetime, offer: int, pid: int, adv: int, **extra: 
     ]
 
 
-def _conversion(cid: str, revision: int, status: int) -> dict[str, Any]:
+def _conversion(cid: str, revision: int, status: int, attribution: str = "click") -> dict[str, Any]:
     return {
         "conversion_id": cid,
         "revision": revision,
@@ -61,7 +61,8 @@ def _conversion(cid: str, revision: int, status: int) -> dict[str, Any]:
         "offer_id": 1,
         "pid": 100,
         "advertiser_id": 10,
-        "attribution": "click",
+        "attribution": attribution,
+        "aimp_id": cid if attribution == "view_through" else None,
         "goal": "sale",
         "status": status,
         "revenue": "10.00",
@@ -77,8 +78,9 @@ def _conversion(cid: str, revision: int, status: int) -> dict[str, Any]:
 @pytest.fixture
 def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     """Offer 1 (advertiser 10, USD, CPM 2/1 per mille): 4 impressions and 2 clicks of
-    affiliate 100 at 10:00 with sub1 'a', a conversion pending then approved (CPA
-    10/7) and one declined. Offer 2 (advertiser 20, EUR, CPM 5/3): 2 impressions of
+    affiliate 100 at 10:00 with sub1 'a'; after a click, a conversion pending then
+    approved (CPA 10/7) and one declined; view-through (after an impression), one
+    approved and one pending. Offer 2 (advertiser 20, EUR, CPM 5/3): 2 impressions of
     affiliate 200 with sub1 'b' at 23:30 UTC."""
     con = db.open_writer(tmp_path / "r.duckdb")
     usd = {"revenue": "0.002", "payout": "0.001", "currency": "USD", "sub1": "a"}
@@ -92,8 +94,17 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
         for _ in range(2)
     ]
     approved_later, declined = _new_id(_ms(MORNING)), _new_id(_ms(MORNING))
+    seen_approved, seen_pending = _new_id(_ms(MORNING)), _new_id(_ms(MORNING))
     batches = [
         {"impressions": impressions_batch(impressions), "clicks": clicks_batch(clicks)},
+        {
+            "conversions": conversions_batch(
+                [
+                    _conversion(seen_approved, 1, 1, "view_through"),
+                    _conversion(seen_pending, 1, 2, "view_through"),
+                ]
+            )
+        },
         {"conversions": conversions_batch([_conversion(approved_later, 1, 2)])},
         {"conversions": conversions_batch([_conversion(declined, 1, 3)])},
         # The status update, and a replay of the first revision that must change nothing.
@@ -110,16 +121,19 @@ USD_OFFER_1 = {
     "impressions": 4,
     "clicks": 2,
     "ctr_pct": 50.0,
-    "conversions": 2,
-    "approved": 1,
-    "pending": 0,
+    "conversions": 4,
+    "approved": 2,
+    "pending": 1,
     "declined": 1,
     "hold": 0,
-    "cr_pct": 100.0,
-    "revenue": Decimal("10.0080"),  # 4 x 0.002 + 10
-    "payout": Decimal("7.0040"),  # 4 x 0.001 + 7
-    "profit": Decimal("3.0040"),
-    "ecpm": Decimal("2502.0000"),  # 1000 x 10.008 / 4
+    "click_conversions": 2,
+    "cr_pct": 100.0,  # 2 click-attributed / 2 clicks; counting all 4 gave 200 %
+    "view_through_conversions": 2,
+    "view_through_per_1000": 500.0,  # 1000 x 2 / 4 impressions
+    "revenue": Decimal("20.0080"),  # 4 x 0.002 + 2 x 10
+    "payout": Decimal("14.0040"),  # 4 x 0.001 + 2 x 7
+    "profit": Decimal("6.0040"),
+    "ecpm": Decimal("5002.0000"),  # 1000 x 20.008 / 4
 }
 EUR_OFFER_2 = {
     "currency": "EUR",
@@ -131,7 +145,10 @@ EUR_OFFER_2 = {
     "pending": 0,
     "declined": 0,
     "hold": 0,
+    "click_conversions": 0,
     "cr_pct": None,
+    "view_through_conversions": 0,
+    "view_through_per_1000": 0.0,
     "revenue": Decimal("0.0100"),
     "payout": Decimal("0.0060"),
     "profit": Decimal("0.0040"),
@@ -171,7 +188,7 @@ def test_every_aggregated_slice_matches_the_hand_computed_numbers(
     # By goal: impressions and clicks have none, the conversions "sale".
     by_goal = _rows(run_slice(con, "custom", MARCH_1, SliceOptions(group_by=("goal",))))
     assert [(r["goal"], r["currency"], r["conversions"]) for r in by_goal] == [
-        ("sale", "USD", 2),
+        ("sale", "USD", 4),
         (None, "EUR", 0),
         (None, "USD", 0),
     ]
@@ -216,7 +233,11 @@ def test_filters_narrow_every_slice(con: duckdb.DuckDBPyConnection) -> None:
         (2, 0, None),
     ]
     listed = _rows(run_slice(con, "conversions", MARCH_1, SliceOptions(statuses=("approved",))))
-    assert [(r["status"], r["revision"], r["aimp_id"]) for r in listed] == [("approved", 2, None)]
+    # The click-attributed one (updated, revision 2) and the view-through one (its aimp_id).
+    assert sorted((r["status"], r["revision"], r["aimp_id"] is None) for r in listed) == [
+        ("approved", 1, False),
+        ("approved", 2, True),
+    ]
 
 
 def test_sort_and_limit(con: duckdb.DuckDBPyConnection) -> None:
@@ -259,7 +280,11 @@ def test_the_views_are_the_slices_in_utc(con: duckdb.DuckDBPyConnection) -> None
     offers = con.execute("SELECT offer_id, impressions FROM offers ORDER BY 1").fetchall()
     assert offers == [(1, 4), (2, 2)]
     base = con.execute("SELECT sum(impressions), sum(revenue) FROM custom_base").fetchone()
-    assert base == (6, Decimal("10.01800000"))
+    assert base == (6, Decimal("20.01800000"))
+    by_attribution = con.execute(
+        "SELECT attribution, sum(conversions) FROM custom_base GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert by_attribution == [("click", 2), ("view_through", 2), (None, 0)]
     for name in ("hourly", "advertisers", "affiliates", "offers_daily", "affiliates_daily"):
         assert con.execute(f"SELECT sum(impressions) FROM {name}").fetchone() == (6,), name
     assert con.execute("SELECT count(*) FROM rejection_reasons").fetchone() == (0,)
@@ -372,3 +397,118 @@ def test_rejections_by_reason_from_the_rollups_and_from_the_rows(tmp_path: Path)
             ("geo_blocked", 1, 50.0),
             ("offer_paused", 1, 50.0),
         ], tz
+
+
+# Each metric of docs/REPORTING.md ("Metrics"), computed from the raw rows.
+FORMULAS: dict[str, Any] = {
+    "impressions": lambda b: b["impressions"],
+    "clicks": lambda b: b["clicks"],
+    "ctr_pct": lambda b: round(100 * b["clicks"] / b["impressions"], 2),
+    "conversions": lambda b: b["click"] + b["view_through"],
+    "approved": lambda b: b["status 1"],
+    "pending": lambda b: b["status 2"],
+    "declined": lambda b: b["status 3"],
+    "hold": lambda b: b["status 5"],
+    "click_conversions": lambda b: b["click"],
+    "cr_pct": lambda b: round(100 * b["click"] / b["clicks"], 2),
+    "view_through_conversions": lambda b: b["view_through"],
+    "view_through_per_1000": lambda b: round(1000 * b["view_through"] / b["impressions"], 2),
+    "revenue": lambda b: b["cpm_revenue"] + b["cpa_revenue"],
+    "payout": lambda b: b["cpm_payout"] + b["cpa_payout"],
+    "profit": lambda b: b["cpm_revenue"] + b["cpa_revenue"] - b["cpm_payout"] - b["cpa_payout"],
+    "ecpm": lambda b: (1000 * (b["cpm_revenue"] + b["cpa_revenue"]) / b["impressions"]).quantize(
+        Decimal("0.0001")
+    ),
+}
+
+
+def _documented_metrics() -> list[str]:
+    text = (Path(__file__).parents[2] / "docs" / "REPORTING.md").read_text()
+    table = text.split("## Metrics", 1)[1].split("\n\n| metric | formula |", 1)[1]
+    rows = table.split("\n\n", 1)[0].splitlines()[1:]
+    return [row.split("`")[1] for row in rows if row.startswith("| `")]
+
+
+def _base(con: duckdb.DuckDBPyConnection, offer: int) -> dict[str, Any]:
+    """The raw counts and money the formulas take, for one offer, from the rows."""
+    one = con.execute(
+        "SELECT (SELECT count(*) FROM impressions WHERE offer_id = $o),"
+        " (SELECT count(*) FROM clicks WHERE offer_id = $o),"
+        " (SELECT sum(revenue) FROM impressions WHERE offer_id = $o),"
+        " (SELECT sum(payout) FROM impressions WHERE offer_id = $o),"
+        " (SELECT coalesce(sum(revenue), 0) FROM conversions WHERE offer_id = $o AND status = 1),"
+        " (SELECT coalesce(sum(payout), 0) FROM conversions WHERE offer_id = $o AND status = 1)",
+        {"o": offer},
+    ).fetchone()
+    assert one is not None
+    base: dict[str, Any] = dict(
+        zip(
+            ("impressions", "clicks", "cpm_revenue", "cpm_payout", "cpa_revenue", "cpa_payout"),
+            one,
+            strict=True,
+        )
+    )
+    counts = con.execute(
+        "SELECT attribution, status, count(*) FROM conversions WHERE offer_id = $o GROUP BY ALL",
+        {"o": offer},
+    ).fetchall()
+    for key in ("click", "view_through", "status 1", "status 2", "status 3", "status 5"):
+        base[key] = 0
+    for attribution, status, n in counts:
+        base[attribution] += n
+        base[f"status {status}"] += n
+    return base
+
+
+def test_each_metric_is_its_documented_formula(con: duckdb.DuckDBPyConnection) -> None:
+    """Every metric the slices give is in docs/REPORTING.md's table, and equals its
+    formula there, computed here from the raw rows of offer 1: 4 impressions, 2
+    clicks, 2 click-attributed and 2 view-through conversions."""
+    metrics = [m for m in METRICS if m != "currency"]
+    assert _documented_metrics() == metrics
+    assert set(FORMULAS) == set(metrics)
+    row = _rows(run_slice(con, "offers", MARCH_1, SliceOptions(offers=(1,))))[0]
+    base = _base(con, 1)
+    assert base["view_through"] and base["click"]  # both kinds are there to tell apart
+    for metric in metrics:
+        assert row[metric] == FORMULAS[metric](base), metric
+
+
+def test_a_file_from_before_the_attribution_split_gets_its_rollup_split(tmp_path: Path) -> None:
+    """A DuckDB file at schema 006 (conversions in the rollup without their
+    attribution) is migrated: its conversions' rows are made again, split by
+    attribution, and no count or money changes."""
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+
+    def apply(version: int, name: str, sql: str) -> None:
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+
+    known = db.migrations()
+    for migration in known[:5]:
+        apply(*migration)
+    rows = conversions_batch(
+        [
+            _conversion(_new_id(_ms(MORNING)), 1, 1),
+            _conversion(_new_id(_ms(MORNING)), 1, 2),
+            _conversion(_new_id(_ms(MORNING)), 1, 1, "view_through"),
+        ]
+    )
+    con.register("old_rows", rows)
+    con.execute("INSERT INTO conversions BY NAME SELECT * FROM old_rows")
+    apply(*known[5])  # 006 builds the rollup from the rows already there
+    totals = (
+        "SELECT sum(conversions), sum(approved), sum(pending), sum(cpa_revenue) FROM stats_hourly"
+    )
+    before = con.execute(totals).fetchone()
+    assert db.migrate(con) == known[-1][0]
+    assert con.execute(totals).fetchone() == before
+    split = con.execute(
+        "SELECT attribution, sum(conversions), sum(approved) FROM stats_hourly"
+        " GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert split == [("click", 2, 1), ("view_through", 1, 1)]

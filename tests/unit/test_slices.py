@@ -101,12 +101,13 @@ def test_bad_ranges_say_what_is_wrong(
 def test_formats(con: duckdb.DuckDBPyConnection) -> None:
     """The same slice as a terminal table, CSV and JSON."""
     result = daily(con, date_range("2026-03-01", "2026-03-02", "UTC"))
-    counts = "impressions,clicks,ctr_pct,conversions,approved,pending,declined,hold,cr_pct"
+    counts = "impressions,clicks,ctr_pct,conversions,approved,pending,declined,hold"
+    rates = "click_conversions,cr_pct,view_through_conversions,view_through_per_1000"
     money = "revenue,payout,profit,ecpm"
     assert render(result, "csv") == (
-        f"date,currency,{counts},{money}\n"
-        "2026-03-01,USD,7,0,0.0,0,0,0,0,0,,0.0000,0.0000,0.0000,0.0000\n"
-        "2026-03-02,USD,2,0,0.0,0,0,0,0,0,,0.0000,0.0000,0.0000,0.0000"
+        f"date,currency,{counts},{rates},{money}\n"
+        "2026-03-01,USD,7,0,0.0,0,0,0,0,0,0,,0,0.0,0.0000,0.0000,0.0000,0.0000\n"
+        "2026-03-02,USD,2,0,0.0,0,0,0,0,0,0,,0,0.0,0.0000,0.0000,0.0000,0.0000"
     )
     assert '"impressions": 7' in render(result, "json")
     table = render(result, "table").splitlines()
