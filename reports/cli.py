@@ -49,13 +49,18 @@ def _cmd_down(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from app.stack import Stack
 
-    stack = Stack(settings())
+    s = settings()
+    stack = Stack(s)
     running = stack.running()
+    if not running:
+        # Exit status 1 for scripts; `make status` prints this line and no make error.
+        print(f"nothing is running under {s.home}; `make up` (or `imptrack up`) starts it")
+        return 1
     for part in stack.components():
         pid = running.get(part.name)
         state = "stopped" if pid is None else ("ready" if part.ready() else "starting/unhealthy")
         print(f"  {part.name:<9} {state}{'' if pid is None else f'  (pid {pid})'}")
-    return 0 if running else 1
+    return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -152,7 +157,8 @@ def _cmd_catalog_apply(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"imptrack: {args.file}: {error}", file=sys.stderr)
     if errors:
-        print(f"imptrack: nothing was applied ({len(errors)} errors)", file=sys.stderr)
+        count = "1 error" if len(errors) == 1 else f"{len(errors)} errors"
+        print(f"imptrack: nothing was applied ({count})", file=sys.stderr)
         return 2
     print(f"applied {args.file}: {written} catalog changes")
     return 0

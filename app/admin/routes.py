@@ -64,10 +64,13 @@ async def _body(request: web.Request) -> Any:
 
 
 def _id(request: web.Request, name: str) -> int:
-    # Routes match digits only; the range is checked like any id.
+    """An id in the path: the digits 0-9 only (Python's int() and regex \\d also take
+    other scripts' digits, and /offers/٣ must not be offer 3), in the id range."""
     raw = request.match_info[name]
-    if len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
-        raise CatalogError(name, f"must be a whole number from 1 to {MAX_ID}, not {raw}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
+        raise CatalogError(
+            name, f"must be a whole number from 1 to {MAX_ID} in the digits 0-9, not {raw!r}"
+        )
     return int(raw)
 
 
@@ -189,17 +192,17 @@ def create_admin_app() -> web.Application:
     admin.router.add_post("/catalog", apply_catalog)
     admin.router.add_get(f"/{kinds}", list_entities)
     admin.router.add_post(f"/{kinds}", create_entity)
-    admin.router.add_get(f"/{kinds}/{{id:\\d+}}", get_entity)
-    admin.router.add_patch(f"/{kinds}/{{id:\\d+}}", update_entity)
-    admin.router.add_delete(f"/{kinds}/{{id:\\d+}}", delete_entity)
-    admin.router.add_get("/offers/{id:\\d+}/affiliates", offer_access)
-    admin.router.add_put("/offers/{id:\\d+}/affiliates/{pid:\\d+}", set_offer_access)
-    admin.router.add_delete("/offers/{id:\\d+}/affiliates/{pid:\\d+}", set_offer_access)
-    admin.router.add_get("/affiliates/{id:\\d+}/blocked-advertisers", blocked_advertisers)
+    admin.router.add_get(f"/{kinds}/{{id:[^/]+}}", get_entity)
+    admin.router.add_patch(f"/{kinds}/{{id:[^/]+}}", update_entity)
+    admin.router.add_delete(f"/{kinds}/{{id:[^/]+}}", delete_entity)
+    admin.router.add_get("/offers/{id:[^/]+}/affiliates", offer_access)
+    admin.router.add_put("/offers/{id:[^/]+}/affiliates/{pid:[^/]+}", set_offer_access)
+    admin.router.add_delete("/offers/{id:[^/]+}/affiliates/{pid:[^/]+}", set_offer_access)
+    admin.router.add_get("/affiliates/{id:[^/]+}/blocked-advertisers", blocked_advertisers)
     admin.router.add_put(
-        "/affiliates/{id:\\d+}/blocked-advertisers/{advertiser_id:\\d+}", set_blocked_advertiser
+        "/affiliates/{id:[^/]+}/blocked-advertisers/{advertiser_id:[^/]+}", set_blocked_advertiser
     )
     admin.router.add_delete(
-        "/affiliates/{id:\\d+}/blocked-advertisers/{advertiser_id:\\d+}", set_blocked_advertiser
+        "/affiliates/{id:[^/]+}/blocked-advertisers/{advertiser_id:[^/]+}", set_blocked_advertiser
     )
     return admin

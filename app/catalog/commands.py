@@ -20,7 +20,12 @@ from app.catalog.changes import (
     entity_change,
 )
 from app.catalog.model import Catalog, Offer
-from app.catalog.validation import parse_advertiser, parse_affiliate, parse_offer
+from app.catalog.validation import (
+    entity_id,
+    parse_advertiser,
+    parse_affiliate,
+    parse_offer,
+)
 from app.exceptions import CatalogError, EntityExists, UnknownEntity
 
 KINDS = ("advertiser", "affiliate", "offer")
@@ -61,7 +66,7 @@ def create(catalog: Catalog, kind: str, data: Mapping[str, Any]) -> tuple[Entity
     known = entities(catalog, kind)
     if "id" not in data:
         data = {**data, "id": max(known, default=0) + 1}
-    elif data["id"] in known:
+    elif entity_id(data["id"]) in known:
         raise EntityExists(
             "id", f"{kind} {data['id']} already exists; update it instead of creating it"
         )

@@ -19,7 +19,7 @@ import yaml
 from app.catalog import commands
 from app.catalog.changes import Change, apply_change
 from app.catalog.model import Catalog
-from app.catalog.validation import as_dict
+from app.catalog.validation import as_dict, entity_id
 from app.exceptions import CatalogError
 
 SECTIONS = ("advertisers", "affiliates", "offers")
@@ -94,6 +94,8 @@ def plan_document(catalog: Catalog, document: Any) -> tuple[list[Change], list[C
         for n, item in enumerate(items):
             where = f"{section}[{n}]"
             try:
+                if isinstance(item, Mapping) and "id" in item:
+                    entity_id(item["id"])  # true is not 1: no entity is taken for another
                 if isinstance(item, Mapping) and item.get("id") in seen:
                     raise CatalogError("id", f"{item['id']} appears more than once in {section}")
                 if isinstance(item, Mapping):

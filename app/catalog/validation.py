@@ -27,6 +27,7 @@ from app.catalog.model import (
     Payment,
 )
 from app.exceptions import CatalogError
+from app.text_rules import has_control_chars
 
 MAX_ADDITIONAL_URLS = 10
 MAX_URL_LENGTH = 2048
@@ -59,7 +60,9 @@ def _known(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
         )
 
 
-def _id(value: Any, field: str) -> int:
+def entity_id(value: Any, field: str = "id") -> int:
+    """An advertiser's, affiliate's or offer's id: a JSON or YAML whole number (``true``
+    is not 1, nor is ``1.0``)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise CatalogError(field, f"must be a whole number from 1 to {MAX_ID}, not {value!r}")
     return value
@@ -70,6 +73,8 @@ def _text(value: Any, field: str, max_length: int = 255) -> str:
         raise CatalogError(field, "must be a non-empty string")
     if len(value) > max_length:
         raise CatalogError(field, f"is {len(value)} characters long; the limit is {max_length}")
+    if has_control_chars(value):
+        raise CatalogError(field, f"must not contain control characters, as {value!r} does")
     return value
 
 
@@ -104,10 +109,12 @@ def check_url(value: Any, field: str, macros: frozenset[str], *, impressions: bo
         host = parts.hostname
     except ValueError as exc:  # an unclosed [IPv6 bracket, a host that NFKC breaks...
         raise CatalogError(field, f"is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https"):
+    if not parts.scheme:
         raise CatalogError(
-            field, f"must be an http or https URL, not {parts.scheme or 'schemeless'!r}"
+            field, f"must be an http or https URL; {url!r} has no scheme (start it with https://)"
         )
+    if parts.scheme not in ("http", "https"):
+        raise CatalogError(field, f"must be an http or https URL, not a {parts.scheme}: one")
     if not host:
         raise CatalogError(field, "must name a host, as in https://advertiser.example/imp")
     in_authority = _MACRO.search(parts.netloc)
@@ -230,7 +237,7 @@ def _bool(value: Any, field: str) -> bool:
 
 _OFFER_PARSERS: dict[str, Any] = {
     "title": lambda v: _text(v, "title"),
-    "advertiser_id": lambda v: _id(v, "advertiser_id"),
+    "advertiser_id": lambda v: entity_id(v, "advertiser_id"),
     "status": lambda v: _choice(v, "status", OFFER_STATUSES),
     "access": lambda v: _choice(v, "access", ACCESS_MODES),
     "allow_impressions": lambda v: _bool(v, "allow_impressions"),
@@ -254,7 +261,7 @@ def parse_offer(data: Mapping[str, Any], existing: Offer | None = None) -> Offer
     _known(data, {"id", *_OFFER_PARSERS}, "an offer")
     changes = {name: _OFFER_PARSERS[name](value) for name, value in data.items() if name != "id"}
     if existing is None:
-        offer_id = _id(data.get("id"), "id")
+        offer_id = entity_id(data.get("id"), "id")
         for required in ("title", "advertiser_id"):
             if required not in changes:
                 raise CatalogError(required, "is required for a new offer")
@@ -286,7 +293,7 @@ def _parse_partner(data: Mapping[str, Any], kind: str, existing: Any, cls: Any) 
     if existing is None:
         if "name" not in changes:
             raise CatalogError("name", f"is required for a new {kind}")
-        return cls(id=_id(data.get("id"), "id"), **changes)
+        return cls(id=entity_id(data.get("id"), "id"), **changes)
     if "id" in data and data["id"] != existing.id:
         raise CatalogError("id", f"cannot change an {kind}'s id ({existing.id})")
     return replace(existing, **changes)

@@ -17,10 +17,10 @@ from app.catalog.model import MAX_ID
 from app.exceptions import InvalidParameter
 from app.ids import is_valid_id
 from app.records import SUB_FIELDS
+from app.text_rules import has_control_chars
 
 MAX_IMP_ID_LENGTH = 128
 MAX_SUB_LENGTH = 255
-_CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def _text(query: MultiMapping[str], name: str, max_length: int) -> str | None:
         return None
     if len(raw) > max_length:
         raise InvalidParameter(name, f"is {len(raw)} characters long; the limit is {max_length}")
-    if not _CONTROL_CHARS.isdisjoint(raw):
+    if has_control_chars(raw):
         raise InvalidParameter(name, "must not contain control characters")
     return raw
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from app.ids import is_valid_id
+from app.text_rules import has_control_chars
 
 STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
 CUSTOM_FIELDS = tuple(f"custom_field{n}" for n in range(1, 8))
@@ -20,7 +21,6 @@ MAX_PARAMETERS = 64
 MAX_NAME_LENGTH = 64
 MAX_KEPT_VALUE_LENGTH = 1024
 """Bounds on what is kept of a postback's parameters for the Server postbacks slice."""
-_CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), 0x7F))
 
 
 class PostbackRefused(Exception):
@@ -52,7 +52,7 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
         raise PostbackRefused(
             f"{name} is {len(value)} characters long; the limit is {MAX_TEXT_LENGTH}"
         )
-    if not _CONTROL_CHARS.isdisjoint(value):
+    if has_control_chars(value):
         raise PostbackRefused(f"{name} must not contain control characters")
     return value
 

@@ -468,7 +468,16 @@ CORPUS = {
                          body=b'{"id": 1e9, "name": "x"}', api_key=True),
     "admin id NaN": Case("POST", ADV, 400, "not valid JSON", body=b'{"id": NaN}', api_key=True),
     "admin path id 2**31": Case("GET", "/api/v1/offers/2147483648", 400, "id: must", api_key=True),
-    "admin path id -1": Case("GET", "/api/v1/offers/-1", 404, "Not Found", api_key=True),
+    "admin path id -1": Case("GET", "/api/v1/offers/-1", 400, "id: must", api_key=True),
+    "admin path id in Arabic-Indic digits": Case("GET", "/api/v1/offers/%D9%A3", 400,
+                                                 "in the digits 0-9", api_key=True),
+    "admin path pid in fullwidth digits": Case("PUT", "/api/v1/offers/1/affiliates/%EF%BC%91",
+                                               400, "pid: must", body=b'{"rule": "enabled"}',
+                                               api_key=True),
+    "admin id true": Case("POST", ADV, 400, "id: must be a whole number",
+                          body=b'{"id": true, "name": "x"}', api_key=True),
+    "admin name with a bell": Case("POST", ADV, 400, "must not contain control characters",
+                                   body=b'{"name": "a\\u0007b"}', api_key=True),
     "admin TRACE": Case("TRACE", "/api/v1/offers", 405, "Method Not Allowed", api_key=True),
 }
 

@@ -188,3 +188,18 @@ def test_a_worker_without_a_broker_says_where_it_looked(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "imptrack: could not create imptrack's topics on the Kafka at 127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_make_status_with_nothing_running_says_so_plainly(tmp_path: Path) -> None:
+    """One sentence naming the home and how to start, not "make: *** Error 1"."""
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "IMPTRACK_HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["make", "-s", "status"], cwd=root, capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout
+        == f"nothing is running under {tmp_path}; `make up` (or `imptrack up`) starts it\n"
+    )
+    assert "make" not in done.stderr

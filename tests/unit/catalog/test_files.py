@@ -91,3 +91,22 @@ def test_every_error_is_reported_with_its_place_and_nothing_is_planned() -> None
 def test_unreadable_text_names_the_file(text: str, name: str) -> None:
     with pytest.raises(CatalogError, match=rf"^{name}: is not valid"):
         parse_text(text, name)
+
+
+def test_an_id_of_true_is_not_taken_for_entity_1() -> None:
+    """YAML's and JSON's true equals 1 in Python: a file saying ``id: true`` must be
+    refused, not update advertiser 1."""
+    catalog = catalog_from(DOCUMENT)
+    changes, errors = plan_document(catalog, {"advertisers": [{"id": True, "name": "Renamed"}]})
+    assert changes == []
+    assert [(e.field, e.problem) for e in errors] == [
+        ("advertisers[0].id", "must be a whole number from 1 to 2147483647, not True")
+    ]
+    assert catalog.advertisers[1].name == "Adv"
+
+
+def test_a_name_with_control_characters_is_refused() -> None:
+    changes, errors = plan_document(Catalog(), {"affiliates": [{"id": 7, "name": "Aff\x1b[31m"}]})
+    assert changes == []
+    assert [e.field for e in errors] == ["affiliates[0].name"]
+    assert "control characters" in errors[0].problem

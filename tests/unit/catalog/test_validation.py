@@ -155,6 +155,15 @@ def test_an_update_changes_only_the_fields_given() -> None:
         ),
         ({"postback_ip_whitelist": ["300.1.1.1"]}, "postback_ip_whitelist[0]", "not an IP address"),
         ({"colour": "red"}, "colour", "is not a field of an offer"),
+        ({"title": "Summer\x07sale"}, "title", "must not contain control characters"),
+        ({"title": "two\nlines"}, "title", "must not contain control characters"),
+        ({"id": True}, "id", "must be a whole number"),
+        (
+            {"tracking_url": "adv.example/landing"},
+            "tracking_url",
+            "'adv.example/landing' has no scheme (start it with https://)",
+        ),
+        ({"tracking_url": "ftp://adv.example/x"}, "tracking_url", "not a ftp: one"),
     ],
 )
 def test_refusals_name_the_field(changes: dict[str, Any], field: str, problem: str) -> None:
