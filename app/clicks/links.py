@@ -3,14 +3,17 @@
 The impressions agent writes two keys per recorded impression, each living for the
 offer's view-through window (what is left of it at write time):
 
-- ``imptrack:aimp:<aimp_id>`` → ``<offer_id>:<pid>``: lets a click naming an
-  ``aimp_id`` be linked only to an impression of the same offer and affiliate;
+- ``imptrack:aimp:<aimp_id>`` → ``<offer_id>:<pid>:<imp_id>``: lets a click naming
+  an ``aimp_id`` be linked only to an impression of the same offer and affiliate,
+  and gives it the affiliate's ``imp_id`` of that impression (empty when it had
+  none; keys written before it was kept hold ``<offer_id>:<pid>`` only);
 - ``imptrack:imp:<offer_id>:<pid>:<imp_id>`` → ``aimp_id``: the affiliate's own
   impression ID, for clicks that carry only that. An ``imp_id`` reused by the
   affiliate points at its latest impression.
 
 The edge reads both in one round trip at click time, so the tracking URL's
-``{aimp_id}`` is the linked impression.
+``{aimp_id}`` is the linked impression, and its ``{impression_id}`` that
+impression's ``imp_id`` when the click did not carry one.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def imp_key(offer_id: int, pid: int, imp_id: str) -> str:
 class Link:
     how: str
     aimp_id: str | None = None
+    imp_id: str | None = None  # the linked impression's, as the affiliate sent it
 
 
 # One script call for a whole batch: two SETs per impression through redis-py's
@@ -80,7 +84,7 @@ async def index_impressions(
         if ttl_ms <= 0:
             continue
         keys.append(aimp_key(impression.aimp_id))
-        args += (f"{impression.offer_id}:{impression.pid}", ttl_ms)
+        args += (f"{impression.offer_id}:{impression.pid}:{impression.imp_id or ''}", ttl_ms)
         if impression.imp_id:
             keys.append(imp_key(impression.offer_id, impression.pid, impression.imp_id))
             args += (impression.aimp_id, ttl_ms)
@@ -108,10 +112,14 @@ async def find_impression(
         return Link(UNAVAILABLE)
     if aimp_id:
         owner = found.pop(0)
-        if owner is not None and _text(owner) == f"{offer_id}:{pid}":
-            return Link(BY_AIMP_ID, aimp_id)
+        if owner is not None:
+            # offer:pid, then the imp_id (which may hold colons itself).
+            offer_pid_imp = _text(owner).split(":", 2)
+            if offer_pid_imp[:2] == [str(offer_id), str(pid)]:
+                linked_imp_id = offer_pid_imp[2] if len(offer_pid_imp) == 3 else ""
+                return Link(BY_AIMP_ID, aimp_id, linked_imp_id or None)
     if imp_id and found[0] is not None:
-        return Link(BY_IMP_ID, _text(found[0]))
+        return Link(BY_IMP_ID, _text(found[0]), imp_id)
     return Link(NOT_FOUND)
 
 

@@ -73,6 +73,10 @@ async def click(request: web.Request) -> web.StreamResponse:
     )
     values["aimp_id"] = link.aimp_id
     values["advertiser_id"] = offer.advertiser_id
+    # A click that named its impression by aimp_id only still carries the affiliate's
+    # imp_id of that impression, in the tracking URL and in the click's record.
+    imp_id = wanted.imp_id or link.imp_id
+    values["impression_id"] = imp_id
     payload = {
         "clickid": clickid,
         "offer_id": wanted.offer_id,
@@ -80,7 +84,7 @@ async def click(request: web.Request) -> web.StreamResponse:
         "advertiser_id": offer.advertiser_id,
         "link": link.how,
         "aimp_id": link.aimp_id,
-        "imp_id": wanted.imp_id,
+        "imp_id": imp_id,
         "ua": values["ua"],
         "ip": values["ip"],
         "currency": offer_currency(offer),

@@ -86,3 +86,26 @@ async def test_nothing_to_index_sends_nothing(client: aioredis.Redis) -> None:
     expired = _impression(NOW_MS - 120_000)
     assert await index_impressions(client, [(expired, 60)], NOW_MS) == 0
     assert await client.dbsize() == 0
+
+
+async def test_a_click_linked_by_aimp_id_gets_the_impressions_imp_id(
+    client: aioredis.Redis,
+) -> None:
+    """The click names only the aimp_id: the link carries the imp_id the affiliate
+    sent with that impression (colons and all), for the tracking URL's
+    {impression_id}; none when the impression had none; an index key written before
+    the imp_id was kept still links."""
+    with_colons = _impression(NOW_MS, imp_id="camp:7:banner")
+    bare = _impression(NOW_MS)
+    await index_impressions(client, [(with_colons, 60), (bare, 60)], NOW_MS)
+    found = await find_impression(client, 7, 3, with_colons.aimp_id, None)
+    assert (found.how, found.aimp_id, found.imp_id) == (
+        BY_AIMP_ID,
+        with_colons.aimp_id,
+        "camp:7:banner",
+    )
+    assert (await find_impression(client, 7, 3, bare.aimp_id, None)).imp_id is None
+    older = _impression(NOW_MS)
+    await client.set(aimp_key(older.aimp_id), "7:3", px=60_000)
+    found = await find_impression(client, 7, 3, older.aimp_id, None)
+    assert (found.how, found.imp_id) == (BY_AIMP_ID, None)

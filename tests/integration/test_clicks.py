@@ -187,6 +187,16 @@ async def test_a_click_is_linked_by_aimp_id_or_imp_id_within_the_window(
         await _indexed(stack, 5111, "win-1")
         await click(session, ("imp_id", seen), offer_id="5110", imp_id="lnk-1")
         await click(session, ("aimp_id", seen), offer_id="5110", aimp_id=seen)
+        # Linked by aimp_id alone, the click carries that impression's imp_id: in the
+        # tracking URL's {impression_id} and in its row; an imp_id it sent wins.
+        _, headers, _ = await _click(session, stack, pid=str(PID), offer_id="5110", aimp_id=seen)
+        assert _query(headers["Location"])["imp"] == ["lnk-1"]
+        filled = headers["X-Clickid"]
+        links[filled] = ("aimp_id", seen)
+        _, headers, _ = await _click(
+            session, stack, pid=str(PID), offer_id="5110", aimp_id=seen, imp_id="mine"
+        )
+        assert _query(headers["Location"])["imp"] == ["mine"]
         # aimp_id wins over imp_id when both are given and it is this offer's.
         await click(session, ("aimp_id", seen), offer_id="5110", aimp_id=seen, imp_id="x")
         # Another offer's impression is not this click's, whatever its ID.
@@ -201,6 +211,10 @@ async def test_a_click_is_linked_by_aimp_id_or_imp_id_within_the_window(
 
     rows = await _stored_clicks(stack, set(links))
     assert rows == links
+    stored_imp_id = await asyncio.to_thread(
+        stack.query, "SELECT imp_id FROM clicks WHERE clickid = ?", [filled]
+    )
+    assert stored_imp_id == [("lnk-1",)]
 
 
 async def _stored_clicks(
