@@ -199,6 +199,7 @@ class Conversion(faust.Record, serializer="json"):
     clickid: str | None = None
     action_id: str | None = None
     sum: str | None = None
+    imp_id: str | None = None  # the affiliate's, of the impression or click converted
     sub1: str | None = None
     sub2: str | None = None
     sub3: str | None = None

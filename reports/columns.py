@@ -203,6 +203,7 @@ CONVERSION_SCHEMA = pa.schema(
         ("revenue", MONEY),
         ("payout", MONEY),
         ("currency", pa.string()),
+        ("imp_id", pa.string()),
         *[(name, pa.string()) for name in SUB_FIELDS],
         *[(name, pa.string()) for name in CUSTOM_FIELDS],
     ]
@@ -227,7 +228,7 @@ def conversions_batch(events: list[dict[str, Any]]) -> pa.Table:
     columns["ts"] = [e["created_ms"] for e in events]
     columns["updated_ts"] = [e["updated_ms"] for e in events]
     columns["event_ts"] = [e["event_ms"] for e in events]
-    for name in ("aimp_id", "clickid", "action_id", *SUB_FIELDS):
+    for name in ("aimp_id", "clickid", "action_id", "imp_id", *SUB_FIELDS):
         columns[name] = [e.get(name) for e in events]
     columns["sum"] = [None if e.get("sum") is None else Decimal(e["sum"]) for e in events]
     columns["revenue"] = [_money(e["revenue"]) for e in events]

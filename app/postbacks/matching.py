@@ -126,6 +126,7 @@ def attribute(
         clickid=clickid,
         action_id=request.action_id,
         sum=None if request.sum is None else str(request.sum),
+        imp_id=source.imp_id,
         custom_fields=request.custom_fields or None,
         **{name: getattr(source, name) for name in SUB_FIELDS},
     )

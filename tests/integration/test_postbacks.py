@@ -440,3 +440,26 @@ async def test_postbacks_replayed_across_a_worker_kill_make_one_conversion_each(
         stack.query, "SELECT count(*) FROM conversions WHERE offer_id = ?", [REPLAY]
     )
     assert again == [(30,)]
+
+
+async def test_the_conversions_slice_shows_the_affiliates_imp_id(
+    running_stack: RunningStack, session: aiohttp.ClientSession
+) -> None:
+    """A view-through conversion shows the imp_id of its impression; a conversion of
+    a click linked by aimp_id alone, that of the click's impression (issue 21)."""
+    stack = running_stack
+    seen = {}
+    for imp_id in ("vt-imp-1", "clk-imp-1"):
+        url = f"{stack.edge_url}/imp?offer_id={OPEN_WALL}&pid={PID}&imp_id={imp_id}"
+        async with session.get(url) as response:
+            assert response.status == 200
+            seen[imp_id] = response.headers["X-Aimp-Id"]
+    clickid = await _click(session, stack, OPEN_WALL, seen["clk-imp-1"])
+    for n, ids in enumerate(({"aimp_id": seen["vt-imp-1"]}, {"clickid": clickid})):
+        answer = await _postback(session, stack, {**ids, "action_id": f"imp-id-{n}"})
+        assert answer[1]["status"] == 1, answer
+    await asyncio.to_thread(stack.settle)
+    rows = [r for r in _slice(stack, "conversions") if r["offer_id"] == OPEN_WALL]
+    by_action = {r["action_id"]: (r["attribution"], r["imp_id"]) for r in rows}
+    assert by_action["imp-id-0"] == ("view_through", "vt-imp-1")
+    assert by_action["imp-id-1"] == ("click", "clk-imp-1")

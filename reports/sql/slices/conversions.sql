@@ -8,6 +8,7 @@ SELECT
     attribution,
     aimp_id,
     clickid,
+    imp_id,
     action_id,
     goal,
     CASE status WHEN 1 THEN 'approved' WHEN 2 THEN 'pending' WHEN 3 THEN 'declined'
