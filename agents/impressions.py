@@ -84,12 +84,14 @@ async def record_impressions(stream: Any) -> None:
                         await forward_tasks_topic.send(key=impression.aimp_id, value=forward)
                     )
             else:
+                judged = in_force.offers.get(impression.offer_id)
                 rejected = RejectedImpression(
                     aimp_id=impression.aimp_id,
                     offer_id=impression.offer_id,
                     pid=impression.pid,
                     reason=reason.value,
                     imp_id=impression.imp_id,
+                    advertiser_id=None if judged is None else judged.advertiser_id,
                 )
                 sent.append(
                     await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)

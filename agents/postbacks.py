@@ -101,6 +101,7 @@ async def match_postbacks(stream: Any) -> None:
                     str(exc),
                     offer_id=None if source is None else source.offer_id,
                     pid=None if source is None else source.pid,
+                    advertiser_id=None if source is None else source.advertiser_id,
                 )
                 refused.append((postback, outcome))
                 sent.append(

@@ -49,6 +49,7 @@ class RejectedImpression(faust.Record, serializer="json"):
     pid: int
     reason: str
     imp_id: str | None = None
+    advertiser_id: int | None = None  # None: the offer is unknown
 
 
 class ForwardTask(faust.Record, serializer="json"):
@@ -124,6 +125,7 @@ class RejectedClick(faust.Record, serializer="json"):
     pid: int
     reason: str
     imp_id: str | None = None
+    advertiser_id: int | None = None  # None: the offer is unknown
 
 
 def impression_payload(
@@ -242,3 +244,4 @@ class PostbackOutcome(faust.Record, serializer="json"):
     offer_id: int | None = None
     pid: int | None = None
     goal: str | None = None
+    advertiser_id: int | None = None

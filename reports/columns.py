@@ -42,6 +42,7 @@ REJECTION_SCHEMA = pa.schema(
         ("pid", pa.int32()),
         ("reason", pa.string()),
         ("imp_id", pa.string()),
+        ("advertiser_id", pa.int32()),
     ]
 )
 
@@ -101,6 +102,7 @@ CLICK_REJECTION_SCHEMA = pa.schema(
         ("pid", pa.int32()),
         ("reason", pa.string()),
         ("imp_id", pa.string()),
+        ("advertiser_id", pa.int32()),
     ]
 )
 
@@ -121,6 +123,7 @@ def click_rejections_batch(events: list[dict[str, Any]]) -> pa.Table:
     columns = _event_columns(events, "clickid")
     columns["reason"] = [e["reason"] for e in events]
     columns["imp_id"] = [e.get("imp_id") for e in events]
+    columns["advertiser_id"] = [e.get("advertiser_id") for e in events]
     return pa.Table.from_pydict(columns, schema=CLICK_REJECTION_SCHEMA)
 
 
@@ -153,6 +156,7 @@ def rejections_batch(events: list[dict[str, Any]]) -> pa.Table:
     columns = _event_columns(events)
     columns["reason"] = [e["reason"] for e in events]
     columns["imp_id"] = [e.get("imp_id") for e in events]
+    columns["advertiser_id"] = [e.get("advertiser_id") for e in events]
     return pa.Table.from_pydict(columns, schema=REJECTION_SCHEMA)
 
 
@@ -258,6 +262,7 @@ SERVER_POSTBACK_SCHEMA = pa.schema(
         ("offer_id", pa.int32()),
         ("pid", pa.int32()),
         ("goal", pa.string()),
+        ("advertiser_id", pa.int32()),
     ]
 )
 _OUTCOME_FIELDS = (
@@ -270,6 +275,7 @@ _OUTCOME_FIELDS = (
     "offer_id",
     "pid",
     "goal",
+    "advertiser_id",
 )
 
 

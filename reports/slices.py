@@ -302,15 +302,18 @@ def _custom_query(options: SliceOptions, exact: bool) -> str:
 
 # Rejected impressions and clicks in one shape, from the hourly rollups or the rows.
 _REJECTED_FROM_ROLLUP = """
-    SELECT hour, reason, offer_id, pid, rejections AS impressions, 0 AS clicks
+    SELECT hour, reason, offer_id, pid, nullif(advertiser_id, 0) AS advertiser_id,
+        rejections AS impressions, 0 AS clicks
     FROM rejections_hourly
     UNION ALL
-    SELECT hour, reason, offer_id, pid, 0, rejections FROM click_rejections_hourly
+    SELECT hour, reason, offer_id, pid, nullif(advertiser_id, 0), 0, rejections
+    FROM click_rejections_hourly
 """
 _REJECTED_FROM_ROWS = """
-    SELECT ts AS hour, reason, offer_id, pid, 1 AS impressions, 0 AS clicks FROM rejections
+    SELECT ts AS hour, reason, offer_id, pid, advertiser_id, 1 AS impressions, 0 AS clicks
+    FROM rejections
     UNION ALL
-    SELECT ts, reason, offer_id, pid, 0, 1 FROM click_rejections
+    SELECT ts, reason, offer_id, pid, advertiser_id, 0, 1 FROM click_rejections
 """
 
 
@@ -344,7 +347,7 @@ SLICES: dict[str, Slice] = {
             "Server postbacks",
             lambda options, exact: sql.load("slices/postbacks"),
             (("received", True), ("postback_id", True)),
-            filters=frozenset({"offer", "affiliate"}),
+            filters=frozenset({"offer", "affiliate", "advertiser"}),
             needs_tz_exactness=False,
         ),
         Slice(
@@ -352,7 +355,7 @@ SLICES: dict[str, Slice] = {
             "Rejections",
             _rejections_query,
             (("rejections", True), ("reason", False)),
-            filters=frozenset({"offer", "affiliate"}),
+            filters=frozenset({"offer", "affiliate", "advertiser"}),
         ),
         Slice(
             "deliveries",

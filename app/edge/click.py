@@ -53,6 +53,7 @@ async def click(request: web.Request) -> web.StreamResponse:
             "pid": wanted.pid,
             "reason": reason.value,
             "imp_id": wanted.imp_id,
+            "advertiser_id": None if offer is None else offer.advertiser_id,
         }
         try:
             await producer.produce(topic_names.REJECTED_CLICKS, clickid, orjson.dumps(rejected))

@@ -49,6 +49,7 @@ def refusal(
     offer_id: int | None = None,
     pid: int | None = None,
     conversion_id: str | None = None,
+    advertiser_id: int | None = None,
 ) -> PostbackOutcome:
     """A refused postback's outcome, with the offer and affiliate when it got as far
     as its click or impression (so an offer's refusals can be listed)."""
@@ -63,6 +64,7 @@ def refusal(
         offer_id=offer_id,
         pid=pid,
         conversion_id=conversion_id,
+        advertiser_id=advertiser_id,
     )
 
 
@@ -83,6 +85,7 @@ def _accepted(
         offer_id=conversion.offer_id,
         pid=conversion.pid,
         goal=conversion.goal,
+        advertiser_id=conversion.advertiser_id,
     )
 
 
@@ -118,6 +121,7 @@ def decide(
             offer_id=current.offer_id,
             pid=current.pid,
             conversion_id=current.conversion_id,
+            advertiser_id=current.advertiser_id,
         )
         return _remember(state, current, outcome), outcome, None
     outcome = _accepted(postback, conversion, kind, previous)

@@ -7,9 +7,11 @@ SELECT aimp_id FROM impressions WHERE aimp_id >= $min_id;
 
 INSERT INTO rejections BY NAME SELECT * FROM fresh_rejections;
 
-INSERT INTO rejections_hourly
+-- An offer has one advertiser: it is not part of the key, the first batch's stays.
+INSERT INTO rejections_hourly BY NAME
 SELECT
-    time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, reason, count(*) AS rejections
+    time_bucket(INTERVAL 1 HOUR, ts, 'UTC') AS hour, offer_id, pid, reason,
+    count(*) AS rejections, coalesce(max(advertiser_id), 0) AS advertiser_id
 FROM fresh_rejections
 GROUP BY ALL
 ON CONFLICT (hour, offer_id, pid, reason)

@@ -295,6 +295,14 @@ async def test_ineligible_clicks_go_to_trafficback_or_get_their_reason(
     by_reason = {row["reason"]: row for row in json.loads(report.stdout)}
     assert by_reason["no_tracking_url"]["clicks"] >= 3
     assert by_reason["affiliate_unknown"]["clicks"] >= 3
+    # Narrowed to this test's advertiser: its offers' rejections (an unknown offer's
+    # have no advertiser and are left out).
+    report = await asyncio.to_thread(
+        stack.imptrack, "report", "rejections", "--advertiser", str(ADVERTISER), "--format", "json"
+    )
+    assert report.returncode == 0, report.stderr
+    mine = {row["reason"]: row for row in json.loads(report.stdout)}
+    assert mine["no_tracking_url"]["clicks"] >= 3 and "offer_unknown" not in mine
 
 
 async def test_clicks_reach_duckdb_exactly_once_across_a_worker_kill(

@@ -223,6 +223,13 @@ async def test_every_refusal_says_why_and_is_in_the_server_postbacks_slice(
         assert listed[postback_id]["status"] == "refused"
         assert listed[postback_id]["ip"] == "127.0.0.1"
     assert accepted[1]["postback_id"] not in listed, "--errors lists refusals only"
+    # By advertiser: the refusals that got as far as one of its clicks (here the
+    # duplicate action_id, a wrong secure, a bad sum...), none of another's.
+    mine = _slice(stack, "postbacks", "--errors", "--advertiser", str(ADVERTISER))
+    assert {r["postback_id"] for r in mine} <= set(listed)
+    assert any("duplicate action_id 'dup-1'" in r["error"] for r in mine)
+    assert not any("unknown clickid" in r["error"] for r in mine)
+    assert _slice(stack, "postbacks", "--errors", "--advertiser", "999999") == []
     everything = {row["postback_id"]: row for row in _slice(stack, "postbacks")}
     raw = json.loads(everything[accepted[1]["postback_id"]]["params"])
     assert raw == _signed(clickid, "dup-1", status="1")

@@ -336,7 +336,7 @@ def test_the_snapshot_opens_while_the_writer_holds_its_file(
         ("daily", {"group_by": "date"}, "--group-by is for the custom slice only"),
         ("custom", {"group_by": "date,date"}, "names a dimension twice"),
         ("custom", {"group_by": "colour"}, "cannot group by 'colour'"),
-        ("rejections", {"advertiser": "3"}, "cannot be narrowed by advertiser"),
+        ("rejections", {"status": "approved"}, "cannot be narrowed by status"),
         ("postbacks", {"status": "approved"}, "cannot be narrowed by status"),
         ("daily", {"errors": "1"}, "--errors is for the postbacks slice only"),
         ("daily", {"limit": "0"}, "--limit must be between"),
@@ -369,15 +369,22 @@ def test_a_request_survives_the_trip_through_its_query() -> None:
 
 def test_rejections_by_reason_from_the_rollups_and_from_the_rows(tmp_path: Path) -> None:
     """The same counts whether the hourly rollups (Berlin) or the rows (Kolkata)
-    answer; 23:30 UTC moves to the next day in both; offer filter narrows."""
+    answer; 23:30 UTC moves to the next day in both; the offer and advertiser
+    filters narrow (a rejection of an unknown offer has no advertiser)."""
     con = db.open_writer(tmp_path / "rej.duckdb")
+    adv_10, adv_20 = {"advertiser_id": 10}, {"advertiser_id": 20}
     rejected = [
-        {"aimp_id": _new_id(_ms(MORNING)), "offer_id": 1, "pid": 100, "reason": "offer_paused"},
-        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 2, "pid": 200, "reason": "offer_paused"},
-        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 2, "pid": 200, "reason": "geo_blocked"},
+        {"aimp_id": _new_id(_ms(MORNING)), "offer_id": 1, "pid": 100, "reason": "offer_paused"}
+        | adv_10,
+        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 2, "pid": 200, "reason": "offer_paused"}
+        | adv_20,
+        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 2, "pid": 200, "reason": "geo_blocked"}
+        | adv_20,
+        {"aimp_id": _new_id(_ms(LATE)), "offer_id": 9, "pid": 200, "reason": "offer_unknown"},
     ]
     clicks = [
         {"clickid": _new_id(_ms(MORNING)), "offer_id": 1, "pid": 100, "reason": "geo_blocked"}
+        | adv_10
     ]
     batch = {
         "rejections": rejections_batch(rejected),
@@ -390,12 +397,22 @@ def test_rejections_by_reason_from_the_rollups_and_from_the_rows(tmp_path: Path)
             (r["reason"], r["impressions"], r["clicks"])
             for r in _rows(run_slice(con, "rejections", march_2))
         ]
-        assert late == ([] if tz == "UTC" else [("geo_blocked", 1, 0), ("offer_paused", 1, 0)]), tz
+        assert late == (
+            []
+            if tz == "UTC"
+            else [("geo_blocked", 1, 0), ("offer_paused", 1, 0), ("offer_unknown", 1, 0)]
+        ), tz
         both = date_range("2026-03-01", "2026-03-02", tz)
-        rows = _rows(run_slice(con, "rejections", both, SliceOptions(offers=(1,))))
-        assert [(r["reason"], r["rejections"], r["share_pct"]) for r in rows] == [
-            ("geo_blocked", 1, 50.0),
-            ("offer_paused", 1, 50.0),
+        for narrowed in (SliceOptions(offers=(1,)), SliceOptions(advertisers=(10,))):
+            rows = _rows(run_slice(con, "rejections", both, narrowed))
+            assert [(r["reason"], r["rejections"], r["share_pct"]) for r in rows] == [
+                ("geo_blocked", 1, 50.0),
+                ("offer_paused", 1, 50.0),
+            ], (tz, narrowed)
+        rows = _rows(run_slice(con, "rejections", both, SliceOptions(advertisers=(20,))))
+        assert sorted((r["reason"], r["impressions"]) for r in rows) == [
+            ("geo_blocked", 1),
+            ("offer_paused", 1),
         ], tz
 
 
@@ -512,3 +529,52 @@ def test_a_file_from_before_the_attribution_split_gets_its_rollup_split(tmp_path
         " GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert split == [("click", 2, 1), ("view_through", 1, 1)]
+
+
+def test_older_rejections_and_postbacks_learn_their_advertiser(tmp_path: Path) -> None:
+    """A file at schema 008: its rejections, click rejections, server postbacks and
+    rejection rollups get the advertiser of their offer from its other events;
+    an offer never tracked stays without one."""
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    known = db.migrations()
+    for version, name, sql in known:
+        if version > 8:
+            break
+        con.execute(sql)
+        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+    impressions = impressions_batch(_impressions(1, MORNING, 1, 100, 10, currency="USD"))
+    con.register("old_impressions", impressions)
+    con.execute("INSERT INTO impressions BY NAME SELECT * FROM old_impressions")
+    con.execute(
+        "INSERT INTO stats_hourly (hour, offer_id, pid, advertiser_id, currency, impressions)"
+        " VALUES (TIMESTAMPTZ '2026-03-01 10:00:00+00', 1, 100, 10, 'USD', 1)"
+    )
+    for offer in (1, 9):
+        con.execute(
+            "INSERT INTO rejections VALUES (?, TIMESTAMPTZ '2026-03-01 10:00:00+00', ?, 100,"
+            " 'offer_paused', NULL)",
+            [f"r{offer}", offer],
+        )
+        con.execute(
+            "INSERT INTO rejections_hourly VALUES (TIMESTAMPTZ '2026-03-01 10:00:00+00', ?,"
+            " 100, 'offer_paused', 1)",
+            [offer],
+        )
+    con.execute(
+        "INSERT INTO server_postbacks (postback_id, ts, method, params, status, outcome,"
+        " offer_id) VALUES ('p1', TIMESTAMPTZ '2026-03-01 10:00:00+00', 'GET', '{}', 2,"
+        " 'refused', 1)"
+    )
+    assert db.migrate(con) == known[-1][0]
+    assert con.execute("SELECT offer_id, advertiser_id FROM rejections ORDER BY 1").fetchall() == [
+        (1, 10),
+        (9, None),
+    ]
+    assert con.execute(
+        "SELECT offer_id, advertiser_id FROM rejections_hourly ORDER BY 1"
+    ).fetchall() == [(1, 10), (9, 0)]
+    assert con.execute("SELECT advertiser_id FROM server_postbacks").fetchall() == [(10,)]

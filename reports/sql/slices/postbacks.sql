@@ -13,3 +13,4 @@ FROM server_postbacks
 WHERE ts >= $start AND ts < $end AND (NOT $errors_only OR status = 2)
   AND (len($offers) = 0 OR list_contains($offers, offer_id))
   AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
+  AND (len($advertisers) = 0 OR list_contains($advertisers, advertiser_id))

@@ -13,4 +13,5 @@ FROM rejected
 WHERE hour >= $start AND hour < $end
     AND (len($offers) = 0 OR list_contains($offers, offer_id))
     AND (len($affiliates) = 0 OR list_contains($affiliates, pid))
+    AND (len($advertisers) = 0 OR list_contains($advertisers, advertiser_id))
 GROUP BY reason
