@@ -110,6 +110,22 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from reports.analyst_sql import run_sql
+    from reports.formatting import BINARY_FORMATS, render_bytes
+
+    if args.format in BINARY_FORMATS and args.output is None and sys.stdout.isatty():
+        print(f"imptrack: {args.format} is binary; give -o FILE", file=sys.stderr)
+        return 2
+    body = render_bytes(run_sql(settings().duckdb_path, args.query), args.format)
+    if args.output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        args.output.write_bytes(body)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from reports.formatting import BINARY_FORMATS, render_bytes
     from reports.reading import read_request
@@ -242,6 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--errors", action="store_true", help="postbacks: only the refused ones, with their error"
     )
     report.set_defaults(run=_cmd_report)
+    query = sub.add_parser(
+        "sql",
+        help="query the analysts' DuckDB snapshot (read-only), e.g. 'select * from daily'",
+        description='Views: see docs/REPORTING.md, "The DuckDB file".',
+    )
+    query.add_argument("query", help="a DuckDB SQL query")
+    query.add_argument("--format", choices=FORMATS, default="table")
+    query.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+    query.set_defaults(run=_cmd_sql)
     catalog = sub.add_parser("catalog", help="load or save advertisers, affiliates and offers")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     apply = catalog_sub.add_parser("apply", help="apply a YAML or JSON catalog file")

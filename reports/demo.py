@@ -278,7 +278,10 @@ def run_demo(requests: int) -> int:
         refused = read_slice("postbacks", None, None, "UTC", SliceOptions(errors_only=True))
         print("\nServer postbacks slice, refused only (imptrack report postbacks --errors):\n")
         print(render(_without_params(refused), "table"))
-        print(f"\nDuckDB snapshot for analysts: duckdb {s.duckdb_path} -c 'select * from daily'")
+        print(
+            f"\nDuckDB snapshot for analysts ({s.duckdb_path}): "
+            f"IMPTRACK_HOME={s.home} .venv/bin/imptrack sql 'select * from daily'"
+        )
         print(f"  read it again: IMPTRACK_HOME={s.home} .venv/bin/imptrack report rejections")
     finally:
         print("\nStopping ...")

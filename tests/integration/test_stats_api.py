@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 
 import aiohttp
@@ -120,6 +121,28 @@ async def test_custom_slice_by_offer_and_sub1_through_api_and_cli(stack: Running
     assert pq.read_table(out).equals(parquet)
     bad = await asyncio.to_thread(stack.imptrack, "report", "daily", "--group-by", "offer")
     assert bad.returncode != 0 and "--group-by is for the custom slice only" in bad.stderr
+    # The analysts' snapshot through `imptrack sql` (no DuckDB CLI needed): offer 41's
+    # impressions, as the report gives them, once the snapshot has caught up.
+    daily = await asyncio.to_thread(
+        stack.imptrack, "report", "daily", "--offer", "41", "--format", "json"
+    )
+    reported = sum(row["impressions"] for row in json.loads(daily.stdout))
+    deadline = time.monotonic() + 30
+    while True:
+        sql = await asyncio.to_thread(
+            stack.imptrack,
+            "sql",
+            "select sum(impressions) as impressions from custom_base where offer_id = 41",
+            "--format", "json",
+        )  # fmt: skip
+        assert sql.returncode == 0, sql.stderr
+        (row,) = json.loads(sql.stdout)
+        if row["impressions"] == reported or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert row["impressions"] == reported
+    refused = await asyncio.to_thread(stack.imptrack, "sql", "delete from impressions")
+    assert refused.returncode == 2 and "read-only" in refused.stderr
 
 
 async def test_analysts_query_the_snapshot_while_the_exporter_writes(stack: RunningStack) -> None:
