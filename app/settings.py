@@ -21,6 +21,20 @@ PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 
 
+def _base_url(env: Mapping[str, str], name: str) -> str | None:
+    """An http(s) address with no query or fragment, without its trailing slash."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"{name}={raw!r} must be an http or https address such as "
+            "https://track.network.example, with no query"
+        )
+    return raw.rstrip("/")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -158,6 +172,7 @@ class Settings:
     # in the worker": at_least_once with idempotent effects is the default).
     processing_guarantee: str
     forwarding: ForwardingSettings
+    public_base_url: str | None = None  # where affiliates reach the edge (generated links)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +226,7 @@ class Settings:
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
             processing_guarantee=_choice(env, "WORKER_PROCESSING_GUARANTEE", PROCESSING_GUARANTEES),
             forwarding=ForwardingSettings.from_env(env),
+            public_base_url=_base_url(env, "PUBLIC_BASE_URL"),
         )
 
     @property
@@ -310,6 +326,11 @@ class Settings:
     @property
     def edge_url(self) -> str:
         return f"http://{self.edge_host}:{self.edge_port}"
+
+    @property
+    def links_base_url(self) -> str:
+        """The address in generated links: PUBLIC_BASE_URL, else the edge's own."""
+        return self.public_base_url or self.edge_url
 
     @property
     def exporter_url(self) -> str:

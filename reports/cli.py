@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -126,6 +127,30 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_links(args: argparse.Namespace) -> int:
+    from app.catalog.local import offer_links_of
+
+    _quiet_clients()
+    links = offer_links_of(settings(), args.offer, args.affiliate)
+    if args.format == "json":
+        print(json.dumps(links, indent=2))
+        return 0
+    print(f"Offer {links['offer_id']}, affiliate {links['pid']} ({links['base_url']})\n")
+    impressions = links["impressions"]
+    if "unavailable" in impressions:
+        print(f"Impressions: {impressions['unavailable']}")
+    else:
+        print(f"Impression pixel (URL):  {impressions['pixel_url']}")
+        print(f"Impression pixel (HTML): {impressions['pixel_img']}")
+        print(f"Impression link:         {impressions['link']}")
+    print(f"Click tracking link:     {links['click']['link']}")
+    print(f"Postback, view-through:  {links['postbacks']['view_through']}")
+    print(f"Postback, click:         {links['postbacks']['click']}")
+    for warning in links["warnings"]:
+        print(f"\nwarning: {warning}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from reports.formatting import BINARY_FORMATS, render_bytes
     from reports.reading import read_request
@@ -207,6 +232,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.requests)
 
 
+def _positive_id(raw: str) -> int:
+    """An offer or affiliate id on the command line: digits 0-9, 1 to 2147483647."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to 2147483647, not {raw!r}"
+        )
+    return int(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reports.formatting import FORMATS
     from reports.slices import SLICES
@@ -258,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--errors", action="store_true", help="postbacks: only the refused ones, with their error"
     )
     report.set_defaults(run=_cmd_report)
+    links = sub.add_parser(
+        "links",
+        help="an offer's impression pixel, click link and postback URLs for an affiliate",
+    )
+    links.add_argument("offer", type=_positive_id, help="the offer's id")
+    links.add_argument(
+        "--affiliate", type=_positive_id, required=True, metavar="PID", help="the affiliate"
+    )
+    links.add_argument("--format", choices=("text", "json"), default="text")
+    links.set_defaults(run=_cmd_links)
     query = sub.add_parser(
         "sql",
         help="query the analysts' DuckDB snapshot (read-only), e.g. 'select * from daily'",

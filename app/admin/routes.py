@@ -16,8 +16,9 @@ from app.admin.auth import HEADER
 from app.catalog import commands
 from app.catalog.files import to_document
 from app.catalog.model import MAX_ID
+from app.catalog.offer_links import offer_links, parse_pid
 from app.catalog.validation import as_dict
-from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE
+from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE, SETTINGS
 from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable
 
@@ -120,6 +121,17 @@ def _one(decided: tuple[Any, Any]) -> tuple[Any, list[Any]]:
     return entity, [change]
 
 
+async def offer_links_page(request: web.Request) -> web.Response:
+    """The offer's links for one affiliate (``?pid=``), from PUBLIC_BASE_URL."""
+    unknown = sorted(set(request.query) - {"pid"})
+    if unknown:
+        raise CatalogError(unknown[0], "is not a parameter of this page; it takes pid")
+    catalog = await request.config_dict[CATALOG_SERVICE].catalog()
+    base_url = request.config_dict[SETTINGS].links_base_url
+    pid = parse_pid(request.query.get("pid"))
+    return _json(offer_links(catalog, _id(request, "id"), pid, base_url))
+
+
 async def offer_access(request: web.Request) -> web.Response:
     catalog = await request.config_dict[CATALOG_SERVICE].catalog()
     offer = commands.find(catalog, "offer", _id(request, "id"))
@@ -196,6 +208,7 @@ def create_admin_app() -> web.Application:
     admin.router.add_patch(f"/{kinds}/{{id:[^/]+}}", update_entity)
     admin.router.add_delete(f"/{kinds}/{{id:[^/]+}}", delete_entity)
     admin.router.add_get("/offers/{id:[^/]+}/affiliates", offer_access)
+    admin.router.add_get("/offers/{id:[^/]+}/links", offer_links_page)
     admin.router.add_put("/offers/{id:[^/]+}/affiliates/{pid:[^/]+}", set_offer_access)
     admin.router.add_delete("/offers/{id:[^/]+}/affiliates/{pid:[^/]+}", set_offer_access)
     admin.router.add_get("/affiliates/{id:[^/]+}/blocked-advertisers", blocked_advertisers)

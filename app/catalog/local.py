@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from app.catalog.files import parse_text, to_document
 from app.catalog.follower import CatalogFollower
+from app.catalog.offer_links import offer_links
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
@@ -50,6 +51,15 @@ def apply_file(settings: Settings, path: Path) -> tuple[int, list[CatalogError]]
         raise CatalogError(str(path), f"cannot be read ({exc.strerror})") from None
     document = parse_text(text, path.name)
     return asyncio.run(_with_service(settings, lambda service: service.apply_document(document)))
+
+
+def offer_links_of(settings: Settings, offer_id: int, pid: int) -> dict[str, Any]:
+    """``imptrack links``: the offer's links for an affiliate, from the catalog topic."""
+
+    async def read(service: CatalogService) -> dict[str, Any]:
+        return offer_links(await service.catalog(), offer_id, pid, settings.links_base_url)
+
+    return asyncio.run(_with_service(settings, read))
 
 
 def export_document(settings: Settings) -> dict[str, Any]:
