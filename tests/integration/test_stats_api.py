@@ -137,10 +137,11 @@ async def test_custom_slice_by_offer_and_sub1_through_api_and_cli(stack: Running
         )  # fmt: skip
         assert sql.returncode == 0, sql.stderr
         (row,) = json.loads(sql.stdout)
-        if row["impressions"] == reported or time.monotonic() > deadline:
+        # A DuckDB sum is a HUGEINT, written as decimal text like money.
+        if int(row["impressions"]) == reported or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
-    assert row["impressions"] == reported
+    assert int(row["impressions"]) == reported
     refused = await asyncio.to_thread(stack.imptrack, "sql", "delete from impressions")
     assert refused.returncode == 2 and "read-only" in refused.stderr
 
