@@ -129,25 +129,11 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 def _cmd_links(args: argparse.Namespace) -> int:
     from app.catalog.local import offer_links_of
+    from app.catalog.offer_links import links_text
 
     _quiet_clients()
     links = offer_links_of(settings(), args.offer, args.affiliate)
-    if args.format == "json":
-        print(json.dumps(links, indent=2))
-        return 0
-    print(f"Offer {links['offer_id']}, affiliate {links['pid']} ({links['base_url']})\n")
-    impressions = links["impressions"]
-    if "unavailable" in impressions:
-        print(f"Impressions: {impressions['unavailable']}")
-    else:
-        print(f"Impression pixel (URL):  {impressions['pixel_url']}")
-        print(f"Impression pixel (HTML): {impressions['pixel_img']}")
-        print(f"Impression link:         {impressions['link']}")
-    print(f"Click tracking link:     {links['click']['link']}")
-    print(f"Postback, view-through:  {links['postbacks']['view_through']}")
-    print(f"Postback, click:         {links['postbacks']['click']}")
-    for warning in links["warnings"]:
-        print(f"\nwarning: {warning}")
+    print(json.dumps(links, indent=2) if args.format == "json" else links_text(links))
     return 0
 
 

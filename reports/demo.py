@@ -20,8 +20,9 @@ from app import probes
 from app.catalog.changes import apply_change
 from app.catalog.eligibility import rejection_reason
 from app.catalog.files import parse_text, plan_document
-from app.catalog.local import apply_file
+from app.catalog.local import apply_file, offer_links_of
 from app.catalog.model import Catalog
+from app.catalog.offer_links import links_text
 from app.exceptions import StackError
 from app.settings import Settings, settings
 from app.stack import Stack
@@ -237,6 +238,9 @@ def run_demo(requests: int) -> int:
         if errors:
             raise StackError(f"the demo catalog was refused: {errors[0]}")
         print(f"\nApplied the demo catalog ({written} changes): imptrack catalog export shows it")
+        links = offer_links_of(s, 1, 1)
+        print("\nGenerated links (imptrack links 1 --affiliate 1):\n")
+        print(links_text(links))
         print(f"\nSending {requests} impression pixels to {s.edge_url}/imp ...")
         seen: list[Seen] = []
         answered = asyncio.run(send_pixels(s, requests, seen))

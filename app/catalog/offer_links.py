@@ -65,6 +65,27 @@ def offer_links(catalog: Catalog, offer_id: int, pid: int, base_url: str) -> dic
     return links
 
 
+def links_text(links: dict[str, Any]) -> str:
+    """The links as ``imptrack links`` and the demo print them."""
+    lines = [f"Offer {links['offer_id']}, affiliate {links['pid']} ({links['base_url']})", ""]
+    impressions = links["impressions"]
+    if "unavailable" in impressions:
+        lines.append(f"Impressions: {impressions['unavailable']}")
+    else:
+        lines += [
+            f"Impression pixel (URL):  {impressions['pixel_url']}",
+            f"Impression pixel (HTML): {impressions['pixel_img']}",
+            f"Impression link:         {impressions['link']}",
+        ]
+    lines += [
+        f"Click tracking link:     {links['click']['link']}",
+        f"Postback, view-through:  {links['postbacks']['view_through']}",
+        f"Postback, click:         {links['postbacks']['click']}",
+    ]
+    lines += [f"\nwarning: {warning}" for warning in links["warnings"]]
+    return "\n".join(lines)
+
+
 def parse_pid(raw: str | None) -> int:
     """The affiliate of ``?pid=``: required, digits 0-9 only."""
     if raw is None or raw == "":
