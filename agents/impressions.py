@@ -64,7 +64,7 @@ async def record_impressions(stream: Any) -> None:
             if reason is None:
                 offer = in_force.offers[impression.offer_id]
                 # The CPM price in force at the impression's time, like the verdict.
-                earning = impression_earning(offer)
+                earning = impression_earning(offer, impression.pid)
                 recorded_impression = impression.derive(
                     revenue=str(earning.revenue),
                     payout=str(earning.payout),

@@ -57,6 +57,12 @@ def _check_advertiser(catalog: Catalog, offer: Offer) -> None:
         raise CatalogError(
             "advertiser_id", f"there is no advertiser {offer.advertiser_id}; create it first"
         )
+    for n, payment in enumerate(offer.payments):
+        for pid in payment.affiliates:
+            if pid not in catalog.affiliates:
+                raise CatalogError(
+                    f"payments[{n}].affiliates", f"there is no affiliate {pid}; create it first"
+                )
 
 
 def create(catalog: Catalog, kind: str, data: Mapping[str, Any]) -> tuple[Entity, Change]:

@@ -43,7 +43,9 @@ class Destination:
 class Payment:
     """What the advertiser pays (revenue) and the affiliate earns (payout) per goal.
 
-    CPM prices are per thousand impressions; CPA prices per conversion.
+    CPM prices are per thousand impressions; CPA prices per conversion. A payment
+    listing ``affiliates`` is personal (Affise's personal payouts): for those
+    affiliates it replaces the offer's payment of the same type and goal.
     """
 
     type: str
@@ -51,6 +53,7 @@ class Payment:
     payout: str
     currency: str = "USD"
     goal: str = "1"
+    affiliates: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -188,7 +188,7 @@ def _payments(value: Any) -> tuple[Payment, ...]:
         where = f"payments[{n}]"
         if not isinstance(item, Mapping):
             raise CatalogError(where, "must be an object")
-        _known(item, {"type", "revenue", "payout", "currency", "goal"}, "a payment")
+        _known(item, {"type", "revenue", "payout", "currency", "goal", "affiliates"}, "a payment")
         kind = _choice(item.get("type"), f"{where}.type", PAYMENT_TYPES)
         currency = item.get("currency", "USD")
         if not isinstance(currency, str) or not _CURRENCY.match(currency):
@@ -196,9 +196,14 @@ def _payments(value: Any) -> tuple[Payment, ...]:
                 f"{where}.currency", f"must be a three-letter code like USD, not {currency!r}"
             )
         goal = _text(str(item.get("goal", "1")), f"{where}.goal", 64)
-        if (kind, goal, currency) in seen:
-            raise CatalogError(where, f"repeats the {kind} payment for goal {goal!r} in {currency}")
-        seen.add((kind, goal, currency))
+        affiliates = _personal(item.get("affiliates", []), f"{where}.affiliates")
+        for pid in affiliates or (None,):
+            if (kind, goal, currency, pid) in seen:
+                whose = "" if pid is None else f" of affiliate {pid}"
+                raise CatalogError(
+                    where, f"repeats the {kind} payment{whose} for goal {goal!r} in {currency}"
+                )
+            seen.add((kind, goal, currency, pid))
         found.append(
             Payment(
                 kind,
@@ -206,9 +211,20 @@ def _payments(value: Any) -> tuple[Payment, ...]:
                 _money(item.get("payout"), f"{where}.payout"),
                 currency,
                 goal,
+                affiliates,
             )
         )
     return tuple(found)
+
+
+def _personal(value: Any, field: str) -> tuple[int, ...]:
+    """The affiliates a personal payment is for (none: the offer's own payment)."""
+    if not isinstance(value, list):
+        raise CatalogError(field, "must be a list of affiliate ids")
+    pids = tuple(entity_id(pid, field) for pid in value)
+    if len(set(pids)) != len(pids):
+        raise CatalogError(field, "lists an affiliate twice")
+    return pids
 
 
 def _whitelist(value: Any) -> tuple[str, ...]:
@@ -315,4 +331,11 @@ def as_dict(entity: Advertiser | Affiliate | Offer) -> dict[str, Any]:
     for name, value in data.items():
         if isinstance(value, tuple):
             data[name] = list(value)
+    for payment in data.get("payments", []):
+        # Only personal payments name their affiliates: other payments keep the shape
+        # catalog files had before personal payouts existed.
+        if payment["affiliates"]:
+            payment["affiliates"] = list(payment["affiliates"])
+        else:
+            del payment["affiliates"]
     return data

@@ -94,7 +94,7 @@ def attribute(
     offer = _offer_open(catalog, source.offer_id)
     _sender_allowed(offer, request, postback.ip)
     _in_time(offer, request, source, at_ms)
-    earning = cpa_earning(offer, request.goal)
+    earning = cpa_earning(offer, request.goal, source.pid)
     goals = sorted({p.goal for p in offer.payments if p.type == "CPA"})
     if earning is None and goals:
         raise PostbackRefused(

@@ -34,6 +34,7 @@ MAIN, SHORT, WALLED, PAUSED, DELETED, MONEY, OPEN_WALL, REPLAY = (
     6117,
     6118,
 )
+PERSONAL = 6119  # personal payouts, created by its test
 TOKEN = "s3cret-token"
 TRACKING = "https://adv.example/c?clickid={clickid}&aimp_id={aimp_id}"
 
@@ -471,3 +472,53 @@ async def test_the_conversions_slice_shows_the_affiliates_imp_id(
     by_action = {r["action_id"]: (r["attribution"], r["imp_id"]) for r in rows}
     assert by_action["imp-id-0"] == ("view_through", "vt-imp-1")
     assert by_action["imp-id-1"] == ("click", "clk-imp-1")
+
+
+async def test_personal_payouts_pay_their_affiliate_what_was_set_for_it(
+    running_stack: RunningStack, session: aiohttp.ClientSession
+) -> None:
+    """Offer PERSONAL pays CPM 1.00 and CPA 5.00 to everyone, but affiliate PID gets
+    CPM 3.00 and CPA 8.00 (Affise's personal payouts): 10 impressions and one
+    approved conversion each, the Affiliates slice shows each affiliate's payout;
+    an unknown affiliate in a personal payment is refused."""
+    stack = running_stack
+    admin = Admin(stack, session)
+    other = PID + 1
+    await admin.ok("POST", "/affiliates", {"id": other, "name": "Everyone else"})
+    payments = [
+        {"type": "CPM", "revenue": "4.00", "payout": "1.00", "currency": "GBP"},
+        {"type": "CPA", "revenue": "10.00", "payout": "5.00", "currency": "GBP"},
+        {
+            "type": "CPM",
+            "revenue": "4.00",
+            "payout": "3.00",
+            "currency": "GBP",
+            "affiliates": [PID],
+        },
+        {
+            "type": "CPA",
+            "revenue": "10.00",
+            "payout": "8.00",
+            "currency": "GBP",
+            "affiliates": [PID],
+        },
+    ]
+    refused = await admin.call(
+        "POST", "/offers", _offer(PERSONAL, payments=[{**payments[3], "affiliates": [999999]}])
+    )
+    assert refused[0] == 400 and "there is no affiliate 999999" in refused[1]["error"], refused
+    await admin.ok("POST", "/offers", _offer(PERSONAL, payments=payments))
+    for n, pid in enumerate((PID, other)):
+        url = f"{stack.edge_url}/imp?offer_id={PERSONAL}&pid={pid}"
+        aimp_ids = []
+        for _ in range(10):
+            async with session.get(url) as response:
+                assert "X-Imptrack-Rejected" not in response.headers
+                aimp_ids.append(response.headers["X-Aimp-Id"])
+        answer = await _postback(session, stack, {"aimp_id": aimp_ids[0], "action_id": f"pp-{n}"})
+        assert answer[1]["status"] == 1, answer
+    await asyncio.to_thread(stack.settle)
+    rows = _slice(stack, "affiliates", "--offer", str(PERSONAL))
+    payouts = {r["pid"]: (r["impressions"], r["payout"]) for r in rows}
+    # 10 x 3.00 / 1000 + 8.00 ; 10 x 1.00 / 1000 + 5.00
+    assert payouts == {PID: (10, "8.0300"), other: (10, "5.0100")}
