@@ -65,7 +65,10 @@ def _offer(data: dict[str, Any]) -> Offer:
     data["additional_impressions_urls"] = tuple(
         Destination(**d) for d in data.get("additional_impressions_urls", ())
     )
-    data["payments"] = tuple(Payment(**p) for p in data.get("payments", ()))
+    data["payments"] = tuple(
+        Payment(**{**p, "affiliates": tuple(p.get("affiliates", ()))})
+        for p in data.get("payments", ())
+    )
     data["postback_ip_whitelist"] = tuple(data.get("postback_ip_whitelist", ()))
     return Offer(**data)
 

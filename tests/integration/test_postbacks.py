@@ -517,8 +517,13 @@ async def test_personal_payouts_pay_their_affiliate_what_was_set_for_it(
                 aimp_ids.append(response.headers["X-Aimp-Id"])
         answer = await _postback(session, stack, {"aimp_id": aimp_ids[0], "action_id": f"pp-{n}"})
         assert answer[1]["status"] == 1, answer
-    await asyncio.to_thread(stack.settle)
-    rows = _slice(stack, "affiliates", "--offer", str(PERSONAL))
-    payouts = {r["pid"]: (r["impressions"], r["payout"]) for r in rows}
     # 10 x 3.00 / 1000 + 8.00 ; 10 x 1.00 / 1000 + 5.00
-    assert payouts == {PID: (10, "8.0300"), other: (10, "5.0100")}
+    expected = {PID: (10, "8.0300"), other: (10, "5.0100")}
+    deadline = time.monotonic() + 60
+    while True:
+        rows = _slice(stack, "affiliates", "--offer", str(PERSONAL))
+        payouts = {r["pid"]: (r["impressions"], r["payout"]) for r in rows}
+        if payouts == expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert payouts == expected

@@ -110,3 +110,23 @@ def test_a_name_with_control_characters_is_refused() -> None:
     assert changes == []
     assert [e.field for e in errors] == ["affiliates[0].name"]
     assert "control characters" in errors[0].problem
+
+
+def test_a_personal_payout_read_back_from_the_topic_changes_nothing() -> None:
+    """The catalog topic's JSON gives lists; a personal payment's affiliates come back
+    as the tuple validation made, so exporting and applying again writes nothing."""
+    document = {
+        **DOCUMENT,
+        "offers": [
+            {
+                "id": 20,
+                "title": "Personal",
+                "advertiser_id": 1,
+                "payments": [{"type": "CPA", "revenue": "9", "payout": "7", "affiliates": [7]}],
+            }
+        ],
+    }
+    catalog = catalog_from(document)
+    assert catalog.offers[20].payments[0].affiliates == (7,)
+    changes, errors = plan_document(catalog, to_document(catalog))
+    assert (changes, errors) == ([], [])
