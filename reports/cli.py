@@ -171,9 +171,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _quiet_clients() -> None:
-    """A one-shot command shows its result, not the broker client's chatter."""
-    for name in ("aiokafka", "imptrack.catalog"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """A one-shot command shows its result, not the broker client's chatter: a
+    broker it cannot reach is said once, in the command's own error line."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("imptrack.catalog").setLevel(logging.WARNING)
 
 
 def _cmd_catalog_apply(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ of being written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -68,9 +69,14 @@ class CatalogFollower:
                 break
             except KafkaError as exc:
                 # A worker may start before the broker answers; it waits rather than
-                # running without a catalog.
+                # running without a catalog. The failed consumer is closed first: each
+                # retry made a new one, and the old ones stayed open.
+                await _close(consumer)
                 log.warning("cannot reach the broker for the catalog (%s); retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)
+            except asyncio.CancelledError:
+                await _close(consumer)
+                raise
         try:
             partitions = await wait_for_partitions(consumer, (self.topic,))
             consumer.assign(partitions)
@@ -167,3 +173,9 @@ async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) 
         if await consumer.position(tp) < end:
             return False
     return True
+
+
+async def _close(consumer: AIOKafkaConsumer) -> None:
+    """Close a consumer whose start failed or was cancelled (it may hold a client)."""
+    with contextlib.suppress(KafkaError):
+        await consumer.stop()

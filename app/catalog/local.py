@@ -29,7 +29,13 @@ async def _with_service(settings: Settings, run: Callable[[CatalogService], Awai
     try:
         await writer.start()
     except KafkaError as exc:
+        # Closed before saying so: left open, the clients are reported "Unclosed"
+        # on stderr after the one line that matters.
         following.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KafkaError):
+            await following
+        with contextlib.suppress(KafkaError):
+            await writer.stop()
         raise CatalogUnavailable(
             f"cannot reach the broker at {settings.broker} ({exc}); is imptrack up?"
         ) from None

@@ -203,3 +203,23 @@ def test_make_status_with_nothing_running_says_so_plainly(tmp_path: Path) -> Non
         == f"nothing is running under {tmp_path}; `make up` (or `imptrack up`) starts it\n"
     )
     assert "make" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["catalog", "export"], ["links", "1", "--affiliate", "1"]])
+def test_a_catalog_command_without_a_broker_prints_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """No aiokafka connection errors and no "Unclosed AIOKafkaConsumer" around it:
+    the clients are closed before the command says the broker cannot be reached."""
+    env = {
+        **os.environ,
+        "IMPTRACK_HOME": str(tmp_path),
+        "KAFKA_BROKER": f"127.0.0.1:{free_ports(1)[0]}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "reports.cli", *command],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imptrack: cannot reach the broker at"), lines
