@@ -220,12 +220,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _positive_id(raw: str) -> int:
-    """An offer or affiliate id on the command line: digits 0-9, 1 to 2147483647."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= 2**31 - 1:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number from 1 to 2147483647, not {raw!r}"
-        )
-    return int(raw)
+    """An offer or affiliate id on the command line (app.catalog.validation)."""
+    from app.catalog.validation import id_from_text
+    from app.exceptions import CatalogError
+
+    try:
+        return id_from_text(raw, "id")
+    except CatalogError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,9 +15,8 @@ from aiohttp import web
 from app.admin.auth import HEADER
 from app.catalog import commands
 from app.catalog.files import to_document
-from app.catalog.model import MAX_ID
 from app.catalog.offer_links import offer_links, parse_pid
-from app.catalog.validation import as_dict
+from app.catalog.validation import as_dict, id_from_text
 from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE, SETTINGS
 from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable
@@ -65,14 +64,7 @@ async def _body(request: web.Request) -> Any:
 
 
 def _id(request: web.Request, name: str) -> int:
-    """An id in the path: the digits 0-9 only (Python's int() and regex \\d also take
-    other scripts' digits, and /offers/٣ must not be offer 3), in the id range."""
-    raw = request.match_info[name]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
-        raise CatalogError(
-            name, f"must be a whole number from 1 to {MAX_ID} in the digits 0-9, not {raw!r}"
-        )
-    return int(raw)
+    return id_from_text(request.match_info[name], name)
 
 
 def _kind(request: web.Request) -> str:

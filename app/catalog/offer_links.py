@@ -10,6 +10,7 @@ from typing import Any
 
 from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_reason
 from app.catalog.model import Catalog
+from app.catalog.validation import id_from_text
 from app.exceptions import CatalogError, UnknownEntity
 from app.records import SUB_FIELDS
 
@@ -90,6 +91,4 @@ def parse_pid(raw: str | None) -> int:
     """The affiliate of ``?pid=``: required, digits 0-9 only."""
     if raw is None or raw == "":
         raise CatalogError("pid", "is required: the affiliate whose links these are (?pid=7)")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= 2**31 - 1:
-        raise CatalogError("pid", f"must be a whole number from 1 to 2147483647, not {raw!r}")
-    return int(raw)
+    return id_from_text(raw, "pid")

@@ -68,6 +68,17 @@ def entity_id(value: Any, field: str = "id") -> int:
     return value
 
 
+def id_from_text(raw: str, field: str) -> int:
+    """An id written in a path, a query or on the command line: the digits 0-9 only
+    (Python's int() and regex \\d also take other scripts' digits: /offers/٣ must not
+    be offer 3), from 1 to MAX_ID."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
+        raise CatalogError(
+            field, f"must be a whole number from 1 to {MAX_ID} in the digits 0-9, not {raw!r}"
+        )
+    return int(raw)
+
+
 def _text(value: Any, field: str, max_length: int = 255) -> str:
     if not isinstance(value, str) or not value.strip():
         raise CatalogError(field, "must be a non-empty string")
