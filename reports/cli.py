@@ -7,11 +7,16 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.exceptions import ImptrackError
 from app.settings import settings
+
+if TYPE_CHECKING:
+    from reports.slice_request import SliceRequest
+    from reports.slices import SliceResult
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -111,20 +116,34 @@ def _cmd_exporter(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sql(args: argparse.Namespace) -> int:
-    from reports.analyst_sql import run_sql
+def _write_result(args: argparse.Namespace, read: Callable[[], SliceResult]) -> int:
+    """``read()``'s rows in ``--format``, to ``-o FILE`` or stdout (`report`, `sql`).
+    A binary format is never written to a terminal, and is refused before reading."""
     from reports.formatting import BINARY_FORMATS, render_bytes
 
     if args.format in BINARY_FORMATS and args.output is None and sys.stdout.isatty():
         print(f"imptrack: {args.format} is binary; give -o FILE", file=sys.stderr)
         return 2
-    body = render_bytes(run_sql(settings().duckdb_path, args.query), args.format)
+    body = render_bytes(read(), args.format)
     if args.output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
     else:
         args.output.write_bytes(body)
     return 0
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    from reports.formatting import FORMATS
+
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    parser.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+
+
+def _cmd_sql(args: argparse.Namespace) -> int:
+    from reports.analyst_sql import run_sql
+
+    return _write_result(args, lambda: run_sql(settings().duckdb_path, args.query))
 
 
 def _cmd_links(args: argparse.Namespace) -> int:
@@ -138,14 +157,15 @@ def _cmd_links(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from reports.formatting import BINARY_FORMATS, render_bytes
     from reports.reading import read_request
+
+    return _write_result(args, lambda: read_request(_slice_request(args)))
+
+
+def _slice_request(args: argparse.Namespace) -> SliceRequest:
     from reports.slice_request import SliceRequest
 
-    if args.format in BINARY_FORMATS and args.output is None and sys.stdout.isatty():
-        print(f"imptrack: {args.format} is binary; give -o FILE", file=sys.stderr)
-        return 2
-    request = SliceRequest.parse(
+    return SliceRequest.parse(
         args.slice,
         {
             "from": args.date_from,
@@ -161,13 +181,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "errors": "1" if args.errors else None,
         },
     )
-    body = render_bytes(read_request(request), args.format)
-    if args.output is None:
-        sys.stdout.buffer.write(body)
-        sys.stdout.flush()
-    else:
-        args.output.write_bytes(body)
-    return 0
 
 
 def _quiet_clients() -> None:
@@ -231,7 +244,6 @@ def _positive_id(raw: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reports.formatting import FORMATS
     from reports.slices import SLICES
 
     parser = argparse.ArgumentParser(
@@ -275,8 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--sort", metavar="COL[:desc],...", help="order of the rows")
     report.add_argument("--limit", metavar="N", help="at most N rows")
-    report.add_argument("--format", choices=FORMATS, default="table")
-    report.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+    _add_output_arguments(report)
     report.add_argument(
         "--errors", action="store_true", help="postbacks: only the refused ones, with their error"
     )
@@ -297,8 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         description='Views: see docs/REPORTING.md, "The DuckDB file".',
     )
     query.add_argument("query", help="a DuckDB SQL query")
-    query.add_argument("--format", choices=FORMATS, default="table")
-    query.add_argument("-o", "--output", type=Path, help="write to this file (default: stdout)")
+    _add_output_arguments(query)
     query.set_defaults(run=_cmd_sql)
     catalog = sub.add_parser("catalog", help="load or save advertisers, affiliates and offers")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
