@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import cache
 from typing import Any
 
 from app.faust_app import app
-from app.ids import id_ms, is_valid_id
+from app.ids import IdSeal, id_ms, is_valid_id
+from app.installation_secrets import load_id_key
 from app.postbacks.conversions import action_key, refusal
 from app.postbacks.matching import attribute
 from app.postbacks.params import PostbackRefused, PostbackRequest, parse_postback
 from app.postbacks.replies import reply
 from app.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
+from app.settings import settings
 from app.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
 from tables.batches import read_in_event_partition
 from tables.catalog import catalog, catalog_current_for
@@ -37,6 +40,12 @@ current. A restarted worker drains its partitions unevenly (one impressions
 partition was seen untouched for 22 s while others drained), so this is long;
 only a worker whose clicks or impressions agent is stuck this long judges a
 postback without knowing, and logs so."""
+
+
+@cache
+def _id_seal() -> IdSeal:
+    """The edge's ID key: IDs it did not issue are refused before any lookup."""
+    return IdSeal(load_id_key(settings()))
 
 
 async def _find(event: Any, request: PostbackRequest) -> Click | Impression | None:
@@ -89,7 +98,7 @@ async def match_postbacks(stream: Any) -> None:
             try:
                 if postback.problem:
                     raise PostbackRefused(postback.problem)
-                request = parse_postback(postback.params)
+                request = parse_postback(postback.params, _id_seal())
                 source = await _find(event, request)
                 # Judged by the catalog in force when the edge received it, so a
                 # replay after a crash gets the same verdict.

@@ -61,6 +61,16 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    """On with 1/true/yes/on, off when unset or 0/false/no/off; anything else refused."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name}={env.get(name)!r} is not one of 1, 0, true, false")
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """One of ``choices``; the first when unset."""
     value = env.get(name) or choices[0]
@@ -166,6 +176,11 @@ class Settings:
     snapshot_seconds: float
     # The admin API's key; without it one is generated into ``api_key_file``.
     api_key: str | None
+    # The key that seals IDs (app.ids); without it one is generated into ``id_key_file``.
+    id_key: str | None
+    # The pixel tells every caller its aimp_id and rejection reason (a staging network
+    # where affiliates test links); otherwise only callers holding the API key.
+    pixel_debug: bool
     # How long the edge waits for a postback's verdict before answering "pending".
     postback_verdict_seconds: float
     # Faust's processing guarantee in the worker (docs/ARCHITECTURE.md, "Exactly-once
@@ -223,6 +238,8 @@ class Settings:
             worker_table_memory_mb=_int(env, "WORKER_TABLE_MEMORY_MB", 64, 8),
             snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,
+            id_key=env.get("IMPTRACK_ID_KEY") or None,
+            pixel_debug=_flag(env, "PIXEL_DEBUG"),
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
             processing_guarantee=_choice(env, "WORKER_PROCESSING_GUARANTEE", PROCESSING_GUARANTEES),
             forwarding=ForwardingSettings.from_env(env),
@@ -254,6 +271,10 @@ class Settings:
     @property
     def api_key_file(self) -> Path:
         return self.home / "api-key"
+
+    @property
+    def id_key_file(self) -> Path:
+        return self.home / "id-key"
 
     def _instance_dir(self, role: str) -> Path:
         return self.data_dir / (role if self.instance == 1 else f"{role}-{self.instance}")

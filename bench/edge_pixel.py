@@ -24,8 +24,10 @@ import urllib.request
 from typing import Any
 
 from app import probes
+from app.admin.auth import HEADER
 from app.edge.pixel import TRANSPARENT_GIF
 from app.ids import is_valid_id
+from app.installation_secrets import load_api_key
 from app.stack import Stack
 from bench.common import (
     QUICK,
@@ -63,10 +65,11 @@ SAME_HEADERS = ("Content-Type", "Content-Length", "Cache-Control", "Pragma")
 GIF = digest(TRANSPARENT_GIF)
 
 
-def _one_pixel(url: str) -> dict[str, Any]:
+def _one_pixel(url: str, sent: dict[str, str] | None = None) -> dict[str, Any]:
     """One pixel's status, headers and whether its body is the GIF."""
+    request = urllib.request.Request(url.replace("{n}", "preflight"), headers=sent or {})
     try:
-        with urllib.request.urlopen(url.replace("{n}", "preflight"), timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             status, headers, body = response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         status, headers, body = exc.code, exc.headers, exc.read()
@@ -114,7 +117,8 @@ def run(stack: Stack) -> dict[str, Any]:
         # Until the edge's catalog has the offer (it follows the broker): each of these
         # GIFs is still an impression, judged by the worker against the new catalog.
         for _ in range(PREFLIGHT_TRIES):
-            preflight["edge"] = _one_pixel(targets["edge"])
+            # With the API key: the edge then shows the aimp_id and any rejection.
+            preflight["edge"] = _one_pixel(targets["edge"], {HEADER: load_api_key(stack.settings)})
             answered += preflight["edge"]["status"] == 200
             if "X-Imptrack-Rejected" not in preflight["edge"]["headers"]:
                 break

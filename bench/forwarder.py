@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from app import probes, topic_names
-from app.ids import IdGenerator
+from app.ids import IdGenerator, IdSeal
 from app.records import ForwardTask
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
@@ -64,7 +65,7 @@ def _wait_for(sink: str, count: int, timeout: float = 300.0) -> dict[str, Any]:
 
 
 async def _produce_tasks(broker: str, sink: str, count: int) -> None:
-    ids = IdGenerator()
+    ids = IdGenerator(IdSeal(os.urandom(32)))  # IDs nobody checks here
     destination = f"{sink}/imp?a={{aimp_id}}"
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
     await producer.start()

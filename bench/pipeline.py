@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app import probes, topic_names
-from app.ids import IdGenerator
+from app.ids import IdGenerator, IdSeal
 from app.partitions import wait_for_partitions
 from app.records import impression_payload
 from app.stack import Stack
@@ -62,7 +62,7 @@ offers:
 
 def impressions(count: int) -> list[tuple[str, bytes]]:
     """``count`` new impressions as (aimp_id, the JSON the edge produces)."""
-    ids = IdGenerator()
+    ids = IdGenerator(IdSeal(os.urandom(32)))  # IDs nobody checks here
     out = []
     for n in range(count):
         aimp_id = ids.new_id()

@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from app import probes
+from app.admin.auth import HEADER
 from app.ids import is_valid_id
+from app.installation_secrets import load_api_key
 from app.stack import Stack
 from bench.common import (
     QUICK,
@@ -90,7 +92,9 @@ def _impressions(stack: Stack) -> list[str]:
     ids = []
     for n in range(IMPRESSIONS):
         url = f"{edge}/imp?offer_id={OFFER_ID}&pid=1&imp_id=pb{n}"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        # With the API key, so that the pixel shows its aimp_id.
+        request = urllib.request.Request(url, headers={HEADER: load_api_key(stack.settings)})
+        with urllib.request.urlopen(request, timeout=10) as response:
             aimp_id = response.headers.get("X-Aimp-Id", "")
             if response.status != 200 or not is_valid_id(aimp_id):
                 raise RuntimeError(f"the pixel answered {response.status}, X-Aimp-Id {aimp_id!r}")

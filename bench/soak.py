@@ -53,7 +53,9 @@ import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app import probes, topic_names
+from app.admin.auth import HEADER
 from app.edge.pixel import TRANSPARENT_GIF
+from app.installation_secrets import load_api_key
 from app.stack import Stack
 from bench import loadgen, soak_report
 from bench.common import RESULTS, apply_catalog, bench_stack, machine, serve, write_result
@@ -204,11 +206,13 @@ async def _get(session: aiohttp.ClientSession, url: str, header: str) -> str:
         return response.headers[header]
 
 
-async def prepare(edge: str, prefix: str = "", count: int = PREPARED) -> dict[str, list[str]]:
+async def prepare(
+    edge: str, api_key: str, prefix: str = "", count: int = PREPARED
+) -> dict[str, list[str]]:
     """``count`` impressions and clicks for the soak's postbacks to name: their
-    aimp_ids and clickids."""
+    aimp_ids and clickids (the pixel shows its aimp_id to a caller with the API key)."""
     base = f"{edge}/{{}}?offer_id={OFFER_ID}&pid={OFFER_ID}&imp_id=prep{prefix}{{}}"
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers={HEADER: api_key}) as session:
         aimp_ids = [await _get(session, base.format("imp", n), "X-Aimp-Id") for n in range(count)]
         clickids = [await _get(session, base.format("click", n), "X-Clickid") for n in range(count)]
     return {"aimp_ids": aimp_ids, "clickids": clickids}
@@ -302,7 +306,7 @@ def _urls(edge: str, chunk: int, count: int, prepared: dict[str, list[str]], tok
 
 
 async def soak_load(
-    edge: str, rate: float, folder: Path, prepared: dict[str, list[str]]
+    edge: str, api_key: str, rate: float, folder: Path, prepared: dict[str, list[str]]
 ) -> list[dict[str, Any]]:
     """bench.loadgen at ``rate`` for SOAK_SECONDS, one process per chunk, each launched
     so that it starts sending as the one before it stops; each chunk's result.
@@ -318,7 +322,7 @@ async def soak_load(
     for k in range(chunks):
         seconds = min(CHUNK_SECONDS, SOAK_SECONDS - k * CHUNK_SECONDS)
         path = folder / f"soak-urls-{k}.txt"
-        named = await prepare(edge, f"c{k}-", PREPARED_PER_CHUNK)
+        named = await prepare(edge, api_key, f"c{k}-", PREPARED_PER_CHUNK)
         for kind, ids in named.items():
             prepared[kind].extend(ids)
         if k == 0:
@@ -379,7 +383,7 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
     sampling = asyncio.create_task(monitor.run())
     try:
         exported_before = await probe.exported()
-        prepared = await prepare(edge)
+        prepared = await prepare(edge, load_api_key(stack.settings))
         monitor.phase = "capacity"
         capacity = await measure_capacity(edge, monitor)
         monitor.phase = "settle"
@@ -395,7 +399,9 @@ async def soak(stack: Stack, sink: str) -> dict[str, Any]:
         keys_before = await probe.redis_keys()
         monitor.phase = "soak"
         soak_started = monitor.now() + LAUNCH_LEAD_SECONDS
-        chunks = await soak_load(edge, rate, stack.settings.home, prepared)
+        chunks = await soak_load(
+            edge, load_api_key(stack.settings), rate, stack.settings.home, prepared
+        )
         monitor.phase = "drain"
         drained = await drain(monitor)
         sampling.cancel()

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 
 from app import probes
+from app.admin.auth import HEADER
 from app.catalog.changes import apply_change
 from app.catalog.eligibility import rejection_reason
 from app.catalog.files import parse_text, plan_document
@@ -24,6 +25,7 @@ from app.catalog.local import apply_file, offer_links_of
 from app.catalog.model import Catalog
 from app.catalog.offer_links import links_text
 from app.exceptions import StackError
+from app.installation_secrets import load_api_key
 from app.settings import Settings, settings
 from app.stack import Stack
 from reports import db
@@ -147,7 +149,10 @@ async def send_pixels(
             if done % 100 == 0 or done == total:
                 _progress(done, total, started)
 
-    async with aiohttp.ClientSession(headers={"User-Agent": "imptrack-demo/1.0"}) as session:
+    # With the API key, as the network's own people test links: the pixel then shows
+    # its aimp_id, which the demo's advertisers name in their postbacks below.
+    headers = {"User-Agent": "imptrack-demo/1.0", HEADER: load_api_key(s)}
+    async with aiohttp.ClientSession(headers=headers) as session:
         await asyncio.gather(*(client(session) for _ in range(CONCURRENCY)))
     sys.stderr.write("\n")
     return answered

@@ -10,7 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from app.ids import IdGenerator
+from app.ids import IdGenerator, IdSeal
+from app.installation_secrets import load_id_key
 from app.postbacks.security import secure_hash
 from app.settings import Settings
 
@@ -53,7 +54,7 @@ def _params(offer_id: int, key: str, identifier: str, action_id: str) -> dict[st
 
 
 def plan_postbacks(
-    clicks: list[tuple[int, str]], impressions: list[tuple[int, str]]
+    clicks: list[tuple[int, str]], impressions: list[tuple[int, str]], seal: IdSeal
 ) -> tuple[list[dict[str, str]], dict[int, str]]:
     """Good postbacks for some of the demo's ``(offer_id, clickid)`` clicks and
     ``(offer_id, aimp_id)`` impressions (a tenth of them pending first, approved
@@ -77,9 +78,15 @@ def plan_postbacks(
         plan.append(params)
 
     mistake({"action_id": "lost-ids"}, "neither clickid nor aimp_id is given")
-    never = IdGenerator().new_id(now_ms=1_700_000_000_000)
+    # Issued by this network (its key), but long before any click or impression.
+    never = IdGenerator(seal).new_id(now_ms=1_700_000_000_000)
     mistake({"clickid": never, "action_id": "x1"}, "unknown clickid")
     mistake({"aimp_id": never, "action_id": "x2"}, "unknown aimp_id")
+    # A guess: one hex digit of a real ID changed.
+    if impressions:
+        real = impressions[0][1]
+        guessed = real[:-1] + ("0" if real[-1] != "0" else "1")
+        mistake({"aimp_id": guessed, "action_id": "x7"}, "was not issued by this network")
     if chosen_clicks:
         offer_id, clickid = chosen_clicks[-1]
         if approved is not None:
@@ -102,7 +109,7 @@ async def send_postbacks(
 ) -> PostbackRun:
     """Send the plan in order (an update must follow what it updates): half as GET,
     half as POSTed forms, as advertisers' systems do."""
-    plan, mistakes = plan_postbacks(clicks, impressions)
+    plan, mistakes = plan_postbacks(clicks, impressions, IdSeal(load_id_key(s)))
     run = PostbackRun()
     async with aiohttp.ClientSession(headers={"User-Agent": "advertiser-demo/1.0"}) as session:
         for n, params in enumerate(plan):

@@ -19,8 +19,9 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from app.admin.auth import ApiKeyGate, load_api_key
+from app.admin.auth import ApiKeyGate
 from app.exceptions import ReportError
+from app.installation_secrets import load_api_key
 from app.settings import Settings
 from reports.exporter import Exporter
 from reports.formatting import (

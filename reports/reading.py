@@ -10,8 +10,9 @@ import urllib.request
 
 import duckdb
 
-from app.admin.auth import HEADER, load_api_key
+from app.admin.auth import HEADER
 from app.exceptions import ReportError
+from app.installation_secrets import load_api_key
 from app.settings import settings
 from reports import db
 from reports.formatting import from_arrow_stream

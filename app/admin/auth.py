@@ -1,45 +1,16 @@
-"""The admin API's key: ``IMPTRACK_API_KEY``, or one generated once per installation."""
+"""The admin API's key check (the key itself: app.installation_secrets)."""
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import logging
-import os
-import secrets
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
-from app.exceptions import ConfigurationError
-from app.settings import Settings
-
 HEADER = "API-Key"
 PATH_LOGGED = 200  # characters of a refused request's path written to the log
-
-
-def load_api_key(settings: Settings) -> str:
-    """The configured key, else the one in ``IMPTRACK_HOME/api-key``, created on first use.
-
-    The file is created exclusively, so edge processes starting together agree on
-    one key; it is readable by its owner only.
-    """
-    if settings.api_key:
-        return settings.api_key
-    path = settings.api_key_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as key_file:
-            key_file.write(secrets.token_urlsafe(32) + "\n")
-    for _ in range(50):
-        key = path.read_text().strip()
-        if key:
-            return key
-        # Another process created the file and is still writing it.
-        time.sleep(0.02)
-    raise ConfigurationError(f"{path} is empty; delete it or set IMPTRACK_API_KEY")
 
 
 def is_authorized(request: web.BaseRequest, api_key: str) -> bool:
@@ -125,3 +96,9 @@ class ApiKeyGate:
             return True
         self._refused.refused(request)
         return False
+
+    def holds_key(self, request: web.BaseRequest) -> bool:
+        """For a public endpoint that tells more to the network's own people (the
+        pixel's aimp_id): whether the caller sent the right key. Sending none is the
+        normal case and is not logged; a wrong one is, as any refused key."""
+        return HEADER in request.headers and self.admits(request)

@@ -10,12 +10,12 @@ from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_rea
 from app.clicks.links import find_impression
 from app.clicks.redirects import location
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import CATALOG, PRODUCER, REDIS, SETTINGS
+from app.edge.keys import CATALOG, IDS, PRODUCER, REDIS, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
 from app.exceptions import InvalidParameter
-from app.ids import id_ms, new_id
+from app.ids import id_ms
 from app.postbacks.payments import offer_currency
 from app.records import SUB_FIELDS
 
@@ -33,7 +33,8 @@ async def click(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     catalog = request.app[CATALOG].catalog
     producer = request.app[PRODUCER]
-    clickid = new_id()
+    ids = request.app[IDS]
+    clickid = ids.new_id()
     values: dict[str, object] = {
         "clickid": clickid,
         "offer_id": wanted.offer_id,
@@ -69,8 +70,10 @@ async def click(request: web.Request) -> web.StreamResponse:
             headers=headers,
         )
     assert offer is not None and offer.tracking_url is not None  # eligible
+    # An aimp_id the network never issued names no impression: not worth a lookup.
+    aimp_id = wanted.aimp_id if wanted.aimp_id and ids.seal.issued(wanted.aimp_id) else None
     link = await find_impression(
-        request.app[REDIS], wanted.offer_id, wanted.pid, wanted.aimp_id, wanted.imp_id
+        request.app[REDIS], wanted.offer_id, wanted.pid, aimp_id, wanted.imp_id
     )
     values["aimp_id"] = link.aimp_id
     values["advertiser_id"] = offer.advertiser_id

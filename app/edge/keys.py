@@ -9,6 +9,7 @@ from app.admin.auth import ApiKeyGate
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.producer import EventProducer
+from app.ids import IdGenerator
 from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
@@ -19,3 +20,4 @@ CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
 API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
 REDIS = web.AppKey("redis", aioredis.Redis)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)
+IDS = web.AppKey("ids", IdGenerator)

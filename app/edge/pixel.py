@@ -8,12 +8,12 @@ from aiohttp import web
 from app import topic_names
 from app.catalog.eligibility import rejection_reason
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import CATALOG, PRODUCER, SETTINGS
+from app.edge.keys import API_KEY_GATE, CATALOG, IDS, PRODUCER, SETTINGS
 from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
 from app.exceptions import InvalidParameter
-from app.ids import id_ms, new_id
+from app.ids import id_ms
 from app.records import impression_payload
 
 # The smallest transparent 1x1 GIF: 43 bytes.
@@ -31,7 +31,7 @@ async def pixel(request: web.Request) -> web.Response:
     except InvalidParameter as exc:
         return invalid_parameter(exc)
     settings = request.app[SETTINGS]
-    aimp_id = new_id()
+    aimp_id = request.app[IDS].new_id()
     payload = impression_payload(
         aimp_id=aimp_id,
         offer_id=wanted.offer_id,
@@ -45,6 +45,13 @@ async def pixel(request: web.Request) -> web.Response:
         await request.app[PRODUCER].produce(topic_names.IMPRESSIONS, aimp_id, orjson.dumps(payload))
     except BrokerUnavailable:
         return unavailable("the impression could not be stored; retry shortly")
+    # The aimp_id is for the advertiser it is forwarded to: whoever learns it can post
+    # a view-through conversion for it on an offer with no postback token. So is the
+    # rejection reason, which tells a stranger which offers and affiliates exist.
+    # Both go to the network's own people (the API key) and, on a network that
+    # turned PIXEL_DEBUG on, to affiliates testing their links.
+    if not (settings.pixel_debug or request.app[API_KEY_GATE].holds_key(request)):
+        return web.Response(body=TRANSPARENT_GIF, content_type="image/gif", headers=_GIF_HEADERS)
     headers = {**_GIF_HEADERS, "X-Aimp-Id": aimp_id}
     # The worker decides, against the same catalog; the edge's early verdict lets an
     # affiliate debugging an impression link see at once why it is not tracked. It

@@ -21,10 +21,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from app import topic_names
 from app.edge.client_ip import client_ip
-from app.edge.keys import PRODUCER, SETTINGS, VERDICTS
+from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import unreadable_body
-from app.ids import is_valid_id, new_id
+from app.ids import is_valid_id
 from app.postbacks.params import collect_params
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -121,7 +121,7 @@ async def postback(request: web.Request) -> web.Response:
     problem = body_problem or params_problem
     settings = request.app[SETTINGS]
     waiter = request.app[VERDICTS]
-    postback_id = new_id()
+    postback_id = request.app[IDS].new_id()
     record = {
         "postback_id": postback_id,
         "method": request.method,

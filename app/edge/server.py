@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
-from app.admin.auth import ApiKeyGate, load_api_key
+from app.admin.auth import ApiKeyGate
 from app.admin.routes import create_admin_app
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
@@ -24,6 +24,7 @@ from app.edge.keys import (
     API_KEY_GATE,
     CATALOG,
     CATALOG_SERVICE,
+    IDS,
     PRODUCER,
     REDIS,
     SETTINGS,
@@ -33,6 +34,8 @@ from app.edge.pixel import pixel
 from app.edge.postback import postback
 from app.edge.producer import EventProducer
 from app.exceptions import StackError
+from app.ids import IdGenerator, IdSeal
+from app.installation_secrets import load_api_key, load_id_key
 from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
@@ -126,6 +129,8 @@ def create_edge_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[API_KEY_GATE] = ApiKeyGate(load_api_key(settings), logging.getLogger("imptrack.admin"))
+    # Made here, in the process that serves: each edge process draws its own node bits.
+    app[IDS] = IdGenerator(IdSeal(load_id_key(settings)))
     app.cleanup_ctx.append(_producer_ctx)
     app.cleanup_ctx.append(_catalog_ctx)
     app.cleanup_ctx.append(_redis_ctx)
@@ -161,7 +166,6 @@ def run_edge_processes(settings: Settings) -> None:
     if settings.edge_processes == 1:
         run_edge(settings)
         return
-    # "spawn" gives every process its own interpreter, hence its own aimp_id node bits.
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=run_edge, args=(settings,), name=f"edge-{n}")

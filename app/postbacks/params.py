@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from app.ids import is_valid_id
+from app.ids import IdSeal, is_valid_id
 from app.text_rules import has_control_chars
 
 STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
@@ -57,10 +57,18 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _id(params: Mapping[str, str], name: str) -> str | None:
+def _id(params: Mapping[str, str], name: str, seal: IdSeal) -> str | None:
     value = _text(params, name)
-    if value is not None and not is_valid_id(value):
+    if value is None:
+        return None
+    if not is_valid_id(value):
         raise PostbackRefused(f"{name} {value!r} is not a 24-character lowercase hex ID")
+    # Refused by the key alone, before any table is read: a guessed or altered ID.
+    if not seal.issued(value):
+        raise PostbackRefused(
+            f"{name} {value!r} was not issued by this network; send the {name} exactly "
+            f"as it reached you"
+        )
     return value
 
 
@@ -87,14 +95,15 @@ def _status(raw: str | None) -> int:
     return int(raw)
 
 
-def parse_postback(params: Mapping[str, str]) -> PostbackRequest:
-    """The postback in ``params`` (query or form values, one per name).
+def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
+    """The postback in ``params`` (query or form values, one per name); ``seal`` tells
+    the IDs this network issued from any other.
 
     ``status`` defaults to 1 (approved) and ``goal`` to "1", as advertisers who send
     neither expect.
     """
-    clickid = _id(params, "clickid")
-    aimp_id = _id(params, "aimp_id")
+    clickid = _id(params, "clickid", seal)
+    aimp_id = _id(params, "aimp_id", seal)
     if clickid is None and aimp_id is None:
         raise PostbackRefused("neither clickid nor aimp_id is given; send one of them")
     return PostbackRequest(

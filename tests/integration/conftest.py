@@ -20,6 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from app import probes
+from app.ids import IdSeal
+from app.installation_secrets import load_id_key
 from app.stack import Stack, isolated_stack
 from reports import db
 from tests.integration.advertiser import AdvertiserSink
@@ -62,6 +64,11 @@ class RunningStack:
     @property
     def api_headers(self) -> dict[str, str]:
         return {"API-Key": self.settings.api_key_file.read_text().strip()}
+
+    @property
+    def id_seal(self) -> IdSeal:
+        """The stack's ID key: what tells the IDs it issued from any other."""
+        return IdSeal(load_id_key(self.settings))
 
     def imptrack(
         self, *args: str, env: dict[str, str] | None = None

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import RunningStack
 
 
 @dataclass
@@ -17,13 +21,15 @@ class PixelRun:
 
 
 async def send_pixels(
-    edge_url: str,
+    stack: RunningStack,
     params: list[dict[str, str]],
     concurrency: int = 32,
     run: PixelRun | None = None,
     fresh_connections: bool = False,
 ) -> PixelRun:
-    """Send one pixel per params dict; record the aimp_id of every GIF answered."""
+    """Send one pixel per params dict; record the aimp_id of every GIF answered. They
+    are sent with the API key, as the network's own people test links: the pixel
+    then shows its aimp_id and its rejection reason, if any."""
     run = run or PixelRun()
     queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     for p in params:
@@ -34,7 +40,7 @@ async def send_pixels(
         while not queue.empty():
             p = queue.get_nowait()
             try:
-                async with session.get(f"{edge_url}/imp", params=p) as response:
+                async with session.get(f"{stack.edge_url}/imp", params=p) as response:
                     body = await response.read()
                     if response.status == 200 and body.startswith(b"GIF89a"):
                         aimp_id = response.headers["X-Aimp-Id"]
@@ -45,7 +51,7 @@ async def send_pixels(
             except aiohttp.ClientError:
                 run.refused += 1
 
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=stack.api_headers) as session:
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
     return run
 

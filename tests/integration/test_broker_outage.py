@@ -76,7 +76,7 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
 ) -> None:
     stack = outage_stack
     edge = stack.edge_url
-    before = asyncio.run(send_pixels(edge, _pixels(20, "before"), concurrency=4))
+    before = asyncio.run(send_pixels(stack, _pixels(20, "before"), concurrency=4))
     assert before.refused == 0 and len(before.accepted) == 20
 
     broker = stack.stack.pid("broker")
@@ -108,14 +108,14 @@ def test_a_frozen_broker_gets_503_with_retry_after_and_the_edge_recovers_by_itse
     deadline = time.monotonic() + 60
     refused_probes, served = 0, dict[str, dict[str, str]]()
     while True:
-        again = asyncio.run(send_pixels(edge, _pixels(8, "probe"), concurrency=8))
+        again = asyncio.run(send_pixels(stack, _pixels(8, "probe"), concurrency=8))
         refused_probes += again.refused
         served |= again.accepted
         if not again.refused or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert not again.refused, "the edge did not serve again within 60 s of the broker's return"
-    after = asyncio.run(send_pixels(edge, _pixels(20, "after"), concurrency=4))
+    after = asyncio.run(send_pixels(stack, _pixels(20, "after"), concurrency=4))
     assert after.refused == 0 and len(after.accepted) == 20
     assert get_json(f"{edge}/healthz")[0] == 200
 

@@ -24,9 +24,9 @@ def _ms(aimp_id: str) -> int:
     return int(id_time(aimp_id).timestamp() * 1000)
 
 
-def _process(aimp_id: str) -> str:
-    """The per-process bits of an aimp_id: which edge process answered."""
-    return aimp_id[12:18]
+def _process(stack: RunningStack, aimp_id: str) -> int:
+    """Which edge process answered: the random bits the ID key unseals."""
+    return stack.id_seal.origin(aimp_id)
 
 
 async def _known_to_both_edge_processes(stack: RunningStack) -> None:
@@ -39,12 +39,14 @@ async def _known_to_both_edge_processes(stack: RunningStack) -> None:
     while len(ready) < 2:
         assert time.monotonic() < deadline, "an edge process never learned of the offer"
         probe = await send_pixels(
-            stack.edge_url,
+            stack,
             [{"offer_id": str(OFFER), "pid": "999999"}] * 8,
             concurrency=4,
             fresh_connections=True,
         )
-        ready |= {_process(a) for a, v in probe.edge_verdicts.items() if v == "affiliate_unknown"}
+        ready |= {
+            _process(stack, a) for a, v in probe.edge_verdicts.items() if v == "affiliate_unknown"
+        }
 
 
 async def test_pausing_and_resuming_an_offer_mid_stream(running_stack: RunningStack) -> None:
@@ -63,9 +65,7 @@ async def test_pausing_and_resuming_an_offer_mid_stream(running_stack: RunningSt
                 for i in range(20)
             ]
             n += 20
-            await send_pixels(
-                running_stack.edge_url, params, concurrency=4, run=run, fresh_connections=True
-            )
+            await send_pixels(running_stack, params, concurrency=4, run=run, fresh_connections=True)
             await asyncio.sleep(0.02)
 
     async with aiohttp.ClientSession() as session:
@@ -94,7 +94,9 @@ async def test_pausing_and_resuming_an_offer_mid_stream(running_stack: RunningSt
     paused = {a for a in run.accepted if paused_at + EFFECT_MS <= _ms(a) < resumed_at}
     resumed = {a for a in run.accepted if _ms(a) >= resumed_at + EFFECT_MS}
     for window in (before_pause, paused, resumed):
-        assert len({_process(a) for a in window}) == 2, "both edge processes answered"
+        assert len({_process(running_stack, a) for a in window}) == 2, (
+            "both edge processes answered"
+        )
 
     assert {run.edge_verdicts[a] for a in before_pause} == {""}
     assert {run.edge_verdicts[a] for a in paused} == {"offer_not_active"}

@@ -17,6 +17,7 @@ from app.clicks.links import (
 )
 from app.ids import IdGenerator
 from app.records import Impression
+from tests.ids import TEST_SEAL
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ NOW_MS = 1_800_000_000_000
 
 def _impression(at_ms: int, imp_id: str | None = None, offer_id: int = 7) -> Impression:
     # A generator of its own: one generator never issues an ID earlier than its last.
-    aimp_id = IdGenerator().new_id(at_ms)
+    aimp_id = IdGenerator(TEST_SEAL).new_id(at_ms)
     return Impression(aimp_id=aimp_id, offer_id=offer_id, pid=3, imp_id=imp_id)
 
 

@@ -101,7 +101,8 @@ def _query(location: str) -> dict[str, list[str]]:
 
 
 async def _pixel(session: aiohttp.ClientSession, stack: RunningStack, **params: str) -> str:
-    async with session.get(f"{stack.edge_url}/imp", params=params) as response:
+    url = f"{stack.edge_url}/imp"
+    async with session.get(url, params=params, headers=stack.api_headers) as response:
         assert response.status == 200
         return response.headers["X-Aimp-Id"]
 

@@ -18,7 +18,7 @@ async def _kill_during_traffic(stack: RunningStack, component: str, offer_id: in
     run = PixelRun()
     before = stack.exported_impressions()
     params = pixel_params(6000, offer_id=offer_id, prefix=f"kill-{component}")
-    sending = asyncio.create_task(send_pixels(stack.edge_url, params, concurrency=8, run=run))
+    sending = asyncio.create_task(send_pixels(stack, params, concurrency=8, run=run))
     while len(run.accepted) < 1500:  # noqa: ASYNC110 - polling a counter the sender owns
         await asyncio.sleep(0.05)
     await asyncio.to_thread(components.kill, component)

@@ -313,7 +313,11 @@ class CrashTraffic:
     async def run(self) -> Acknowledged:
         connector = aiohttp.TCPConnector(limit=PIXEL_CONCURRENCY + FOLLOW_UP_CONCURRENCY)
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # With the API key: the pixels' answers then show their aimp_ids.
+        headers = self.stack.api_headers
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=headers
+        ) as session:
             self._session = session
             self.started = time.monotonic()
             faults = asyncio.create_task(self._strike())

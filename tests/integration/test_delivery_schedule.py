@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 from app.forwarding.schedule import DeliverySchedule, task_id
 from app.ids import IdGenerator
 from app.records import ForwardTask
+from tests.ids import TEST_SEAL
 
 pytestmark = pytest.mark.integration
 
-_ids = IdGenerator()
+_ids = IdGenerator(TEST_SEAL)
 
 
 def _task(host: str = "http://adv.example", destination: str = "main") -> ForwardTask:

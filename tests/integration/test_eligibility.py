@@ -96,7 +96,7 @@ async def outcome(running_stack: RunningStack) -> AsyncIterator[Outcome]:
         for o, p in pairs
         for n in range(PIXELS_PER_PAIR)
     ]
-    run = await send_pixels(running_stack.edge_url, params)
+    run = await send_pixels(running_stack, params)
     assert run.refused == 0 and len(run.accepted) == len(params)
     verdicts: dict[tuple[int, int], set[str]] = {pair: set() for pair in pairs}
     for aimp_id, sent in run.accepted.items():

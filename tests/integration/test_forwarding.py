@@ -58,7 +58,7 @@ async def _offer(admin: Admin, offer_id: int, url: str, **fields: Any) -> None:
 
 async def _pixels(stack: RunningStack, offer_id: int, count: int, **extra: str) -> PixelRun:
     params = [{"offer_id": str(offer_id), "pid": str(PID), **extra} for _ in range(count)]
-    run = await send_pixels(stack.edge_url, params, concurrency=8)
+    run = await send_pixels(stack, params, concurrency=8)
     assert run.refused == 0 and len(run.accepted) == count
     return run
 
@@ -162,7 +162,7 @@ async def test_every_macro_arrives_exactly_as_sent(
     }
     params = [{"offer_id": "4110", "pid": str(PID), **sent} for _ in range(5)]
     ua = "Mozilla/5.0 (X11) a=b&c=d"
-    async with aiohttp.ClientSession(headers={"User-Agent": ua}) as session:
+    async with aiohttp.ClientSession(headers={"User-Agent": ua, **stack.api_headers}) as session:
         aimp_ids = []
         for p in params:
             async with session.get(f"{stack.edge_url}/imp", params=p) as response:
@@ -340,7 +340,7 @@ async def test_forwarder_killed_with_retries_pending_delivers_each_impression_on
     advertiser.down.set()
     params = [{"offer_id": "4119", "pid": str(PID)} for _ in range(1000)]
     dead_before = _dead_letters_here(stack)
-    run = await send_pixels(stack.edge_url, params, concurrency=16)
+    run = await send_pixels(stack, params, concurrency=16)
     assert run.refused == 0
 
     # The first impressions may use up their five attempts (about 2.4 s here, the

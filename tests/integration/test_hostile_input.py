@@ -358,7 +358,9 @@ def edge(running_stack: RunningStack) -> Edge:
         assert answer.status in (201, 409), answer
     deadline = time.monotonic() + 20
     while True:  # each connection may land on either edge process
-        probes = [edge.request("GET", f"/imp?offer_id={OFFER}&pid={PID}") for _ in range(10)]
+        probes = [
+            edge.request("GET", f"/imp?offer_id={OFFER}&pid={PID}", api_key=True) for _ in range(10)
+        ]
         if not any("X-Imptrack-Rejected" in a.headers for a in probes):
             return edge
         assert time.monotonic() < deadline, "the edge processes never learnt the offer"
@@ -557,7 +559,8 @@ def test_generated_pixels_are_answered_as_documented_and_none_accepted_is_lost(
     ) -> None:
         target = "/imp?" + query(pairs)
         sent = with_user_agent(extra, ua)
-        answer = edge.request("GET", target, sent)
+        # With the key, so that the pixel shows its aimp_id and its verdict.
+        answer = edge.request("GET", target, sent, api_key=True)
         assert_deliberate(answer, (target, sent))
         if len(target) > MAX_TARGET or any(malformed_header(n, v) for n, v in sent):
             assert answer.status == 400 and answer.headers.get_content_type() == "text/plain"

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from app import topic_names
 from app.ids import IdGenerator
+from tests.ids import TEST_SEAL
 from tests.integration.conftest import RunningStack
 from tests.integration.pixels import pixel_params, send_pixels
 
@@ -20,7 +21,7 @@ async def test_pixels_arrive_in_duckdb_exactly_once_with_their_fields(
 ) -> None:
     """Every GIF-answered pixel is one DuckDB row with its offer, affiliate, subs and imp_id."""
     before = stack.exported_impressions()
-    run = await send_pixels(stack.edge_url, pixel_params(800, offer_id=11, prefix="once"))
+    run = await send_pixels(stack, pixel_params(800, offer_id=11, prefix="once"))
     assert len(run.accepted) == 800 and run.refused == 0
 
     assert stack.wait_exported(before + 800) == before + 800
@@ -65,7 +66,7 @@ async def test_malformed_exported_events_are_skipped_and_the_rest_stored(
 ) -> None:
     """Events the exporter cannot read (not JSON, or a field missing) are counted and
     logged; the good events of the same fetch are stored, once each."""
-    ids = IdGenerator()
+    ids = IdGenerator(TEST_SEAL)
     good = [
         {"aimp_id": ids.new_id(), "offer_id": 9001, "pid": 7, "sub1": f"ok-{n}"} for n in range(3)
     ]

@@ -56,7 +56,9 @@ def _cpa(revenue: str, payout: str, goal: str = "1", currency: str = "USD") -> d
 
 @pytest.fixture(scope="module")
 async def session(running_stack: RunningStack) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    # With the API key: the pixel then shows its aimp_id, as the advertiser would get
+    # it in the impression forwarded to it.
+    async with aiohttp.ClientSession(headers=running_stack.api_headers) as session:
         admin = Admin(running_stack, session)
         await admin.ok("POST", "/advertisers", {"id": ADVERTISER, "name": "Postbacks"})
         await admin.ok("POST", "/affiliates", {"id": PID, "name": "Converter"})
@@ -133,9 +135,14 @@ def _signed(identifier: str, action_id: str, key: str = "clickid", **params: str
     }
 
 
-def _old_id(seconds_ago: float) -> str:
-    """A well-formed ID that the stack never issued."""
-    return IdGenerator().new_id(now_ms=int((time.time() - seconds_ago) * 1000))
+def _old_id(stack: RunningStack, seconds_ago: float) -> str:
+    """An ID issued with the stack's key that names no click or impression."""
+    return IdGenerator(stack.id_seal).new_id(now_ms=int((time.time() - seconds_ago) * 1000))
+
+
+def _forged(issued: str) -> str:
+    """``issued`` with its last hex digit changed: a guess at a neighbour."""
+    return issued[:-1] + ("0" if issued[-1] != "0" else "1")
 
 
 def _slice(stack: RunningStack, name: str, *args: str) -> list[dict[str, Any]]:
@@ -164,8 +171,16 @@ async def test_every_refusal_says_why_and_is_in_the_server_postbacks_slice(
 
     cases: list[tuple[dict[str, Any], str]] = [
         ({"params": {"action_id": "x"}}, "neither clickid nor aimp_id is given"),
-        ({"params": {"clickid": _old_id(60)}}, "unknown clickid"),
-        ({"params": {"aimp_id": _old_id(60)}}, "unknown aimp_id"),
+        ({"params": {"clickid": _old_id(stack, 60)}}, "unknown clickid"),
+        ({"params": {"aimp_id": _old_id(stack, 60)}}, "unknown aimp_id"),
+        (
+            {"params": {"aimp_id": _forged(aimp_id)}},
+            f"aimp_id '{_forged(aimp_id)}' was not issued by this network",
+        ),
+        (
+            {"params": {"clickid": _forged(clickid)}},
+            f"clickid '{_forged(clickid)}' was not issued by this network",
+        ),
         ({"params": {"clickid": "not-an-id"}}, "clickid 'not-an-id' is not a 24-character"),
         ({"params": {"clickid": paused_click}}, f"offer {PAUSED} is not active (it is paused)"),
         ({"params": {"clickid": deleted_click}}, f"offer {DELETED} is deleted"),

@@ -64,7 +64,7 @@ def test_redis_restarted_while_forwarding_loses_and_doubles_nothing(
     redis_stack: RunningStack, sink: AdvertiserSink
 ) -> None:
     stack = redis_stack
-    before = asyncio.run(send_pixels(stack.edge_url, _pixels(BEFORE, "before")))
+    before = asyncio.run(send_pixels(stack, _pixels(BEFORE, "before")))
     assert before.refused == 0 and len(before.accepted) == BEFORE
 
     # Mid-flight: some delivered, most still scheduled or claimed.
@@ -82,7 +82,7 @@ def test_redis_restarted_while_forwarding_loses_and_doubles_nothing(
     assert health["status"].startswith("unhealthy"), health
     assert health["forwarding"]["schedule"]["error"], health
 
-    after = asyncio.run(send_pixels(stack.edge_url, _pixels(AFTER, "after")))
+    after = asyncio.run(send_pixels(stack, _pixels(AFTER, "after")))
     assert after.refused == 0 and len(after.accepted) == AFTER
     accepted = {*before.accepted, *after.accepted}
 

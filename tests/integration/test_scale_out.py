@@ -53,8 +53,8 @@ def scaled_stack(
 class PixelStream:
     """Pixels at a steady rate from a thread of its own, until stopped."""
 
-    def __init__(self, edge_url: str) -> None:
-        self.edge_url = edge_url
+    def __init__(self, stack: RunningStack) -> None:
+        self.stack = stack
         self.run = PixelRun()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._send, daemon=True)
@@ -76,7 +76,7 @@ class PixelStream:
                 for i in range(RATE_PER_SECOND // 10)
             ]
             n += len(batch)
-            asyncio.run(send_pixels(self.edge_url, batch, concurrency=8, run=self.run))
+            asyncio.run(send_pixels(self.stack, batch, concurrency=8, run=self.run))
             time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
 
 
@@ -112,7 +112,7 @@ def test_two_workers_share_the_partitions_and_one_takes_over_from_a_killed_one(
     impressions = {a for a in shared[0] | shared[1] if a.startswith(f"{topic_names.IMPRESSIONS}:")}
     assert len(impressions) == partitions and all(shared), f"not shared: {shared}"
 
-    with PixelStream(stack.edge_url) as stream:
+    with PixelStream(stack) as stream:
         time.sleep(4)
         killed_at = time.monotonic()
         stack.stack.kill("worker-2")
@@ -149,7 +149,7 @@ def test_a_killed_forwarder_is_replaced_by_the_other_and_only_its_requests_in_fl
     s = stack.settings
     first = s.forwarder_url
     before = set(advertiser.delivered(PATH))
-    with PixelStream(stack.edge_url) as stream:
+    with PixelStream(stack) as stream:
         time.sleep(4)
         killed_at = time.monotonic()
         stack.stack.kill("forwarder-2")

@@ -58,7 +58,7 @@ async def test_macro_values_cannot_change_the_destination_urls_structure(
         },
     )
     params = {"offer_id": str(OFFER), "pid": str(PID), **HOSTILE_SUBS}
-    run = await send_pixels(stack.edge_url, [params], concurrency=1)
+    run = await send_pixels(stack, [params], concurrency=1)
     assert run.refused == 0 and len(run.accepted) == 1
     (aimp_id,) = run.accepted
 

@@ -80,7 +80,7 @@ async def test_custom_slice_by_offer_and_sub1_through_api_and_cli(stack: Running
     date and sub1, agrees between the API (JSON, CSV, Parquet) and `imptrack report`
     (CSV, Parquet file)."""
     before = stack.exported_impressions()
-    run = await send_pixels(stack.edge_url, pixel_params(300, offer_id=41, prefix="custom"))
+    run = await send_pixels(stack, pixel_params(300, offer_id=41, prefix="custom"))
     stack.wait_exported(before + len(run.accepted))
     params = {"offer": "41", "group_by": "date,sub1", "sort": "impressions:desc", "limit": "5"}
     async with aiohttp.ClientSession(headers=stack.api_headers) as session:
@@ -153,7 +153,7 @@ async def test_analysts_query_the_snapshot_while_the_exporter_writes(stack: Runn
     run = PixelRun()
     before = stack.exported_impressions()
     sending = asyncio.create_task(
-        send_pixels(stack.edge_url, pixel_params(3000, offer_id=41, prefix="snap"), run=run)
+        send_pixels(stack, pixel_params(3000, offer_id=41, prefix="snap"), run=run)
     )
     seen: list[int] = []
     exported: list[int] = []

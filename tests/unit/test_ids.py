@@ -1,59 +1,106 @@
-"""aimp_id / clickid generation."""
+"""aimp_id / clickid generation: time-ordered, unique, unguessable, checked by the key."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 
-from app.ids import IdGenerator, id_time, is_valid_id
+from app.ids import EPOCH_MS, IdGenerator, IdSeal, id_ms, id_time, is_valid_id
+from tests.ids import TEST_SEAL
 
 
 def test_ids_are_24_lowercase_hex_and_carry_their_time() -> None:
-    """An ID is 24 lowercase hex characters whose first 12 encode the issue time in ms."""
-    issued = IdGenerator().new_id(now_ms=1_795_000_000_123)
+    """An ID is 24 lowercase hex characters whose first 11 encode the issue time in ms."""
+    issued = IdGenerator(TEST_SEAL).new_id(now_ms=1_795_000_000_123)
     assert is_valid_id(issued)
     assert id_time(issued) == datetime.fromtimestamp(1_795_000_000.123, tz=UTC)
+    assert int(issued[:11], 16) == 1_795_000_000_123 - EPOCH_MS
 
 
-def test_ids_of_one_process_strictly_increase() -> None:
-    """Many IDs in the same millisecond still sort in issue order and never repeat."""
-    gen = IdGenerator()
-    ids = [gen.new_id(now_ms=1_000) for _ in range(10_000)]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+def test_ids_sort_by_time_and_never_repeat() -> None:
+    """Many IDs in one millisecond never repeat, and a later millisecond sorts after
+    (1,000 IDs may wrap the counter once, taking the last few into the next one)."""
+    gen = IdGenerator(TEST_SEAL)
+    same_ms = [gen.new_id(now_ms=1_700_000_000_000) for _ in range(1000)]
+    assert len(set(same_ms)) == len(same_ms)
+    later = gen.new_id(now_ms=1_700_000_000_002)
+    assert all(later > earlier for earlier in same_ms)
 
 
 def test_a_clock_stepping_back_does_not_break_the_order() -> None:
     """If the wall clock goes back, IDs keep the last time instead of sorting backwards."""
-    gen = IdGenerator()
-    later = gen.new_id(now_ms=5_000)
-    after_step_back = gen.new_id(now_ms=4_000)
-    assert after_step_back > later
+    gen = IdGenerator(TEST_SEAL)
+    later = gen.new_id(now_ms=1_700_000_005_000)
+    after_step_back = gen.new_id(now_ms=1_700_000_004_000)
+    assert id_ms(after_step_back) == id_ms(later)
 
 
 def test_counter_wrap_within_a_millisecond_moves_to_the_next() -> None:
-    """16.7M IDs in one millisecond is impossible in practice; if the counter wraps,
-    the ID moves to the next millisecond rather than repeating."""
-    gen = IdGenerator()
-    gen._counter = (1 << 24) - 2
-    first = gen.new_id(now_ms=7_000)
-    wrapped = gen.new_id(now_ms=7_000)
-    assert wrapped > first
-    assert int(wrapped[:12], 16) == 7_001
+    """Over 1,024 IDs in one millisecond from one process: the counter wraps and the IDs
+    move to the next millisecond rather than repeating."""
+    gen = IdGenerator(TEST_SEAL)
+    gen._counter = 1023  # the next wraps: 1,024 IDs per millisecond from then on
+    ids = [gen.new_id(now_ms=1_700_000_007_000) for _ in range(3000)]
+    assert len(set(ids)) == 3000
+    assert {id_ms(i) for i in ids} == {1_700_000_007_000 + n for n in range(3)}
 
 
 def test_two_generators_do_not_collide() -> None:
-    """Two processes (generators) issuing in the same millisecond give distinct IDs."""
-    a, b = IdGenerator(), IdGenerator()
-    ids = {a.new_id(now_ms=9_000) for _ in range(1000)} | {
-        b.new_id(now_ms=9_000) for _ in range(1000)
-    }
-    assert len(ids) == 2000
+    """Two processes (generators) issuing in the same millisecond give distinct IDs,
+    and the key tells which process issued each."""
+    a, b = IdGenerator(TEST_SEAL), IdGenerator(TEST_SEAL)
+    from_a = {a.new_id(now_ms=1_700_000_009_000) for _ in range(1000)}
+    from_b = {b.new_id(now_ms=1_700_000_009_000) for _ in range(1000)}
+    assert len(from_a | from_b) == 2000
+    assert len({TEST_SEAL.origin(i) for i in from_a}) == 1
+    assert {TEST_SEAL.origin(i) for i in from_a} != {TEST_SEAL.origin(i) for i in from_b}
+
+
+def test_the_key_tells_issued_ids_from_guesses() -> None:
+    """Every ID issued passes the keyed check; guesses at its neighbours do not (one in
+    a million could, and would then be unknown to the tables)."""
+    gen = IdGenerator(TEST_SEAL)
+    issued = [gen.new_id(now_ms=1_700_000_010_000 + n // 50) for n in range(2000)]
+    assert all(TEST_SEAL.issued(i) for i in issued)
+    guesses = set()
+    for value in issued:
+        sealed = int(value[11:], 16)
+        for delta in (1, -1, 2, 1 << 20, 1 << 30):
+            guesses.add(f"{value[:11]}{(sealed + delta) % (1 << 52):013x}")
+        later = int(value[:11], 16) + 1
+        guesses.add(f"{later:011x}{value[11:]}")  # the same bits a millisecond later
+    guesses -= set(issued)
+    assert not [g for g in guesses if TEST_SEAL.issued(g)]
+    other = IdSeal(b"another network's key, not ours")
+    assert not [i for i in issued if other.issued(i)]
+
+
+def test_neighbours_look_unrelated() -> None:
+    """Without the key, consecutive IDs of one process share nothing but their time:
+    on average half of the 52 sealed bits differ, as between random numbers."""
+    gen = IdGenerator(TEST_SEAL)
+    ids = [gen.new_id(now_ms=1_700_000_020_000) for _ in range(2000)]
+    flips = [bin(int(a[11:], 16) ^ int(b[11:], 16)).count("1") for a, b in pairwise(ids)]
+    assert 24 < sum(flips) / len(flips) < 28
+    assert min(flips) > 5
+
+
+def test_seal_and_unseal_are_inverse() -> None:
+    for plain in (0, 1, (1 << 52) - 1, 123_456_789_012):
+        assert TEST_SEAL.unseal(42, TEST_SEAL.seal(42, plain)) == plain
+
+
+def test_a_short_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        IdSeal(b"short")
 
 
 @pytest.mark.parametrize("bad", ["", "ABCDEF0123456789abcdef01", "0123", "g" * 24, "0" * 25])
 def test_malformed_ids_are_refused(bad: str) -> None:
     """Anything but 24 lowercase hex characters is not an ID."""
     assert not is_valid_id(bad)
+    assert not TEST_SEAL.issued(bad)
     with pytest.raises(ValueError, match="24-character"):
         id_time(bad)

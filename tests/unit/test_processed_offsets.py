@@ -12,6 +12,7 @@ from app.ids import IdGenerator
 from app.processed_offsets import ProcessedOffsets
 from tables import progress
 from tables.progress import CLOCK_SKEW_MS, TableInput
+from tests.ids import TEST_SEAL
 
 TP = ("impressions", 0)
 RECEIVED_MS = 1_800_000_000_000  # when the edge accepted the postback
@@ -77,7 +78,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> FakeConsumer:
 
 
 def _written(source: TableInput, first_offset: int, *issued_ms: int) -> None:
-    ids = IdGenerator()
+    ids = IdGenerator(TEST_SEAL)
     source.processed(
         [
             SimpleNamespace(

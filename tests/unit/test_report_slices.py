@@ -27,12 +27,13 @@ from reports.formatting import as_arrow_stream, as_parquet, from_arrow_stream
 from reports.slice_request import SliceRequest
 from reports.slices import METRICS, SliceOptions, SliceResult, date_range, run_slice
 from reports.snapshot import SnapshotPublisher
+from tests.ids import TEST_SEAL
 
 
 def _new_id(at_ms: int) -> str:
     # A generator per ID: one generator never goes back in time, and these events
     # are written out of time order on purpose.
-    return IdGenerator().new_id(now_ms=at_ms)
+    return IdGenerator(TEST_SEAL).new_id(now_ms=at_ms)
 
 
 MORNING = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)

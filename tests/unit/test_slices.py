@@ -14,6 +14,7 @@ from reports import db, store
 from reports.columns import clicks_batch, impressions_batch
 from reports.formatting import render
 from reports.slices import DateRange, SliceResult, date_range, run_slice
+from tests.ids import TEST_SEAL
 from tests.unit.test_store import impression_factory
 
 
@@ -116,7 +117,7 @@ def test_formats(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _clicks(count: int, at: datetime) -> list[dict[str, object]]:
-    gen = IdGenerator()
+    gen = IdGenerator(TEST_SEAL)
     ms = int(at.timestamp() * 1000)
     return [
         {"clickid": gen.new_id(now_ms=ms), "offer_id": 1, "pid": 2, "advertiser_id": 3}

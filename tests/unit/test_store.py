@@ -13,10 +13,11 @@ from app.exceptions import ReportError
 from app.ids import IdGenerator
 from reports import db, sql, store
 from reports.columns import deliveries_batch, impressions_batch, rejections_batch
+from tests.ids import TEST_SEAL
 
 
 def impression_factory(count: int, at: datetime, offer_id: int = 1) -> list[dict[str, Any]]:
-    gen = IdGenerator()
+    gen = IdGenerator(TEST_SEAL)
     ms = int(at.timestamp() * 1000)
     return [
         {"aimp_id": gen.new_id(now_ms=ms), "offer_id": offer_id, "pid": 2, "sub1": f"s{n}"}

@@ -9,6 +9,7 @@ from app.forwarding import plan
 from app.forwarding.plan import forward_plan, forward_task
 from app.ids import IdGenerator, id_ms
 from app.records import Impression
+from tests.ids import TEST_SEAL
 
 OFFER = Offer(
     7,
@@ -19,7 +20,7 @@ OFFER = Offer(
 
 
 def _impression(**fields: object) -> Impression:
-    return Impression(aimp_id=IdGenerator().new_id(), offer_id=7, pid=9, **fields)
+    return Impression(aimp_id=IdGenerator(TEST_SEAL).new_id(), offer_id=7, pid=9, **fields)
 
 
 def test_the_task_carries_the_filled_url_and_names_its_destination() -> None:

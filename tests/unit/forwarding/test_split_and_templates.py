@@ -9,6 +9,7 @@ from app.catalog.model import Destination, Offer
 from app.forwarding.split import choose, destinations
 from app.forwarding.templates import UrlTemplate
 from app.ids import IdGenerator
+from tests.ids import TEST_SEAL
 
 OFFER = Offer(
     1,
@@ -24,7 +25,7 @@ OFFER = Offer(
 
 def test_split_follows_the_weights_over_100k_impressions() -> None:
     """Each URL's share is within 2 points of its weight (main takes 70)."""
-    gen = IdGenerator()
+    gen = IdGenerator(TEST_SEAL)
     weighted = destinations(OFFER)
     counts = Counter(choose(weighted, gen.new_id()) for _ in range(100_000))
     for url, weight in weighted:
@@ -32,7 +33,7 @@ def test_split_follows_the_weights_over_100k_impressions() -> None:
 
 
 def test_the_same_aimp_id_always_goes_to_the_same_url() -> None:
-    gen = IdGenerator()
+    gen = IdGenerator(TEST_SEAL)
     ids = [gen.new_id() for _ in range(1000)]
     weighted = destinations(OFFER)
     assert [choose(weighted, a) for a in ids] == [choose(weighted, a) for a in ids]

@@ -14,8 +14,9 @@ from app.postbacks.conversions import (
     verdict,
 )
 from app.records import Conversion, MatchedPostback, Postback
+from tests.ids import TEST_SEAL
 
-_ids = IdGenerator()
+_ids = IdGenerator(TEST_SEAL)
 T0 = 1_790_000_000_000
 
 

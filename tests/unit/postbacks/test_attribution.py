@@ -13,13 +13,14 @@ from app.postbacks.matching import attribute
 from app.postbacks.params import PostbackRefused, parse_postback
 from app.postbacks.security import secure_hash
 from app.records import Click, Impression, Postback
+from tests.ids import TEST_SEAL
 
 T0 = 1_790_000_000_000
 GOALS = (Payment("CPA", "10.00", "7.00"), Payment("CPA", "4.00", "3.00", "EUR", goal="2"))
 
 
 def _id(ms: int) -> str:
-    return IdGenerator().new_id(now_ms=ms)
+    return IdGenerator(TEST_SEAL).new_id(now_ms=ms)
 
 
 def _catalog(**offer: object) -> Catalog:
@@ -48,7 +49,7 @@ def _decide(
     params: dict[str, str], source: object, at_ms: int, catalog: Catalog, ip: str = "1.2.3.4"
 ):  # type: ignore[no-untyped-def]
     postback = Postback(postback_id=_id(at_ms), method="GET", params=params, ip=ip)
-    return attribute(parse_postback(params), postback, source, catalog)  # type: ignore[arg-type]
+    return attribute(parse_postback(params, TEST_SEAL), postback, source, catalog)  # type: ignore[arg-type]
 
 
 def _refusal(

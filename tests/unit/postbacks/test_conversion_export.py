@@ -16,10 +16,11 @@ from app.postbacks.params import MAX_KEPT_VALUE_LENGTH, MAX_PARAMETERS, collect_
 from reports import db, store
 from reports.columns import conversions_batch, impressions_batch, server_postbacks_batch
 from reports.slices import SliceOptions, date_range, run_slice
+from tests.ids import TEST_SEAL
 
 AT = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 MS = int(AT.timestamp() * 1000)
-_ids = IdGenerator()
+_ids = IdGenerator(TEST_SEAL)
 
 
 @pytest.fixture

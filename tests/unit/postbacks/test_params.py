@@ -6,11 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from app.ids import IdGenerator
+from app.ids import IdGenerator, IdSeal
 from app.postbacks.params import PostbackRefused, parse_postback
+from tests.ids import TEST_SEAL
 
-CLICKID = IdGenerator().new_id()
-AIMP_ID = IdGenerator().new_id()
+CLICKID = IdGenerator(TEST_SEAL).new_id()
+AIMP_ID = IdGenerator(TEST_SEAL).new_id()
 
 
 def test_a_full_postback() -> None:
@@ -26,7 +27,8 @@ def test_a_full_postback() -> None:
             "custom_field1": "x",
             "custom_field7": "y",
             "custom_field8": "ignored",
-        }
+        },
+        TEST_SEAL,
     )
     assert (request.clickid, request.aimp_id, request.action_id) == (CLICKID, AIMP_ID, "order-17")
     assert (request.goal, request.sum, request.status) == ("sale", Decimal("12.50"), 2)
@@ -35,7 +37,7 @@ def test_a_full_postback() -> None:
 
 
 def test_defaults_status_approved_goal_1_no_sum() -> None:
-    request = parse_postback({"aimp_id": AIMP_ID})
+    request = parse_postback({"aimp_id": AIMP_ID}, TEST_SEAL)
     assert (request.status, request.goal, request.sum, request.matched_by) == (
         1,
         "1",
@@ -51,6 +53,13 @@ def test_defaults_status_approved_goal_1_no_sum() -> None:
         ({"clickid": "", "aimp_id": ""}, "neither clickid nor aimp_id is given"),
         ({"clickid": "XYZ"}, "clickid 'XYZ' is not a 24-character lowercase hex ID"),
         ({"aimp_id": "1234"}, "aimp_id '1234' is not a 24-character lowercase hex ID"),
+        # Well formed, but not sealed with this network's key: another network's, or a
+        # guess at the neighbour of one seen.
+        (
+            {"aimp_id": IdGenerator(IdSeal(b"another network's key")).new_id()},
+            "was not issued by this network; send the aimp_id exactly as it reached you",
+        ),
+        ({"clickid": AIMP_ID[:-1] + ("1" if AIMP_ID[-1] == "0" else "0")}, "was not issued"),
         ({"aimp_id": AIMP_ID, "sum": "12,50"}, "sum '12,50' is not a decimal number"),
         ({"aimp_id": AIMP_ID, "sum": "-1"}, "sum '-1' must be a number from 0 to"),
         ({"aimp_id": AIMP_ID, "sum": "NaN"}, "sum 'NaN' must be a number from 0 to"),
@@ -66,5 +75,5 @@ def test_defaults_status_approved_goal_1_no_sum() -> None:
 )
 def test_each_problem_has_its_message(params: dict[str, str], message: str) -> None:
     with pytest.raises(PostbackRefused) as refused:
-        parse_postback(params)
+        parse_postback(params, TEST_SEAL)
     assert message in str(refused.value)
