@@ -57,19 +57,20 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _id(params: Mapping[str, str], name: str, seal: IdSeal) -> str | None:
+def _id(params: Mapping[str, str], name: str) -> str | None:
     value = _text(params, name)
-    if value is None:
-        return None
-    if not is_valid_id(value):
+    if value is not None and not is_valid_id(value):
         raise PostbackRefused(f"{name} {value!r} is not a 24-character lowercase hex ID")
-    # Refused by the key alone, before any table is read: a guessed or altered ID.
-    if not seal.issued(value):
+    return value
+
+
+def _check_issued(name: str, value: str | None, seal: IdSeal) -> None:
+    """Refused by the key alone, before any table is read: a guessed or altered ID."""
+    if value is not None and not seal.issued(value):
         raise PostbackRefused(
             f"{name} {value!r} was not issued by this network; send the {name} exactly "
             f"as it reached you"
         )
-    return value
 
 
 def _sum(raw: str | None) -> Decimal | None:
@@ -102,11 +103,11 @@ def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
     ``status`` defaults to 1 (approved) and ``goal`` to "1", as advertisers who send
     neither expect.
     """
-    clickid = _id(params, "clickid", seal)
-    aimp_id = _id(params, "aimp_id", seal)
+    clickid = _id(params, "clickid")
+    aimp_id = _id(params, "aimp_id")
     if clickid is None and aimp_id is None:
         raise PostbackRefused("neither clickid nor aimp_id is given; send one of them")
-    return PostbackRequest(
+    request = PostbackRequest(
         clickid=clickid,
         aimp_id=aimp_id,
         action_id=_text(params, "action_id"),
@@ -118,6 +119,11 @@ def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
             name: value for name in CUSTOM_FIELDS if (value := _text(params, name)) is not None
         },
     )
+    # Whether the IDs are this network's comes after the form of every parameter: an
+    # advertiser's engineer fixes what is malformed first.
+    _check_issued("clickid", clickid, seal)
+    _check_issued("aimp_id", aimp_id, seal)
+    return request
 
 
 def collect_params(pairs: Iterable[tuple[str, str]]) -> tuple[dict[str, str], str | None]:
