@@ -61,6 +61,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """On or off; off when unset. A typo must not leave a safety switch silently off."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return False
+    if raw.lower() not in _SWITCH:
+        raise ConfigurationError(f"{name}={raw!r} must be 1 or 0 (also true/false, yes/no, on/off)")
+    return _SWITCH[raw.lower()]
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """One of ``choices``; the first when unset."""
     value = env.get(name) or choices[0]
@@ -168,6 +182,9 @@ class Settings:
     api_key: str | None
     # How long the edge waits for a postback's verdict before answering "pending".
     postback_verdict_seconds: float
+    # Refuse, instead of warning about, an offer that takes view-through conversions
+    # with neither a postback token nor an IP whitelist (app.catalog.postback_security).
+    postback_security_required: bool
     # Faust's processing guarantee in the worker (docs/ARCHITECTURE.md, "Exactly-once
     # in the worker": at_least_once with idempotent effects is the default).
     processing_guarantee: str
@@ -224,6 +241,7 @@ class Settings:
             snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
+            postback_security_required=_switch(env, "POSTBACK_SECURITY_REQUIRED"),
             processing_guarantee=_choice(env, "WORKER_PROCESSING_GUARANTEE", PROCESSING_GUARANTEES),
             forwarding=ForwardingSettings.from_env(env),
             public_base_url=_base_url(env, "PUBLIC_BASE_URL"),
