@@ -61,14 +61,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    """On with 1/true/yes/on, off when unset or 0/false/no/off; anything else refused."""
-    raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """On or off; off when unset. A typo must not leave a safety switch silently off."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
         return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigurationError(f"{name}={env.get(name)!r} is not one of 1, 0, true, false")
+    if raw.lower() not in _SWITCH:
+        raise ConfigurationError(f"{name}={raw!r} must be 1 or 0 (also true/false, yes/no, on/off)")
+    return _SWITCH[raw.lower()]
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -183,6 +187,9 @@ class Settings:
     pixel_debug: bool
     # How long the edge waits for a postback's verdict before answering "pending".
     postback_verdict_seconds: float
+    # Refuse, instead of warning about, an offer that takes view-through conversions
+    # with neither a postback token nor an IP whitelist (app.catalog.postback_security).
+    postback_security_required: bool
     # Faust's processing guarantee in the worker (docs/ARCHITECTURE.md, "Exactly-once
     # in the worker": at_least_once with idempotent effects is the default).
     processing_guarantee: str
@@ -239,8 +246,9 @@ class Settings:
             snapshot_seconds=_float(env, "REPORT_SNAPSHOT_SECONDS", 10.0),
             api_key=env.get("IMPTRACK_API_KEY") or None,
             id_key=env.get("IMPTRACK_ID_KEY") or None,
-            pixel_debug=_flag(env, "PIXEL_DEBUG"),
+            pixel_debug=_switch(env, "PIXEL_DEBUG"),
             postback_verdict_seconds=_float(env, "POSTBACK_VERDICT_SECONDS", 2.0),
+            postback_security_required=_switch(env, "POSTBACK_SECURITY_REQUIRED"),
             processing_guarantee=_choice(env, "WORKER_PROCESSING_GUARANTEE", PROCESSING_GUARANTEES),
             forwarding=ForwardingSettings.from_env(env),
             public_base_url=_base_url(env, "PUBLIC_BASE_URL"),

@@ -125,9 +125,9 @@ def apply_catalog(stack: Stack, yaml_text: str) -> None:
     path.write_text(yaml_text)
     # What `imptrack catalog apply` runs, in this process: a CLI process would spend
     # two seconds of each QUICK run importing.
-    _written, errors = apply_file(stack.settings, path)
-    if errors:
-        raise RuntimeError(f"the benchmark's catalog was refused: {errors}")
+    applied = apply_file(stack.settings, path)
+    if applied.errors:
+        raise RuntimeError(f"the benchmark's catalog was refused: {applied.errors}")
 
 
 def figure(

@@ -194,14 +194,16 @@ def _cmd_catalog_apply(args: argparse.Namespace) -> int:
     from app.catalog.local import apply_file
 
     _quiet_clients()
-    written, errors = apply_file(settings(), args.file)
-    for error in errors:
+    applied = apply_file(settings(), args.file)
+    for error in applied.errors:
         print(f"imptrack: {args.file}: {error}", file=sys.stderr)
-    if errors:
-        count = "1 error" if len(errors) == 1 else f"{len(errors)} errors"
+    if applied.errors:
+        count = "1 error" if len(applied.errors) == 1 else f"{len(applied.errors)} errors"
         print(f"imptrack: nothing was applied ({count})", file=sys.stderr)
         return 2
-    print(f"applied {args.file}: {written} catalog changes")
+    for warning in applied.warnings:
+        print(f"imptrack: warning: {warning}", file=sys.stderr)
+    print(f"applied {args.file}: {applied.written} catalog changes")
     return 0
 
 
@@ -327,10 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=settings().log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     try:
+        # Inside the try: a setting that cannot be read is the command's one error
+        # line, not a traceback.
+        logging.basicConfig(
+            level=settings().log_level.upper(),
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
         code: int = args.run(args)
     except ImptrackError as exc:
         print(f"imptrack: {exc}", file=sys.stderr)

@@ -239,10 +239,15 @@ def run_demo(requests: int) -> int:
     print(f"Starting the stack (local Apache Kafka and Redis) under {s.home} ...")
     try:
         stack.up(on_ready=lambda name, took: print(f"  {name:<9} ready in {took:.1f} s"))
-        written, errors = apply_file(s, demo_catalog_path())
-        if errors:
-            raise StackError(f"the demo catalog was refused: {errors[0]}")
-        print(f"\nApplied the demo catalog ({written} changes): imptrack catalog export shows it")
+        applied = apply_file(s, demo_catalog_path())
+        if applied.errors:
+            raise StackError(f"the demo catalog was refused: {applied.errors[0]}")
+        print(
+            f"\nApplied the demo catalog ({applied.written} changes): "
+            "imptrack catalog export shows it"
+        )
+        for warning in applied.warnings:
+            print(f"  warning: {warning}")
         links = offer_links_of(s, 1, 1)
         print("\nGenerated links (imptrack links 1 --affiliate 1):\n")
         print(links_text(links))

@@ -1,7 +1,8 @@
 """The admin API under ``/api/v1``: advertisers, affiliates, offers and access rules.
 
 Every answer is JSON. A refused request answers 4xx with ``error`` (what was wrong)
-and ``field`` (which input), and writes nothing.
+and ``field`` (which input), and writes nothing. An offer created or changed is
+answered with ``warnings`` too: what the change left weak, for the operator to fix.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from aiohttp import web
 
 from app.admin.auth import HEADER
 from app.catalog import commands
+from app.catalog.changes import Entity
 from app.catalog.files import to_document
+from app.catalog.model import Offer
 from app.catalog.offer_links import offer_links, parse_pid
 from app.catalog.validation import as_dict, id_from_text
 from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE, SETTINGS
@@ -86,18 +89,26 @@ async def get_entity(request: web.Request) -> web.Response:
 
 async def create_entity(request: web.Request) -> web.Response:
     data, kind = await _body(request), _kind(request)
-    entity = await request.config_dict[CATALOG_SERVICE].change(
-        lambda c: _one(commands.create(c, kind, data))
+    entity, warnings = await request.config_dict[CATALOG_SERVICE].change_entity(
+        lambda c: commands.create(c, kind, data)
     )
-    return _json(as_dict(entity), 201)
+    return _json(_changed(entity, warnings), 201)
 
 
 async def update_entity(request: web.Request) -> web.Response:
     data, kind, entity_id = await _body(request), _kind(request), _id(request, "id")
-    entity = await request.config_dict[CATALOG_SERVICE].change(
-        lambda c: _one(commands.update(c, kind, entity_id, data))
+    entity, warnings = await request.config_dict[CATALOG_SERVICE].change_entity(
+        lambda c: commands.update(c, kind, entity_id, data)
     )
-    return _json(as_dict(entity))
+    return _json(_changed(entity, warnings))
+
+
+def _changed(entity: Entity, warnings: list[str]) -> dict[str, Any]:
+    """A created or changed offer's answer always has ``warnings`` (often empty), so a
+    client reads one shape; advertisers and affiliates have nothing to warn of."""
+    if isinstance(entity, Offer):
+        return {**as_dict(entity), "warnings": warnings}
+    return as_dict(entity)
 
 
 async def delete_entity(request: web.Request) -> web.Response:
@@ -177,15 +188,15 @@ async def export_catalog(request: web.Request) -> web.Response:
 async def apply_catalog(request: web.Request) -> web.Response:
     """The whole document is checked first; with any error nothing is written."""
     document = await _body(request)
-    written, errors = await request.config_dict[CATALOG_SERVICE].apply_document(document)
-    if errors:
+    applied = await request.config_dict[CATALOG_SERVICE].apply_document(document)
+    if errors := applied.errors:
         return _error(
             400,
             str(errors[0]),
             errors[0].field,
             errors=[{"error": str(e), "field": e.field} for e in errors],
         )
-    return _json({"changes": written})
+    return _json({"changes": applied.written, "warnings": applied.warnings})
 
 
 def create_admin_app() -> web.Application:

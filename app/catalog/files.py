@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from app.catalog import commands
+from app.catalog import commands, postback_security
 from app.catalog.changes import Change, apply_change
-from app.catalog.model import Catalog
+from app.catalog.model import Catalog, Offer
 from app.catalog.validation import as_dict, entity_id
 from app.exceptions import CatalogError
 
@@ -65,9 +65,14 @@ def to_document(catalog: Catalog) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def plan_document(catalog: Catalog, document: Any) -> tuple[list[Change], list[CatalogError]]:
+def plan_document(
+    catalog: Catalog, document: Any, *, postback_security_required: bool = False
+) -> tuple[list[Change], list[CatalogError]]:
     """The changes that bring ``catalog`` to what ``document`` says, or every error in
-    it (then no change may be written)."""
+    it (then no change may be written). With ``postback_security_required`` every offer
+    the document names must end up protected against forged view-through conversions
+    (:mod:`.postback_security`), whether the document changes it or not: the file says
+    the offer is to be so."""
     if not isinstance(document, Mapping):
         return [], [
             CatalogError("catalog", "must be an object with advertisers, affiliates, offers")
@@ -100,13 +105,15 @@ def plan_document(catalog: Catalog, document: Any) -> tuple[list[Change], list[C
                     raise CatalogError("id", f"{item['id']} appears more than once in {section}")
                 if isinstance(item, Mapping):
                     seen.add(item.get("id"))
-                record(_plan_item(work, section, item))
+                record(_plan_item(work, section, item, postback_security_required))
             except CatalogError as exc:
                 errors.append(CatalogError(f"{where}.{exc.field}", exc.problem))
     return ([] if errors else changes), errors
 
 
-def _plan_item(work: Catalog, section: str, item: Any) -> list[Change]:
+def _plan_item(
+    work: Catalog, section: str, item: Any, postback_security_required: bool
+) -> list[Change]:
     if not isinstance(item, Mapping):
         raise CatalogError("item", "must be an object")
     kind = section.removesuffix("s")
@@ -116,6 +123,8 @@ def _plan_item(work: Catalog, section: str, item: Any) -> list[Change]:
         entity, change = commands.update(work, kind, fields["id"], fields)
     else:
         entity, change = commands.create(work, kind, fields)
+    if isinstance(entity, Offer) and postback_security_required:
+        postback_security.require_protection(entity)
     # Applying a file twice writes nothing the second time.
     changes = [] if entity == commands.entities(work, kind).get(entity.id) else [change]
     apply_change(work, change)

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from app.catalog.files import parse_text, to_document
 from app.catalog.follower import CatalogFollower
 from app.catalog.offer_links import offer_links
-from app.catalog.service import CatalogService
+from app.catalog.service import AppliedDocument, CatalogService
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
 from app.settings import Settings
@@ -40,7 +40,13 @@ async def _with_service(settings: Settings, run: Callable[[CatalogService], Awai
             f"cannot reach the broker at {settings.broker} ({exc}); is imptrack up?"
         ) from None
     try:
-        return await run(CatalogService(follower, writer, TIMEOUT_SECONDS))
+        service = CatalogService(
+            follower,
+            writer,
+            TIMEOUT_SECONDS,
+            postback_security_required=settings.postback_security_required,
+        )
+        return await run(service)
     finally:
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError, KafkaError):
@@ -48,9 +54,9 @@ async def _with_service(settings: Settings, run: Callable[[CatalogService], Awai
         await writer.stop()
 
 
-def apply_file(settings: Settings, path: Path) -> tuple[int, list[CatalogError]]:
-    """Apply a catalog file; return the number of changes written, or the errors
-    (then nothing was written)."""
+def apply_file(settings: Settings, path: Path) -> AppliedDocument:
+    """Apply a catalog file, under this process's ``POSTBACK_SECURITY_REQUIRED`` (the
+    command writes to the catalog topic itself, not through the edge)."""
     try:
         text = path.read_text("utf-8")
     except OSError as exc:

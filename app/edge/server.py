@@ -96,7 +96,12 @@ async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
             raise StackError(f"the catalog follower failed: {task.exception()}")
         raise StackError(f"the catalog was not loaded within {CATALOG_LOAD_SECONDS:.0f} s")
     app[CATALOG] = follower
-    app[CATALOG_SERVICE] = CatalogService(follower, writer, s.edge_produce_timeout)
+    app[CATALOG_SERVICE] = CatalogService(
+        follower,
+        writer,
+        s.edge_produce_timeout,
+        postback_security_required=s.postback_security_required,
+    )
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

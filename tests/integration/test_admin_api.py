@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from app import probes
 from tests.integration.admin import Admin, catalog_records
 from tests.integration.conftest import RunningStack
 
@@ -55,10 +60,12 @@ async def test_advertiser_affiliate_and_offer_lifecycle(admin: Admin) -> None:
     )
     assert offer["allow_impressions"] is False, "allow_impressions is off by default"
     assert offer["view_through_window"] == 86400 and offer["click_session"] == 30 * 86400
+    assert offer.pop("warnings") == [], "a create answers the offer and its warnings"
     assert await admin.ok("GET", "/offers/501") == offer
 
     changed = await admin.ok("PATCH", "/offers/501", {"allow_impressions": True, "title": "New"})
     assert changed["title"] == "New" and changed["allow_impressions"] is True
+    assert changed["warnings"] == [], "its token and whitelist guard its view-through postbacks"
     assert changed["impressions_url"] == offer["impressions_url"], "other fields stay"
     assert (await admin.ok("PATCH", "/affiliates/" + str(aff["id"]), {"status": "blocked"}))[
         "status"
@@ -300,3 +307,126 @@ async def test_a_malformed_catalog_record_is_skipped_not_fatal(
             break
         await asyncio.sleep(0.1)
     assert r.status == 200 and worker["catalog"]["skipped_malformed"] == 3
+
+
+VIEW_THROUGH_OFFER = {"title": "View-through", "advertiser_id": 1, "allow_impressions": True}
+
+
+def open_offer_warning(offer_id: int) -> str:
+    return (
+        f"offer {offer_id} takes view-through conversions with neither a postback token nor "
+        "an IP whitelist: anyone who learns an aimp_id can post a conversion for it; set "
+        "postback_token (postbacks must then carry secure) or postback_ip_whitelist"
+    )
+
+
+async def test_an_offer_anyone_can_post_view_through_conversions_to_is_warned_of(
+    admin: Admin,
+) -> None:
+    """Created or changed so (view-through on, neither token nor whitelist): the normal
+    201 or 200 with the warning; a token or a whitelist answers no warning."""
+    status, created = await admin.call("POST", "/offers", {"id": 520, **VIEW_THROUGH_OFFER})
+    assert (status, created["warnings"]) == (201, [open_offer_warning(520)])
+    assert (await admin.ok("GET", "/offers/520"))["allow_impressions"] is True, "it was saved"
+
+    status, signed = await admin.call("PATCH", "/offers/520", {"postback_token": "t0ken"})
+    assert (status, signed["warnings"]) == (200, [])
+    unsigned = await admin.ok("PATCH", "/offers/520", {"postback_token": None})
+    assert unsigned["warnings"] == [open_offer_warning(520)]
+    listed = await admin.ok("PATCH", "/offers/520", {"postback_ip_whitelist": ["203.0.113.0/24"]})
+    assert listed["warnings"] == []
+
+    secure = {"id": 521, **VIEW_THROUGH_OFFER, "postback_token": "t0ken"}
+    status, created = await admin.call("POST", "/offers", secure)
+    assert (status, created["warnings"]) == (201, [])
+
+    status, applied = await admin.call(
+        "POST", "/catalog", {"offers": [{"id": 521, "postback_token": None}]}
+    )
+    assert status == 200 and open_offer_warning(521) in applied["warnings"]
+    assert open_offer_warning(520) not in applied["warnings"]
+
+
+@pytest.fixture
+def strict_admin_url(running_stack: RunningStack, tmp_path: Path) -> Iterator[str]:
+    """One more edge process on the shared broker, with POSTBACK_SECURITY_REQUIRED=1:
+    the setting is read at start, so the shared edges cannot be switched."""
+    (port,) = probes.free_ports(1)
+    env = running_stack.stack.env | {
+        "IMPTRACK_HOME": str(running_stack.settings.home),
+        "EDGE_PORT": str(port),
+        "EDGE_PROCESSES": "1",
+        "POSTBACK_SECURITY_REQUIRED": "1",
+    }
+    with (tmp_path / "strict-edge.log").open("wb") as log:
+        edge = subprocess.Popen(
+            [sys.executable, "-m", "reports.cli", "edge"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while probes.http_json(f"{base}/healthz") is None:
+            assert edge.poll() is None, (tmp_path / "strict-edge.log").read_text()
+            assert time.monotonic() < deadline, "the strict edge did not start"
+            time.sleep(0.1)
+        yield base
+    finally:
+        edge.terminate()
+        try:
+            edge.wait(15)
+        except subprocess.TimeoutExpired:
+            edge.kill()
+            edge.wait(5)
+
+
+async def _until(admin: Admin, path: str, wanted: dict[str, Any]) -> None:
+    """Wait until this edge process has followed the catalog to ``wanted`` (another
+    process's change reaches it within a fetch)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, found = await admin.call("GET", path)
+        if status == 200 and all(found.get(k) == v for k, v in wanted.items()):
+            return
+        assert time.monotonic() < deadline, (status, found)
+        await asyncio.sleep(0.1)
+
+
+async def test_postback_security_required_refuses_such_an_offer_and_keeps_older_ones(
+    running_stack: RunningStack, admin: Admin, strict_admin_url: str
+) -> None:
+    """With the setting, creating or changing an offer into taking view-through
+    conversions from anyone is a 400 naming postback_token, and writes nothing; an
+    offer saved before stays, may be paused, but not changed and left open."""
+    strict = Admin(running_stack, admin.session)
+    strict.base = f"{strict_admin_url}/api/v1"
+
+    before = await catalog_records(running_stack.settings.broker)
+    status, answer = await strict.call("POST", "/offers", {"id": 530, **VIEW_THROUGH_OFFER})
+    assert (status, answer["field"]) == (400, "postback_token"), answer
+    assert answer["error"] == (
+        "postback_token: offer 530 takes view-through conversions, and this network "
+        "requires a postback_token or a postback_ip_whitelist for them "
+        "(POSTBACK_SECURITY_REQUIRED): without either, anyone who learns an aimp_id can "
+        "post a conversion for it; set one, or turn allow_impressions off if the offer "
+        "should take no view-through conversions"
+    )
+    assert await catalog_records(running_stack.settings.broker) == before
+    assert (await strict.call("GET", "/offers/530"))[0] == 404
+
+    guarded = {"id": 530, **VIEW_THROUGH_OFFER, "postback_ip_whitelist": ["198.51.100.7"]}
+    status, created = await strict.call("POST", "/offers", guarded)
+    assert (status, created["warnings"]) == (201, [])
+    status, answer = await strict.call("PATCH", "/offers/530", {"postback_ip_whitelist": []})
+    assert (status, answer["field"]) == (400, "postback_token")
+    assert (await strict.ok("GET", "/offers/530"))["postback_ip_whitelist"] == ["198.51.100.7/32"]
+
+    await admin.ok("POST", "/offers", {"id": 531, **VIEW_THROUGH_OFFER})  # no setting there
+    await _until(strict, "/offers/531", {"status": "active"})
+    status, answer = await strict.call("PATCH", "/offers/531", {"title": "Renamed"})
+    assert (status, answer["field"]) == (400, "postback_token")
+    paused = await strict.ok("PATCH", "/offers/531", {"status": "paused"})
+    assert (paused["status"], paused["warnings"]) == ("paused", [])

@@ -223,3 +223,28 @@ def test_a_catalog_command_without_a_broker_prints_one_line(
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("imptrack: cannot reach the broker at"), lines
+
+
+@pytest.mark.parametrize(
+    ("raw", "required"), [(None, False), ("", False), ("0", False), ("1", True), ("TRUE", True)]
+)
+def test_postback_security_required_is_a_switch(raw: str | None, required: bool) -> None:
+    env = {} if raw is None else {"POSTBACK_SECURITY_REQUIRED": raw}
+    assert Settings.from_env(env).postback_security_required is required
+
+
+def test_a_setting_the_command_cannot_read_is_one_line_not_a_traceback() -> None:
+    """A mistyped safety switch stops every command with what to write instead."""
+    env = {**os.environ, "POSTBACK_SECURITY_REQUIRED": "maybe"}
+    done = subprocess.run(
+        [sys.executable, "-m", "reports.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "imptrack: POSTBACK_SECURITY_REQUIRED='maybe' must be 1 or 0 "
+        "(also true/false, yes/no, on/off)\n"
+    )

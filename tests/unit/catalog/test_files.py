@@ -130,3 +130,31 @@ def test_a_personal_payout_read_back_from_the_topic_changes_nothing() -> None:
     assert catalog.offers[20].payments[0].affiliates == (7,)
     changes, errors = plan_document(catalog, to_document(catalog))
     assert (changes, errors) == ([], [])
+
+
+def test_postback_security_required_refuses_each_open_offer_the_file_names() -> None:
+    """Under POSTBACK_SECURITY_REQUIRED every offer named must be protected, even one
+    the file leaves as it was; an open offer the file does not name is no error."""
+    catalog = catalog_from(
+        {
+            "advertisers": [{"id": 1, "name": "Adv"}],
+            "offers": [
+                {"id": 30, "title": "Open", "advertiser_id": 1, "allow_impressions": True},
+                {"id": 31, "title": "Kept", "advertiser_id": 1, "allow_impressions": True},
+            ],
+        }
+    )
+    document = {
+        "offers": [
+            {"id": 30, "title": "Open", "advertiser_id": 1, "allow_impressions": True},
+            {"id": 32, "title": "New", "advertiser_id": 1, "allow_impressions": True},
+            {"id": 33, "title": "Signed", "advertiser_id": 1, "postback_token": "t"},
+        ]
+    }
+    changes, errors = plan_document(catalog, document, postback_security_required=True)
+    assert changes == []
+    assert [e.field for e in errors] == ["offers[0].postback_token", "offers[1].postback_token"]
+    assert errors[1].problem.startswith("offer 32 takes view-through conversions")
+    signed = {"offers": [{**document["offers"][1], "postback_ip_whitelist": ["198.51.100.7"]}]}
+    changes, errors = plan_document(catalog, signed, postback_security_required=True)
+    assert errors == [] and len(changes) == 1
