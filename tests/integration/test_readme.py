@@ -63,7 +63,7 @@ def test_the_walkthrough_works_as_written(readme_stack: RunningStack) -> None:
 
     # 2. The links: the pixel for offer 1 and affiliate 7, at this edge.
     assert f"Impression pixel (URL):  {stack.edge_url}/imp?offer_id=1&pid=7" in out, out
-    assert "warning" not in out, out  # the offer is guarded and the affiliate active
+    assert "\nwarning:" not in out, out  # the offer is guarded and the affiliate active
     # 3. A stranger gets the GIF; the key shows an ID this network issued.
     assert "200 image/gif" in out, out
     aimp_id = re.search(r"^aimp_id ([0-9a-f]{24})$", out, re.MULTILINE)
