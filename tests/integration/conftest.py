@@ -65,6 +65,43 @@ class RunningStack:
     def api_headers(self) -> dict[str, str]:
         return {"API-Key": self.settings.api_key_file.read_text().strip()}
 
+    @contextmanager
+    def extra_edge(self, log_dir: Path, **env: str) -> Iterator[str]:
+        """One more edge process on this stack's broker and home, with ``env`` added
+        (a setting read at start, which the shared edges cannot be switched to); its
+        base URL, for the block."""
+        (port,) = probes.free_ports(1)
+        env = self.stack.env | {
+            "IMPTRACK_HOME": str(self.settings.home),
+            "EDGE_PORT": str(port),
+            "EDGE_PROCESSES": "1",
+            **env,
+        }
+        log_path = log_dir / f"extra-edge-{port}.log"
+        with log_path.open("wb") as log:
+            edge = subprocess.Popen(
+                [sys.executable, "-m", "reports.cli", "edge"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while probes.http_json(f"{base}/healthz") is None:
+                assert edge.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the extra edge did not start"
+                time.sleep(0.1)
+            yield base
+        finally:
+            edge.terminate()
+            try:
+                edge.wait(15)
+            except subprocess.TimeoutExpired:
+                edge.kill()
+                edge.wait(5)
+
     @property
     def id_seal(self) -> IdSeal:
         """The stack's ID key: what tells the IDs it issued from any other."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app import probes
 from tests.integration.admin import Admin, catalog_records
 from tests.integration.conftest import RunningStack
 
@@ -351,36 +348,8 @@ async def test_an_offer_anyone_can_post_view_through_conversions_to_is_warned_of
 def strict_admin_url(running_stack: RunningStack, tmp_path: Path) -> Iterator[str]:
     """One more edge process on the shared broker, with POSTBACK_SECURITY_REQUIRED=1:
     the setting is read at start, so the shared edges cannot be switched."""
-    (port,) = probes.free_ports(1)
-    env = running_stack.stack.env | {
-        "IMPTRACK_HOME": str(running_stack.settings.home),
-        "EDGE_PORT": str(port),
-        "EDGE_PROCESSES": "1",
-        "POSTBACK_SECURITY_REQUIRED": "1",
-    }
-    with (tmp_path / "strict-edge.log").open("wb") as log:
-        edge = subprocess.Popen(
-            [sys.executable, "-m", "reports.cli", "edge"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while probes.http_json(f"{base}/healthz") is None:
-            assert edge.poll() is None, (tmp_path / "strict-edge.log").read_text()
-            assert time.monotonic() < deadline, "the strict edge did not start"
-            time.sleep(0.1)
+    with running_stack.extra_edge(tmp_path, POSTBACK_SECURITY_REQUIRED="1") as base:
         yield base
-    finally:
-        edge.terminate()
-        try:
-            edge.wait(15)
-        except subprocess.TimeoutExpired:
-            edge.kill()
-            edge.wait(5)
 
 
 async def _until(admin: Admin, path: str, wanted: dict[str, Any]) -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import urllib.request
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from app import probes
 from app.edge.pixel import TRANSPARENT_GIF
 from app.ids import id_time, is_valid_id
 from tests.integration.conftest import RunningStack
@@ -70,34 +67,15 @@ def query_reason(query: str) -> str:
     return "affiliate_unknown" if "pid=999999" in query else "offer_unknown"
 
 
-def test_pixel_debug_shows_everyone_the_aimp_id_and_the_reason(stack: RunningStack) -> None:
+def test_pixel_debug_shows_everyone_the_aimp_id_and_the_reason(
+    stack: RunningStack, tmp_path: Path
+) -> None:
     """PIXEL_DEBUG (a staging network where affiliates test their links): one more edge
     process on the same stack, with it on, shows both to a caller with no key."""
-    (port,) = probes.free_ports(1)
-    env = stack.stack.env | {
-        "IMPTRACK_HOME": str(stack.settings.home),
-        "EDGE_PORT": str(port),
-        "EDGE_PROCESSES": "1",
-        "PIXEL_DEBUG": "1",
-    }
-    edge = subprocess.Popen(
-        [sys.executable, "-m", "reports.cli", "edge"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while probes.http_json(f"{base}/healthz") is None:
-            assert edge.poll() is None and time.monotonic() < deadline, "the edge did not start"
-            time.sleep(0.2)
+    with stack.extra_edge(tmp_path, PIXEL_DEBUG="1") as base:
         with urllib.request.urlopen(f"{base}/imp?offer_id=22&pid=1") as tracked:
             assert stack.id_seal.issued(tracked.headers["X-Aimp-Id"])
             assert tracked.headers["X-Imptrack-Rejected"] is None
         with urllib.request.urlopen(f"{base}/imp?offer_id=22&pid=999999") as rejected:
             assert stack.id_seal.issued(rejected.headers["X-Aimp-Id"])
             assert rejected.headers["X-Imptrack-Rejected"] == "affiliate_unknown"
-    finally:
-        edge.terminate()
-        edge.wait(10)
