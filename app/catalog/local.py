@@ -16,6 +16,7 @@ from app.catalog.offer_links import offer_links
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
+from app.forwarding.addresses import AddressPolicy
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -40,7 +41,8 @@ async def _with_service(settings: Settings, run: Callable[[CatalogService], Awai
             f"cannot reach the broker at {settings.broker} ({exc}); is imptrack up?"
         ) from None
     try:
-        return await run(CatalogService(follower, writer, TIMEOUT_SECONDS))
+        policy = AddressPolicy(settings.forwarding.allowed_networks)
+        return await run(CatalogService(follower, writer, TIMEOUT_SECONDS, policy.literal_refusal))
     finally:
         following.cancel()
         with contextlib.suppress(asyncio.CancelledError, KafkaError):

@@ -10,6 +10,7 @@ from app.catalog.changes import Change
 from app.catalog.files import plan_document
 from app.catalog.follower import CatalogFollower
 from app.catalog.model import Catalog
+from app.catalog.validation import AddressRefusal, refused_postback_addresses
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
 
@@ -25,10 +26,19 @@ class CatalogService:
     (two creates without ids must not both take the same next id).
     """
 
-    def __init__(self, follower: CatalogFollower, writer: CatalogWriter, timeout: float) -> None:
+    def __init__(
+        self,
+        follower: CatalogFollower,
+        writer: CatalogWriter,
+        timeout: float,
+        address_refusal: AddressRefusal | None = None,
+    ) -> None:
         self.follower = follower
         self.writer = writer
         self.timeout = timeout
+        # Affiliate postback URLs on addresses the forwarder refuses are refused when
+        # written (validation.refused_postback_addresses); None: not checked here.
+        self.address_refusal = address_refusal
         self._lock = asyncio.Lock()
 
     async def catalog(self) -> Catalog:
@@ -49,8 +59,14 @@ class CatalogService:
 
         def decide(catalog: Catalog) -> tuple[int, list[Change]]:
             changes, found = plan_document(catalog, document)
+            for change in changes:
+                kind, _, entity_id = change.key.partition(":")
+                found += [
+                    CatalogError(f"{kind} {entity_id} {e.field}", e.problem)
+                    for e in self._refused_addresses(change)
+                ]
             errors.extend(found)
-            return len(changes), changes
+            return (0, []) if found else (len(changes), changes)
 
         return await self.change(decide), errors
 
@@ -58,6 +74,9 @@ class CatalogService:
         """``decide`` returns the result and the changes it needs (raising writes nothing)."""
         async with self._lock:
             result, changes = decide(await self.catalog())
+            for change in changes:
+                for error in self._refused_addresses(change):
+                    raise error
             if changes:
                 partition, offset = await self.writer.write(changes)
                 try:
@@ -68,3 +87,8 @@ class CatalogService:
                         "the change was written but is not yet in effect here; read it back shortly"
                     ) from None
             return result
+
+    def _refused_addresses(self, change: Change) -> list[CatalogError]:
+        if self.address_refusal is None or change.value is None:
+            return []
+        return refused_postback_addresses(change.value, self.address_refusal)

@@ -33,6 +33,7 @@ from app.edge.pixel import pixel
 from app.edge.postback import postback
 from app.edge.producer import EventProducer
 from app.exceptions import StackError
+from app.forwarding.addresses import AddressPolicy
 from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
@@ -93,7 +94,12 @@ async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
             raise StackError(f"the catalog follower failed: {task.exception()}")
         raise StackError(f"the catalog was not loaded within {CATALOG_LOAD_SECONDS:.0f} s")
     app[CATALOG] = follower
-    app[CATALOG_SERVICE] = CatalogService(follower, writer, s.edge_produce_timeout)
+    app[CATALOG_SERVICE] = CatalogService(
+        follower,
+        writer,
+        s.edge_produce_timeout,
+        AddressPolicy(s.forwarding.allowed_networks).literal_refusal,
+    )
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
