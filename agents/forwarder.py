@@ -1,4 +1,5 @@
-"""The forwarder: schedules each forward task in Redis and delivers what is due.
+"""The forwarder: schedules each forward task and affiliate postback in Redis and
+delivers what is due.
 
 The agent only schedules (one Redis script per batch, replays recognised there);
 delivering is the job of :class:`app.forwarding.forwarder.Forwarder`, a task of
@@ -23,9 +24,16 @@ from app.forwarding.outbox import DeliveryLogShipper
 from app.forwarding.outcomes import FINAL_FAILURES
 from app.forwarding.schedule import DeliverySchedule
 from app.ids import is_valid_id
+from app.records import AFFILIATE_POSTBACK
 from app.redis_retry import until_redis_answers
 from app.settings import settings
-from app.topics import dead_letters_topic, deliveries_topic, forward_tasks_topic
+from app.topics import (
+    affiliate_postback_deliveries_topic,
+    affiliate_postbacks_topic,
+    dead_letters_topic,
+    deliveries_topic,
+    forward_tasks_topic,
+)
 from app.worker_redis import worker_redis
 
 log = logging.getLogger("imptrack.forwarder")
@@ -49,10 +57,14 @@ forwarder = Forwarder(_fs, schedule, Courier(_fs))
 async def publish_delivery_log(records: list[bytes]) -> None:
     sent = []
     for record in records:
-        key = orjson.loads(record)
-        sent.append(await deliveries_topic.send(key=key["aimp_id"], value=record))
-        if key["outcome"] in FINAL_FAILURES:
-            sent.append(await dead_letters_topic.send(key=key["aimp_id"], value=record))
+        attempt = orjson.loads(record)
+        if attempt.get("kind") == AFFILIATE_POSTBACK:
+            topic, key = affiliate_postback_deliveries_topic, attempt["conversion_id"]
+        else:
+            topic, key = deliveries_topic, attempt["aimp_id"]
+        sent.append(await topic.send(key=key, value=record))
+        if attempt["outcome"] in FINAL_FAILURES:
+            sent.append(await dead_letters_topic.send(key=key, value=record))
     await asyncio.gather(*sent)
 
 
@@ -63,15 +75,24 @@ shipper = DeliveryLogShipper(
 )
 
 
+async def _schedule(stream: Any, id_field: str, what: str) -> None:
+    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+        tasks = [e.value for e in events if is_valid_id(getattr(e.value, id_field))]
+        if len(tasks) < len(events):
+            log.error("skipped %d %s with a malformed %s", len(events) - len(tasks), what, id_field)
+        # The batch is not acknowledged until it is scheduled: waiting keeps it.
+        await until_redis_answers(partial(schedule.enqueue, tasks), f"schedule {what}", log)
+        forwarder.wake()
+
+
 @app.agent(forward_tasks_topic)
 async def schedule_deliveries(stream: Any) -> None:
-    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-        tasks = [e.value for e in events if is_valid_id(e.value.aimp_id)]
-        if len(tasks) < len(events):
-            log.error("skipped %d forward tasks with a malformed aimp_id", len(events) - len(tasks))
-        # The batch is not acknowledged until it is scheduled: waiting keeps it.
-        await until_redis_answers(partial(schedule.enqueue, tasks), "schedule deliveries", log)
-        forwarder.wake()
+    await _schedule(stream, "aimp_id", "forward tasks")
+
+
+@app.agent(affiliate_postbacks_topic)
+async def schedule_affiliate_postbacks(stream: Any) -> None:
+    await _schedule(stream, "conversion_id", "affiliate postbacks")
 
 
 @app.task  # type: ignore[untyped-decorator]

@@ -8,6 +8,11 @@ import faust
 
 SUB_FIELDS = tuple(f"sub{n}" for n in range(1, 9))
 
+IMPRESSION = "impression"
+"""A delivery of a recorded impression to the advertiser's destination URL."""
+AFFILIATE_POSTBACK = "affiliate_postback"
+"""A delivery of a conversion's new status to the affiliate's postback URL."""
+
 
 class Impression(faust.Record, serializer="json"):
     """One impression as the edge accepted it.
@@ -65,6 +70,7 @@ class ForwardTask(faust.Record, serializer="json"):
     advertiser_id: int
     destination: str
     url: str
+    kind: str = IMPRESSION
 
 
 class DeliveryAttempt(faust.Record, serializer="json"):
@@ -87,6 +93,60 @@ class DeliveryAttempt(faust.Record, serializer="json"):
     outcome: str
     status: int | None = None
     error: str | None = None
+    kind: str = IMPRESSION
+
+
+class AffiliatePostbackTask(faust.Record, serializer="json"):
+    """One revision of a conversion (its creation or a change of its status) to
+    notify one affiliate postback URL of, already filled in.
+
+    ``destination`` is the URL as configured (with its macros): with
+    ``conversion_id`` and ``revision`` it names the delivery, so a replayed task is
+    recognised and not delivered again. ``postback_id`` is the advertiser's postback
+    that made this revision; ``conversion_status`` and ``payout`` are what the URL
+    was filled with.
+    """
+
+    conversion_id: str
+    revision: int
+    postback_id: str
+    offer_id: int
+    pid: int
+    advertiser_id: int
+    conversion_status: int
+    payout: str
+    currency: str
+    goal: str
+    destination: str
+    url: str
+    action_id: str | None = None
+    kind: str = AFFILIATE_POSTBACK
+
+
+class AffiliatePostbackAttempt(faust.Record, serializer="json"):
+    """One attempt to deliver an :class:`AffiliatePostbackTask`, and what came of it
+    (``outcome``, ``status`` and ``error`` as for :class:`DeliveryAttempt`)."""
+
+    conversion_id: str
+    revision: int
+    postback_id: str
+    offer_id: int
+    pid: int
+    advertiser_id: int
+    conversion_status: int
+    payout: str
+    currency: str
+    goal: str
+    destination: str
+    url: str
+    attempt: int
+    at_ms: int
+    latency_ms: float
+    outcome: str
+    action_id: str | None = None
+    status: int | None = None
+    error: str | None = None
+    kind: str = AFFILIATE_POSTBACK
 
 
 class Click(faust.Record, serializer="json"):
@@ -245,3 +305,6 @@ class PostbackOutcome(faust.Record, serializer="json"):
     pid: int | None = None
     goal: str | None = None
     advertiser_id: int | None = None
+    # The conversion's revision this postback made (accepted ones), so a replay
+    # republishes that revision and its affiliate postbacks, not a later one's.
+    revision: int | None = None

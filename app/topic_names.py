@@ -16,7 +16,8 @@ DELIVERIES = "deliveries"
 """Every delivery attempt and its outcome, for the exporter; keyed by ``aimp_id``."""
 
 DEAD_LETTERS = "forward-dead-letters"
-"""Forward tasks that were never delivered, with the last attempt's error."""
+"""Deliveries (impressions and affiliate postbacks) given up on, with the last
+attempt's error; each record's ``kind`` says which."""
 
 CLICKS = "clicks"
 """Clicks the edge accepted and redirected, keyed by ``clickid``: the clicks agent
@@ -42,6 +43,14 @@ CONVERSIONS = "conversions"
 POSTBACK_OUTCOMES = "postback-outcomes"
 """What became of every postback, accepted or refused; keyed by ``postback_id``."""
 
+AFFILIATE_POSTBACKS = "affiliate-postbacks"
+"""One conversion revision to post back to one affiliate postback URL, for the
+forwarder; keyed by ``conversion_id``."""
+
+AFFILIATE_POSTBACK_DELIVERIES = "affiliate-postback-deliveries"
+"""Every attempt to deliver an affiliate postback and its outcome, for the exporter;
+keyed by ``conversion_id``. Given up ones also go to ``forward-dead-letters``."""
+
 CATALOG = "catalog"
 """Advertisers, affiliates, offers and access rules; compacted, one partition."""
 
@@ -58,6 +67,8 @@ EVENT_TOPICS = (
     POSTBACK_MATCHES,
     CONVERSIONS,
     POSTBACK_OUTCOMES,
+    AFFILIATE_POSTBACKS,
+    AFFILIATE_POSTBACK_DELIVERIES,
 )
 
 WORKER_APP_ID = "imptrack"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app import topic_names
 from app.faust_app import app
 from app.records import (
+    AffiliatePostbackTask,
     Click,
     Conversion,
     ForwardTask,
@@ -96,4 +97,20 @@ postback_outcomes_topic = app.topic(
     key_type=str,
     key_serializer="raw",
     value_type=PostbackOutcome,
+)
+
+affiliate_postbacks_topic = app.topic(
+    topic_names.AFFILIATE_POSTBACKS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=AffiliatePostbackTask,
+)
+
+# Published already serialized, as the impressions' delivery log is.
+affiliate_postback_deliveries_topic = app.topic(
+    topic_names.AFFILIATE_POSTBACK_DELIVERIES,
+    key_type=str,
+    key_serializer="raw",
+    value_type=bytes,
+    value_serializer="raw",
 )

@@ -280,7 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--affiliate", metavar="IDS", help="only these affiliates (pid)")
     report.add_argument("--advertiser", metavar="IDS", help="only these advertisers")
     report.add_argument(
-        "--status", metavar="STATUSES", help="conversions: approved,pending,declined,hold"
+        "--status",
+        metavar="STATUSES",
+        help="conversion statuses (conversions, affiliate-postbacks, counts): "
+        "approved,pending,declined,hold",
     )
     report.add_argument(
         "--group-by",

@@ -299,6 +299,61 @@ def server_postbacks_batch(events: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=SERVER_POSTBACK_SCHEMA)
 
 
+AFFILIATE_POSTBACK_SCHEMA = pa.schema(
+    [
+        ("conversion_id", pa.string()),
+        ("revision", pa.int32()),
+        ("postback_id", pa.string()),
+        ("status_ts", pa.timestamp("ms", tz="UTC")),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("offer_id", pa.int32()),
+        ("pid", pa.int32()),
+        ("advertiser_id", pa.int32()),
+        ("action_id", pa.string()),
+        ("goal", pa.string()),
+        ("conversion_status", pa.int16()),
+        ("payout", MONEY),
+        ("currency", pa.string()),
+        ("destination", pa.string()),
+        ("url", pa.string()),
+        ("attempt", pa.int16()),
+        ("outcome", pa.string()),
+        ("status", pa.int16()),
+        ("error", pa.string()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+_AFFILIATE_POSTBACK_FIELDS = (
+    "conversion_id",
+    "revision",
+    "postback_id",
+    "offer_id",
+    "pid",
+    "advertiser_id",
+    "goal",
+    "conversion_status",
+    "currency",
+    "destination",
+    "url",
+    "attempt",
+    "outcome",
+    "latency_ms",
+)
+
+
+def affiliate_postbacks_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``affiliate_postbacks`` table: one row per attempt."""
+    columns: dict[str, list[Any]] = {
+        name: [e[name] for e in events] for name in _AFFILIATE_POSTBACK_FIELDS
+    }
+    columns["status_ts"] = [id_ms(e["postback_id"]) for e in events]
+    columns["ts"] = [e["at_ms"] for e in events]
+    columns["payout"] = [_money(e["payout"]) for e in events]
+    for name in ("action_id", "status", "error"):
+        columns[name] = [e.get(name) for e in events]
+    return pa.Table.from_pydict(columns, schema=AFFILIATE_POSTBACK_SCHEMA)
+
+
 BATCH_BUILDERS: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {
     "impressions": impressions_batch,
     "rejections": rejections_batch,
@@ -307,5 +362,6 @@ BATCH_BUILDERS: dict[str, Callable[[list[dict[str, Any]]], pa.Table]] = {
     "click_rejections": click_rejections_batch,
     "conversions": conversions_batch,
     "server_postbacks": server_postbacks_batch,
+    "affiliate_postbacks": affiliate_postbacks_batch,
 }
 """Each exported kind's column builder, in the order a batch stores them."""

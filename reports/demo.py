@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -26,12 +27,12 @@ from app.catalog.model import Catalog
 from app.catalog.offer_links import links_text
 from app.exceptions import StackError
 from app.installation_secrets import load_api_key
-from app.settings import Settings, settings
+from app.settings import ForwardingSettings, Settings, settings
 from app.stack import Stack
 from reports import db
 from reports.demo_postbacks import check_postbacks, send_postbacks
 from reports.formatting import render
-from reports.local_advertiser import LocalAdvertiser
+from reports.local_advertiser import LocalAdvertiser, Received
 from reports.reading import read_slice
 from reports.slices import SliceOptions, SliceResult
 
@@ -197,12 +198,41 @@ async def send_clicks(
     return answered
 
 
+AFFILIATES_PATH = "/affiliates/"  # where demo_catalog.yaml's affiliate postback URLs point
+
+
+def impression_requests(advertiser: LocalAdvertiser) -> list[Received]:
+    """What the endpoint got as the advertisers' impressions destination."""
+    return [r for r in advertiser.requests() if not r.path.startswith(AFFILIATES_PATH)]
+
+
+def affiliate_requests(advertiser: LocalAdvertiser) -> list[Received]:
+    """What the endpoint got as the affiliates' postback URLs."""
+    return [r for r in advertiser.requests() if r.path.startswith(AFFILIATES_PATH)]
+
+
+def wait_for_affiliate_postbacks(s: Settings, advertiser: LocalAdvertiser) -> None:
+    """Until the affiliates' endpoint has been quiet for a while (their postbacks
+    follow the conversions by a hop) and every request it got is in DuckDB."""
+    deadline = time.monotonic() + EXPORT_WAIT_SECONDS
+    seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        received = len(affiliate_requests(advertiser))
+        if received != seen:
+            seen, quiet_since = received, time.monotonic()
+        status = probes.http_json(f"{s.exporter_url}/healthz")
+        exported = status["exported"].get("affiliate_postbacks", 0) if status else 0
+        if received and exported >= received and time.monotonic() - quiet_since > 2:
+            return
+        time.sleep(0.2)
+
+
 def wait_for_deliveries(s: Settings, advertiser: LocalAdvertiser, impressions: int) -> None:
     """Until every forwarded impression has its final answer and every attempt the
     advertiser saw is in DuckDB."""
     deadline = time.monotonic() + EXPORT_WAIT_SECONDS
     while time.monotonic() < deadline:
-        received = advertiser.requests()
+        received = impression_requests(advertiser)
         final = {r.aimp_id for r in received if r.status != 503}
         status = probes.http_json(f"{s.exporter_url}/healthz")
         exported = status["exported"].get("deliveries", 0) if status else 0
@@ -228,7 +258,11 @@ def wait_for_export(s: Settings, pixels: int, clicks: int, postbacks: int = 0) -
 
 
 def run_demo(requests: int) -> int:
-    s = settings()
+    # The demo's own settings allow what its processes allow: the catalog it applies
+    # sends affiliate postbacks to 127.0.0.1, which is refused when saved otherwise.
+    s = replace(
+        settings(), forwarding=ForwardingSettings.from_env({**DEMO_ENVIRONMENT, **os.environ})
+    )
     logging.getLogger("imptrack.catalog").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # The demo owns its home: a fresh DuckDB file holds exactly this run's impressions.
@@ -285,13 +319,22 @@ def run_demo(requests: int) -> int:
         deliveries = read_slice("deliveries", None, None, "UTC")
         print("\nDeliveries slice (imptrack report deliveries):\n")
         print(render(deliveries, "table"))
+        wait_for_affiliate_postbacks(s, advertiser)
+        told = read_slice("affiliate-postbacks", None, None, "UTC")
         conversions = read_slice("conversions", None, None, "UTC")
         print(f"\nConversions slice (imptrack report conversions), {SHOWN} newest:\n")
         print(render(_head(conversions), "table"))
         postbacks = read_slice("postbacks", None, None, "UTC")
         refused = read_slice("postbacks", None, None, "UTC", SliceOptions(errors_only=True))
         print("\nServer postbacks slice, refused only (imptrack report postbacks --errors):\n")
-        print(render(_without_params(refused), "table"))
+        print(render(_without(refused, "params", "method"), "table"))
+        print(
+            f"\nAffiliate postbacks slice (imptrack report affiliate-postbacks), {SHOWN} newest"
+            " (and the url column of the first):\n"
+        )
+        print(render(_head(_without(told, *WIDE_AFFILIATE_COLUMNS)), "table"))
+        if told.rows:
+            print(f"\n  {told.as_dicts()[0]['url']}")
         print(
             f"\nDuckDB snapshot for analysts ({s.duckdb_path}): "
             f"IMPTRACK_HOME={s.home} .venv/bin/imptrack sql 'select * from daily'"
@@ -326,6 +369,10 @@ def run_demo(requests: int) -> int:
     if mismatch:
         print(f"MISMATCH in postbacks: {mismatch}")
         return 1
+    mismatch = check_affiliate_postbacks(told, advertiser)
+    if mismatch:
+        print(f"MISMATCH in affiliate postbacks: {mismatch}")
+        return 1
     if sum(r["conversions"] for r in day_rows) != sent.conversions:
         print(f"MISMATCH: {sent.conversions} conversions accepted, the Daily slice disagrees")
         return 1
@@ -335,10 +382,12 @@ def run_demo(requests: int) -> int:
         f"    {len(clicked)} clicks = {expected_clicks['tracked']} tracked + "
         f"{len(clicked) - expected_clicks['tracked']} rejected, likewise;\n"
         f"    every tracked impression reached the advertiser once "
-        f"({len(advertiser.requests())} requests, retries included), "
+        f"({len(impression_requests(advertiser))} requests, retries included), "
         "as the Deliveries slice says;\n"
         f"    {len(sent.answers)} postbacks = {sent.conversions} conversions + {sent.updates} "
-        f"status updates + {sent.refused} refused, each answer as the slices record it"
+        f"status updates + {sent.refused} refused, each answer as the slices record it;\n"
+        f"    {len(told.rows)} conversion statuses told to the affiliates' postback URLs, "
+        "each received once, as the Affiliate postbacks slice says"
     )
     return 0
 
@@ -350,28 +399,47 @@ def _head(result: SliceResult) -> SliceResult:
     return SliceResult(result.columns, result.rows[:SHOWN])
 
 
-def _without_params(result: SliceResult) -> SliceResult:
-    """The slice without its widest column, to fit a terminal."""
-    keep = [n for n, name in enumerate(result.columns) if name not in ("params", "method")]
+WIDE_AFFILIATE_COLUMNS = ("url", "conversion_id", "goal", "error", "last_attempt_at")
+
+
+def _without(result: SliceResult, *wide: str) -> SliceResult:
+    """The slice without its widest columns, to fit a terminal."""
+    keep = [n for n, name in enumerate(result.columns) if name not in wide]
     return SliceResult(
         [result.columns[n] for n in keep], [tuple(row[n] for n in keep) for row in result.rows]
     )
+
+
+def check_affiliate_postbacks(told: SliceResult, advertiser: LocalAdvertiser) -> str:
+    """What the Affiliate postbacks slice says against what the affiliates' endpoint
+    got; "" if they agree."""
+    rows = told.as_dicts()
+    received = Counter(f"{r.path}?{r.query}" for r in affiliate_requests(advertiser))
+    if not rows:
+        return "no conversion was told to an affiliate"
+    undelivered = [r for r in rows if r["outcome"] != "delivered" or r["attempts"] != 1]
+    if undelivered:
+        return f"{len(undelivered)} not delivered at the first attempt, e.g. {undelivered[0]}"
+    if max(received.values()) != 1 or len(received) != len(rows):
+        return f"the slice lists {len(rows)}, the endpoint got {sum(received.values())}"
+    return ""
 
 
 def check_deliveries(deliveries: SliceResult, advertiser: LocalAdvertiser, tracked: int) -> str:
     """What the Deliveries slice says against what the advertiser endpoint saw; "" if
     they agree."""
     rows = deliveries.as_dicts()
-    received = advertiser.requests()
+    received = impression_requests(advertiser)
+    delivered = Counter(r.aimp_id for r in received if 200 <= r.status < 300)
     seen = {
         "impressions": len({r.aimp_id for r in received}),
-        "delivered": len(advertiser.delivered()),
+        "delivered": len(delivered),
         "failed": len({r.aimp_id for r in received if r.status == 404}),
         "attempts": len(received),
         "retrying": 0,
     }
     reported = {name: sum(row[name] for row in rows) for name in seen}
-    if seen["impressions"] != tracked or max(advertiser.delivered().values(), default=1) != 1:
+    if seen["impressions"] != tracked or max(delivered.values(), default=1) != 1:
         return f"{tracked} impressions tracked, the advertiser saw {seen}"
     if reported != seen:
         return f"the advertiser saw {seen}, the Deliveries slice says {reported}"

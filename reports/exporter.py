@@ -41,6 +41,7 @@ EXPORTED_TOPICS = {
     topic_names.REJECTED_CLICKS: "click_rejections",
     topic_names.CONVERSIONS: "conversions",
     topic_names.POSTBACK_OUTCOMES: "server_postbacks",
+    topic_names.AFFILIATE_POSTBACK_DELIVERIES: "affiliate_postbacks",
 }
 
 

@@ -3,7 +3,7 @@
 Aggregated slices (Daily, Advertisers, Offers, Affiliates, Custom) are one query
 shape: the ``stats_hourly`` rollup (migration 006), narrowed by the filters, grouped
 by the slice's dimensions and the currency, with the same metrics everywhere. Row
-slices (Conversions, Server postbacks) and the by-reason/by-destination slices
+slices (Conversions, Server postbacks, Affiliate postbacks) and the by-reason/by-destination slices
 (Rejections, Deliveries) have SQL of their own in ``reports/sql/slices``. Every
 slice is then sorted and limited the same way.
 
@@ -363,6 +363,13 @@ SLICES: dict[str, Slice] = {
             lambda options, exact: sql.load("slices/deliveries"),
             (("offer_id", False), ("destination", False)),
             filters=frozenset({"offer", "affiliate", "advertiser"}),
+            needs_tz_exactness=False,
+        ),
+        Slice(
+            "affiliate-postbacks",
+            "Affiliate postbacks",
+            lambda options, exact: sql.load("slices/affiliate_postbacks"),
+            (("status_at", True), ("conversion_id", True), ("revision", True), ("url", False)),
             needs_tz_exactness=False,
         ),
     )

@@ -19,6 +19,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "click_rejections": ("clickid",),
     "conversions": ("conversion_id",),
     "server_postbacks": ("postback_id",),
+    "affiliate_postbacks": ("conversion_id", "revision", "destination", "attempt"),
 }
 """Exported kinds, in the order a batch stores them, and the key each is deduplicated
 by; the first key column is a time-ordered ID. Each kind has a ``batch_KIND`` view of

@@ -20,7 +20,11 @@ STATS_VIEWS = {
     "affiliates_daily": ("date", "affiliate"),
 }
 # View name -> the slice it shows.
-SLICE_VIEWS = {"rejection_reasons": "rejections", "delivery_outcomes": "deliveries"}
+SLICE_VIEWS = {
+    "rejection_reasons": "rejections",
+    "delivery_outcomes": "deliveries",
+    "affiliate_postback_outcomes": "affiliate-postbacks",
+}
 
 # A view has no parameters: the slices' own, bound to "all of it, in UTC".
 _EVERYTHING = {
@@ -30,6 +34,7 @@ _EVERYTHING = {
     "$offers": "[]::INTEGER[]",
     "$affiliates": "[]::INTEGER[]",
     "$advertisers": "[]::INTEGER[]",
+    "$statuses": "[]::INTEGER[]",
 }
 
 

@@ -35,10 +35,16 @@ async def catalog_current_for(events: list[Any], id_field: str) -> None:
     event of the batch was accepted (by its time-ordered ID)."""
     ids = [getattr(e.value, id_field) for e in events]
     newest = max((id_ms(i) for i in ids if isinstance(i, str) and is_valid_id(i)), default=0)
-    if not await catalog.wait_current(newest, CATALOG_WAIT_SECONDS):
+    await catalog_current_at(newest, len(events))
+
+
+async def catalog_current_at(moment_ms: int, events: int) -> None:
+    """Wait until this worker's catalog has every change made before ``moment_ms``,
+    to judge ``events`` events of that time or earlier."""
+    if not await catalog.wait_current(moment_ms, CATALOG_WAIT_SECONDS):
         log.warning(
             "judging %d events with a catalog not known to be current (the catalog "
             "follower has not caught up in %.0f s)",
-            len(events),
+            events,
             CATALOG_WAIT_SECONDS,
         )

@@ -16,7 +16,15 @@ from typing import Any
 
 import orjson
 
-from app.catalog.model import Advertiser, Affiliate, Catalog, Destination, Offer, Payment
+from app.catalog.model import (
+    Advertiser,
+    Affiliate,
+    AffiliatePostback,
+    Catalog,
+    Destination,
+    Offer,
+    Payment,
+)
 from app.catalog.validation import as_dict
 
 log = logging.getLogger("imptrack.catalog")
@@ -60,6 +68,21 @@ def _known_fields(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+def _affiliate_postbacks(items: Any) -> tuple[AffiliatePostback, ...]:
+    # Lists in JSON, tuples in the model: a list read back would differ from the
+    # entity it was written from, and export then apply would write a change.
+    return tuple(
+        AffiliatePostback(p["url"], tuple(p.get("statuses", ())), tuple(p.get("affiliates", ())))
+        for p in items
+    )
+
+
+def _affiliate(data: dict[str, Any]) -> Affiliate:
+    data = _known_fields(Affiliate, data)
+    data["postback_urls"] = _affiliate_postbacks(data.get("postback_urls", ()))
+    return Affiliate(**data)
+
+
 def _offer(data: dict[str, Any]) -> Offer:
     data = _known_fields(Offer, data)
     data["additional_impressions_urls"] = tuple(
@@ -70,6 +93,7 @@ def _offer(data: dict[str, Any]) -> Offer:
         for p in data.get("payments", ())
     )
     data["postback_ip_whitelist"] = tuple(data.get("postback_ip_whitelist", ()))
+    data["affiliate_postbacks"] = _affiliate_postbacks(data.get("affiliate_postbacks", ()))
     return Offer(**data)
 
 
@@ -126,7 +150,7 @@ def current_state(catalog: Catalog, key: str) -> Change:
 
 _ENTITY_READERS: dict[str, Any] = {
     "advertiser": lambda v: Advertiser(**_known_fields(Advertiser, v)),
-    "affiliate": lambda v: Affiliate(**_known_fields(Affiliate, v)),
+    "affiliate": _affiliate,
     "offer": _offer,
 }
 

@@ -19,7 +19,7 @@ from app.catalog.changes import (
     advertiser_block_change,
     entity_change,
 )
-from app.catalog.model import Catalog, Offer
+from app.catalog.model import AffiliatePostback, Catalog, Offer, Payment
 from app.catalog.validation import (
     entity_id,
     parse_advertiser,
@@ -52,17 +52,24 @@ def find(catalog: Catalog, kind: str, entity_id: int, field: str = "id") -> Any:
     return entity
 
 
-def _check_advertiser(catalog: Catalog, offer: Offer) -> None:
+def _check_references(catalog: Catalog, offer: Offer) -> None:
+    """The offer's advertiser, and the affiliates its personal payments and postback
+    overrides name, exist."""
     if offer.advertiser_id not in catalog.advertisers:
         raise CatalogError(
             "advertiser_id", f"there is no advertiser {offer.advertiser_id}; create it first"
         )
-    for n, payment in enumerate(offer.payments):
-        for pid in payment.affiliates:
-            if pid not in catalog.affiliates:
-                raise CatalogError(
-                    f"payments[{n}].affiliates", f"there is no affiliate {pid}; create it first"
-                )
+    named: tuple[tuple[str, tuple[Payment | AffiliatePostback, ...]], ...] = (
+        ("payments", offer.payments),
+        ("affiliate_postbacks", offer.affiliate_postbacks),
+    )
+    for field, items in named:
+        for n, item in enumerate(items):
+            for pid in item.affiliates:
+                if pid not in catalog.affiliates:
+                    raise CatalogError(
+                        f"{field}[{n}].affiliates", f"there is no affiliate {pid}; create it first"
+                    )
 
 
 def create(catalog: Catalog, kind: str, data: Mapping[str, Any]) -> tuple[Entity, Change]:
@@ -78,7 +85,7 @@ def create(catalog: Catalog, kind: str, data: Mapping[str, Any]) -> tuple[Entity
         )
     entity = _PARSERS[kind](data)
     if isinstance(entity, Offer):
-        _check_advertiser(catalog, entity)
+        _check_references(catalog, entity)
     return entity, entity_change(entity)
 
 
@@ -88,7 +95,7 @@ def update(
     """The entity with the fields in ``data`` changed; the others stay as they are."""
     entity = _PARSERS[kind](data, find(catalog, kind, entity_id))
     if isinstance(entity, Offer):
-        _check_advertiser(catalog, entity)
+        _check_references(catalog, entity)
     return entity, entity_change(entity)
 
 

@@ -16,6 +16,7 @@ from app.catalog.offer_links import offer_links
 from app.catalog.service import AppliedDocument, CatalogService
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
+from app.forwarding.addresses import AddressPolicy
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -40,10 +41,12 @@ async def _with_service(settings: Settings, run: Callable[[CatalogService], Awai
             f"cannot reach the broker at {settings.broker} ({exc}); is imptrack up?"
         ) from None
     try:
+        policy = AddressPolicy(settings.forwarding.allowed_networks)
         service = CatalogService(
             follower,
             writer,
             TIMEOUT_SECONDS,
+            address_refusal=policy.literal_refusal,
             postback_security_required=settings.postback_security_required,
         )
         return await run(service)

@@ -11,6 +11,9 @@ OFFER_STATUSES = ("active", "paused", "stopped", "deleted")
 PARTNER_STATUSES = ("active", "pending", "inactive", "blocked", "deleted")
 ACCESS_MODES = ("public", "approval")
 PAYMENT_TYPES = ("CPA", "CPM")
+CONVERSION_STATUSES = ("approved", "pending", "declined", "hold")
+"""A conversion's statuses by name, as catalog files spell them (the postback's
+``status`` parameter numbers them 1, 2, 3 and 5)."""
 
 DAY = 86_400
 DEFAULT_VIEW_THROUGH_WINDOW = DAY
@@ -25,10 +28,27 @@ class Advertiser:
 
 
 @dataclass(frozen=True)
+class AffiliatePostback:
+    """A URL the affiliate is notified at when one of its conversions is made or
+    changes status (Affise's affiliate postback), for the conversion ``statuses``
+    listed (every status when none are).
+
+    On an affiliate it is one of its global postback URLs. On an offer it overrides
+    them: for the ``affiliates`` listed, else for every affiliate of the offer (the
+    pattern of personal payments, :class:`Payment`).
+    """
+
+    url: str
+    statuses: tuple[str, ...] = ()
+    affiliates: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Affiliate:
     id: int
     name: str
     status: str = "active"
+    postback_urls: tuple[AffiliatePostback, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,7 @@ class Offer:
     payments: tuple[Payment, ...] = ()
     postback_token: str | None = None
     postback_ip_whitelist: tuple[str, ...] = ()
+    affiliate_postbacks: tuple[AffiliatePostback, ...] = ()
 
     @property
     def main_url_weight(self) -> int:

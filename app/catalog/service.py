@@ -12,6 +12,7 @@ from app.catalog.changes import Change, Entity, apply_change
 from app.catalog.files import plan_document
 from app.catalog.follower import CatalogFollower
 from app.catalog.model import Catalog, Offer
+from app.catalog.validation import AddressRefusal, refused_postback_addresses
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
 
@@ -49,11 +50,15 @@ class CatalogService:
         timeout: float,
         *,
         postback_security_required: bool,
+        address_refusal: AddressRefusal | None = None,
     ) -> None:
         self.follower = follower
         self.writer = writer
         self.timeout = timeout
         self.postback_security_required = postback_security_required
+        # Affiliate postback URLs on addresses the forwarder refuses are refused when
+        # written (validation.refused_postback_addresses); None: not checked here.
+        self.address_refusal = address_refusal
         self._lock = asyncio.Lock()
 
     async def catalog(self) -> Catalog:
@@ -73,6 +78,12 @@ class CatalogService:
 
         def decide(catalog: Catalog) -> tuple[AppliedDocument, list[Change]]:
             changes, errors = plan_document(catalog, document, postback_security_required=required)
+            for change in changes:
+                kind, _, entity_id = change.key.partition(":")
+                errors += [
+                    CatalogError(f"{kind} {entity_id} {e.field}", e.problem)
+                    for e in self._refused_addresses(change)
+                ]
             if errors:
                 return AppliedDocument(0, errors), []
             after = catalog.copy()
@@ -105,6 +116,9 @@ class CatalogService:
         """``decide`` returns the result and the changes it needs (raising writes nothing)."""
         async with self._lock:
             result, changes = decide(await self.catalog())
+            for change in changes:
+                for error in self._refused_addresses(change):
+                    raise error
             if changes:
                 partition, offset = await self.writer.write(changes)
                 try:
@@ -115,3 +129,8 @@ class CatalogService:
                         "the change was written but is not yet in effect here; read it back shortly"
                     ) from None
             return result
+
+    def _refused_addresses(self, change: Change) -> list[CatalogError]:
+        if self.address_refusal is None or change.value is None:
+            return []
+        return refused_postback_addresses(change.value, self.address_refusal)

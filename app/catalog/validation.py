@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 
 from app.catalog.model import (
     ACCESS_MODES,
+    CONVERSION_STATUSES,
     MAX_ID,
     OFFER_STATUSES,
     PARTNER_STATUSES,
     PAYMENT_TYPES,
     Advertiser,
     Affiliate,
+    AffiliatePostback,
     Destination,
     Offer,
     Payment,
@@ -45,6 +47,26 @@ IMPRESSION_MACROS = (
 )
 TRACKING_MACROS = IMPRESSION_MACROS | {"clickid"}
 TRAFFICBACK_MACROS = frozenset({"offer_id", "pid", "ua", "ip", "time", "rand"}) | SUB_MACROS
+AFFILIATE_POSTBACK_MACROS = (
+    frozenset(
+        {
+            "clickid",
+            "aimp_id",
+            "impression_id",
+            "status",
+            "payout",
+            "currency",
+            "goal",
+            "action_id",
+            "offer_id",
+            "pid",
+        }
+    )
+    | SUB_MACROS
+)
+"""Affise's macros of an affiliate postback URL, filled from the conversion
+(app.postbacks.affiliate_postbacks)."""
+MAX_AFFILIATE_POSTBACKS = 10
 
 _MACRO = re.compile(r"\{([^{}]*)\}")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
@@ -238,6 +260,102 @@ def _personal(value: Any, field: str) -> tuple[int, ...]:
     return pids
 
 
+def _statuses(value: Any, field: str) -> tuple[str, ...]:
+    """The conversion statuses a postback URL is notified of (none given: all)."""
+    if value is None:
+        return ()
+    known = ", ".join(CONVERSION_STATUSES)
+    if not isinstance(value, list) or not value:
+        raise CatalogError(
+            field,
+            f"must be a non-empty list of conversion statuses ({known}); leave it out to "
+            "be notified of every status",
+        )
+    for status in value:
+        if status not in CONVERSION_STATUSES:
+            raise CatalogError(field, f"{status!r} is not a conversion status; known: {known}")
+    if len(set(value)) != len(value):
+        raise CatalogError(field, "lists a status twice")
+    return tuple(value)
+
+
+def affiliate_postbacks(
+    value: Any, field: str, *, per_affiliate: bool
+) -> tuple[AffiliatePostback, ...]:
+    """An affiliate's global postback URLs, or (``per_affiliate``) an offer's
+    overrides of them, which may name the affiliates they are for. Each item is a URL
+    or ``{url, statuses}`` (and ``affiliates`` on an offer)."""
+    shape = "{url, statuses, affiliates}" if per_affiliate else "{url, statuses}"
+    if not isinstance(value, list):
+        raise CatalogError(field, f"must be a list of postback URLs or {shape} objects")
+    if len(value) > MAX_AFFILIATE_POSTBACKS:
+        raise CatalogError(
+            field, f"has {len(value)} URLs; at most {MAX_AFFILIATE_POSTBACKS} are allowed"
+        )
+    allowed = {"url", "statuses", "affiliates"} if per_affiliate else {"url", "statuses"}
+    found, seen = [], set()
+    for n, item in enumerate(value):
+        where = f"{field}[{n}]"
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, Mapping):
+            raise CatalogError(where, f"must be a URL or a {shape} object")
+        if not per_affiliate and "affiliates" in item:
+            raise CatalogError(
+                f"{where}.affiliates",
+                "is for an offer's affiliate_postbacks; an affiliate's own postback URLs "
+                "are its own",
+            )
+        for name in sorted(set(item) - allowed):
+            raise CatalogError(
+                f"{where}.{name}",
+                f"is not a field of an affiliate postback; known: {', '.join(sorted(allowed))}",
+            )
+        if "url" not in item:
+            raise CatalogError(f"{where}.url", "is required")
+        url = check_url(item["url"], f"{where}.url", AFFILIATE_POSTBACK_MACROS)
+        statuses = _statuses(item.get("statuses"), f"{where}.statuses")
+        affiliates = _personal(item.get("affiliates", []), f"{where}.affiliates")
+        for pid in affiliates or (None,):
+            if (url, pid) in seen:
+                whose = "every affiliate" if pid is None else f"affiliate {pid}"
+                raise CatalogError(
+                    where,
+                    f"repeats the postback URL {url!r} for {whose}; give one URL once, "
+                    "with every status it is for",
+                )
+            seen.add((url, pid))
+        found.append(AffiliatePostback(url, statuses, affiliates))
+    return tuple(found)
+
+
+AddressRefusal = Callable[[str], str | None]
+"""Why a URL's host may not be called, when it is an address the forwarder refuses
+(app.forwarding.addresses.AddressPolicy.literal_refusal); None when it may."""
+
+POSTBACK_URL_FIELDS = ("postback_urls", "affiliate_postbacks")
+
+
+def refused_postback_addresses(
+    entity: Mapping[str, Any], refusal: AddressRefusal
+) -> list[CatalogError]:
+    """The affiliate postback URLs of an affiliate or offer (as :func:`as_dict` gives
+    it) whose host is an IP address the forwarder would refuse to call.
+
+    Names are judged when they are resolved, at each delivery; an address written in
+    the URL never changes, so it is refused when it is saved rather than found
+    ``blocked`` in the Affiliate postbacks slice later. Affiliates supply these URLs
+    themselves, which makes them the likelier way in to the network's inside."""
+    errors = []
+    for field in POSTBACK_URL_FIELDS:
+        for n, item in enumerate(entity.get(field) or ()):
+            host = urlsplit(item["url"]).hostname
+            reason = refusal(host) if host else None
+            if reason is not None:
+                errors.append(CatalogError(f"{field}[{n}].url", reason))
+    return errors
+
+
 def _whitelist(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise CatalogError("postback_ip_whitelist", "must be a list of IP addresses or networks")
@@ -277,6 +395,9 @@ _OFFER_PARSERS: dict[str, Any] = {
     "payments": _payments,
     "postback_token": lambda v: None if v is None else _text(v, "postback_token", 128),
     "postback_ip_whitelist": _whitelist,
+    "affiliate_postbacks": lambda v: affiliate_postbacks(
+        v, "affiliate_postbacks", per_affiliate=True
+    ),
 }
 
 
@@ -308,15 +429,23 @@ def parse_offer(data: Mapping[str, Any], existing: Offer | None = None) -> Offer
     return offer
 
 
-def _parse_partner(data: Mapping[str, Any], kind: str, existing: Any, cls: Any) -> Any:
+def _parse_partner(
+    data: Mapping[str, Any],
+    kind: str,
+    existing: Any,
+    cls: Any,
+    parsers: Mapping[str, Any] | None = None,
+) -> Any:
+    """An advertiser or affiliate: name and status, and the fields of ``parsers``."""
     if not isinstance(data, Mapping):
         raise CatalogError(kind, "must be a JSON object")
-    _known(data, {"id", "name", "status"}, f"an {kind}")
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        changes["name"] = _text(data["name"], "name")
-    if "status" in data:
-        changes["status"] = _choice(data["status"], "status", PARTNER_STATUSES)
+    parsers = {
+        "name": lambda v: _text(v, "name"),
+        "status": lambda v: _choice(v, "status", PARTNER_STATUSES),
+        **(parsers or {}),
+    }
+    _known(data, {"id", *parsers}, f"an {kind}")
+    changes = {name: parsers[name](value) for name, value in data.items() if name != "id"}
     if existing is None:
         if "name" not in changes:
             raise CatalogError("name", f"is required for a new {kind}")
@@ -331,8 +460,15 @@ def parse_advertiser(data: Mapping[str, Any], existing: Advertiser | None = None
     return advertiser
 
 
+_AFFILIATE_PARSERS: dict[str, Any] = {
+    "postback_urls": lambda v: affiliate_postbacks(v, "postback_urls", per_affiliate=False),
+}
+
+
 def parse_affiliate(data: Mapping[str, Any], existing: Affiliate | None = None) -> Affiliate:
-    affiliate: Affiliate = _parse_partner(data, "affiliate", existing, Affiliate)
+    affiliate: Affiliate = _parse_partner(
+        data, "affiliate", existing, Affiliate, _AFFILIATE_PARSERS
+    )
     return affiliate
 
 
@@ -342,11 +478,19 @@ def as_dict(entity: Advertiser | Affiliate | Offer) -> dict[str, Any]:
     for name, value in data.items():
         if isinstance(value, tuple):
             data[name] = list(value)
-    for payment in data.get("payments", []):
-        # Only personal payments name their affiliates: other payments keep the shape
-        # catalog files had before personal payouts existed.
-        if payment["affiliates"]:
-            payment["affiliates"] = list(payment["affiliates"])
-        else:
-            del payment["affiliates"]
+    # Only personal payments and overrides name their affiliates, and only a postback
+    # URL for some statuses names them: the others keep the shortest shape a catalog
+    # file may give them in.
+    for item in (
+        *data.get("payments", []),
+        *data.get("postback_urls", []),
+        *data.get("affiliate_postbacks", []),
+    ):
+        for name in ("affiliates", "statuses"):
+            if name not in item:
+                continue
+            if item[name]:
+                item[name] = list(item[name])
+            else:
+                del item[name]
     return data

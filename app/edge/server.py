@@ -34,6 +34,7 @@ from app.edge.pixel import pixel
 from app.edge.postback import postback
 from app.edge.producer import EventProducer
 from app.exceptions import StackError
+from app.forwarding.addresses import AddressPolicy
 from app.ids import IdGenerator, IdSeal
 from app.installation_secrets import load_api_key, load_id_key
 from app.postbacks.verdicts import VerdictWaiter
@@ -100,6 +101,7 @@ async def _catalog_ctx(app: web.Application) -> AsyncIterator[None]:
         follower,
         writer,
         s.edge_produce_timeout,
+        address_refusal=AddressPolicy(s.forwarding.allowed_networks).literal_refusal,
         postback_security_required=s.postback_security_required,
     )
     yield

@@ -73,16 +73,22 @@ class AddressPolicy:
                 )
         return None
 
+    def literal_refusal(self, host: str) -> str | None:
+        """Why a URL whose host is ``host`` may not be called, when the host is an IP
+        address the policy refuses; None for an allowed address or a name (what a
+        name resolves to is checked at connect time)."""
+        try:
+            return self.refusal(host.strip("[]"))
+        except ValueError:
+            return None
+
     def check_literal(self, host: str) -> None:
         """Refuse a URL whose host is an IP address the policy does not allow.
 
         aiohttp connects to IP literals without asking the resolver, so they are
         checked here, before each request.
         """
-        try:
-            refusal = self.refusal(host.strip("[]"))
-        except ValueError:
-            return  # a name: the resolver checks what it resolves to
+        refusal = self.literal_refusal(host)
         if refusal is not None:
             raise AddressRefused(refusal)
 

@@ -1,5 +1,9 @@
 """The delivery loop: claim due tasks, attempt each once, record what happened.
 
+A task is an impression for its advertiser or a conversion's status for its
+affiliate (:data:`~app.forwarding.schedule.Delivery`); both are delivered alike, and
+only the log record says which.
+
 Runs in every worker next to the forwarder agent (which only schedules tasks; see
 agents/forwarder.py). Any worker may deliver any task: the schedule in Redis hands
 each due task to one claim at a time.
@@ -18,8 +22,8 @@ from redis.exceptions import RedisError
 
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
-from app.forwarding.schedule import Claim, DeliverySchedule
-from app.records import DeliveryAttempt
+from app.forwarding.schedule import Claim, Delivery, DeliverySchedule
+from app.records import AffiliatePostbackAttempt, AffiliatePostbackTask, DeliveryAttempt
 from app.redis_retry import RETRY_SECONDS, until_redis_answers
 from app.settings import ForwardingSettings
 
@@ -44,6 +48,38 @@ take the task over (after a crash)."""
 
 def lease_seconds(settings: ForwardingSettings) -> float:
     return settings.timeout + LEASE_MARGIN_SECONDS
+
+
+def delivery_log_record(
+    task: Delivery, attempt: int, at_ms: int, result: outcomes.AttemptResult, outcome: str
+) -> bytes:
+    """The delivery log's record of one attempt, of the task's own kind."""
+    observed: dict[str, Any] = {
+        "offer_id": task.offer_id,
+        "pid": task.pid,
+        "advertiser_id": task.advertiser_id,
+        "destination": task.destination,
+        "url": task.url,
+        "attempt": attempt,
+        "at_ms": at_ms,
+        "latency_ms": result.latency_ms,
+        "outcome": outcome,
+        "status": result.status,
+        "error": result.error,
+    }
+    if isinstance(task, AffiliatePostbackTask):
+        return AffiliatePostbackAttempt(
+            conversion_id=task.conversion_id,
+            revision=task.revision,
+            postback_id=task.postback_id,
+            conversion_status=task.conversion_status,
+            payout=task.payout,
+            currency=task.currency,
+            goal=task.goal,
+            action_id=task.action_id,
+            **observed,
+        ).dumps()
+    return DeliveryAttempt(aimp_id=task.aimp_id, **observed).dumps()
 
 
 class Forwarder:
@@ -110,20 +146,7 @@ class Forwarder:
                 result.retry_after,
             )
             delay_ms = int(delay * 1000)
-        record = DeliveryAttempt(
-            aimp_id=task.aimp_id,
-            offer_id=task.offer_id,
-            pid=task.pid,
-            advertiser_id=task.advertiser_id,
-            destination=task.destination,
-            url=task.url,
-            attempt=attempt,
-            at_ms=at_ms,
-            latency_ms=result.latency_ms,
-            outcome=outcome,
-            status=result.status,
-            error=result.error,
-        ).dumps()
+        record = delivery_log_record(task, attempt, at_ms, result, outcome)
         if result.host_alive or outcome == outcomes.DELIVERED:
             breaker = "ok"
         elif result.retryable:

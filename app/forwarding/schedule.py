@@ -7,7 +7,7 @@ lease runs out and any worker claims the task again. All of this lives in Redis,
 so pending retries survive worker restarts and several workers share one schedule.
 
 Each step is one Lua script, so it is atomic: a task is scheduled at most once per
-``aimp_id`` and destination (replays are recognised), a claim respects the
+``aimp_id`` (or conversion revision) and destination (replays are recognised), a claim respects the
 destination host's concurrency cap and circuit breaker, and finishing an attempt
 reschedules or removes the task *and* appends the attempt to the delivery log in
 one step. The log is a Redis stream read by :class:`~app.forwarding.outbox.DeliveryLogShipper`,
@@ -29,7 +29,15 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from app.records import ForwardTask
+from app.records import AFFILIATE_POSTBACK, IMPRESSION, AffiliatePostbackTask, ForwardTask
+
+Delivery = ForwardTask | AffiliatePostbackTask
+"""What the schedule delivers: an impression to its advertiser, or a conversion's
+status to its affiliate. Both go through the same schedule, caps, breakers and log."""
+_TASK_RECORDS: dict[str, type[ForwardTask] | type[AffiliatePostbackTask]] = {
+    IMPRESSION: ForwardTask,
+    AFFILIATE_POSTBACK: AffiliatePostbackTask,
+}
 
 PREFIX = "imptrack:{fwd}:"
 """Every key of the schedule; the ``{fwd}`` hash tag keeps them in one cluster slot."""
@@ -159,10 +167,30 @@ def origin(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def task_id(task: ForwardTask) -> str:
-    """Names one delivery: its host (for caps and breakers), ``aimp_id`` and destination."""
+def delivered_item(task: Delivery) -> str:
+    """What a delivery tells of: an impression (its ``aimp_id``), or one revision of a
+    conversion (``conversion_id:revision``, so each status change is a delivery of
+    its own and a replay of one is not)."""
+    if isinstance(task, AffiliatePostbackTask):
+        return f"{task.conversion_id}:{task.revision}"
+    return task.aimp_id
+
+
+def task_id(task: Delivery) -> str:
+    """Names one delivery: its host (for caps and breakers), what it tells of and
+    its destination."""
     destination = hashlib.blake2b(task.destination.encode(), digest_size=6).hexdigest()
-    return f"{origin(task.url)}|{task.aimp_id}|{destination}"
+    return f"{origin(task.url)}|{delivered_item(task)}|{destination}"
+
+
+def _stored(task: Delivery, attempts: int) -> bytes:
+    return orjson.dumps({"task": task.asdict(), "attempts": attempts})
+
+
+def _delivery(data: dict[str, Any]) -> Delivery:
+    # Tasks scheduled before deliveries had kinds are impressions.
+    task: Delivery = _TASK_RECORDS[data.get("kind", IMPRESSION)].from_data(data)
+    return task
 
 
 @dataclass(frozen=True)
@@ -171,7 +199,7 @@ class Claim:
 
     id: str
     token: str
-    task: ForwardTask
+    task: Delivery
     attempts: int  # attempts made before this one
 
     @property
@@ -208,13 +236,13 @@ class DeliverySchedule:
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
 
-    async def enqueue(self, tasks: list[ForwardTask]) -> int:
+    async def enqueue(self, tasks: list[Delivery]) -> int:
         """Schedule tasks due now; return how many were new (not replays)."""
         if not tasks:
             return 0
         args: list[Any] = [PREFIX, self.dedup_seconds]
         for task in tasks:
-            args += [task_id(task), orjson.dumps({"task": task.asdict(), "attempts": 0})]
+            args += [task_id(task), _stored(task, 0)]
         return int(await self._enqueue(keys=[DUE, TASKS], args=args))
 
     async def claim(self, want: int, scan: int | None = None) -> list[Claim]:
@@ -239,7 +267,7 @@ class DeliverySchedule:
                 Claim(
                     _text(reply[n]),
                     token,
-                    ForwardTask.from_data(stored["task"]),
+                    _delivery(stored["task"]),
                     int(stored["attempts"]),
                 )
             )
@@ -259,8 +287,7 @@ class DeliverySchedule:
         False when the claim was no longer ours (its lease ran out and another
         claim took the task): nothing is changed then.
         """
-        attempts = claim.attempts + 1
-        stored = orjson.dumps({"task": claim.task.asdict(), "attempts": attempts})
+        stored = _stored(claim.task, claim.attempts + 1)
         done = await self._finish(
             keys=[DUE, TASKS, CLAIMS, LOG, STATS],
             args=[

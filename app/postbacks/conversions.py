@@ -86,6 +86,7 @@ def _accepted(
         pid=conversion.pid,
         goal=conversion.goal,
         advertiser_id=conversion.advertiser_id,
+        revision=conversion.revision,
     )
 
 
@@ -96,10 +97,13 @@ def decide(
     to publish (None when nothing about the conversion changed)."""
     postback, proposed = matched.postback, matched.conversion
     if state is not None and postback.postback_id in state.outcomes:
-        # A replay: the same answer, and the conversion as it stands (publishing it
-        # again is harmless, the exporter keeps the highest revision).
+        # A replay: the same answer, and the conversion as this postback made it
+        # (publishing it again is harmless, the exporter keeps the highest revision;
+        # its affiliate postbacks were sent at most once, app.forwarding.schedule).
         outcome = PostbackOutcome.from_data(state.outcomes[postback.postback_id])
-        return state, outcome, state.conversion if outcome.status == 1 else None
+        if outcome.status != 1:
+            return state, outcome, None
+        return state, outcome, _as_made_by(state.conversion, outcome)
     if state is None:
         conversion, previous, kind = proposed, None, CREATED
     elif state.conversion.status != proposed.status:
@@ -126,6 +130,21 @@ def decide(
         return _remember(state, current, outcome), outcome, None
     outcome = _accepted(postback, conversion, kind, previous)
     return _remember(state, conversion, outcome), outcome, conversion
+
+
+def _as_made_by(current: Conversion, outcome: PostbackOutcome) -> Conversion:
+    """The revision of ``current`` that the postback of ``outcome`` made. Revisions
+    differ only in what a status change changes, so an earlier one is rebuilt from
+    the latest; outcomes stored before they named their revision give the latest."""
+    if outcome.revision is None or outcome.revision == current.revision:
+        return current
+    assert outcome.conversion_status is not None
+    return current.derive(
+        revision=outcome.revision,
+        postback_id=outcome.postback_id,
+        status=outcome.conversion_status,
+        updated_ms=id_ms(outcome.postback_id),
+    )
 
 
 def _remember(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from app.forwarding.schedule import DeliverySchedule, task_id
+from app.forwarding.schedule import DUE, TASKS, DeliverySchedule, task_id
 from app.ids import IdGenerator
-from app.records import ForwardTask
+from app.records import AffiliatePostbackTask, ForwardTask
 from tests.ids import TEST_SEAL
 
 pytestmark = pytest.mark.integration
@@ -159,3 +160,52 @@ async def test_every_finished_attempt_is_in_the_log_until_acknowledged(
     await schedule.ack_log([e.id for e in adopted])
     assert await schedule.read_log("w2", 10, 0, pending=True) == []
     assert (await schedule.status())["log_unshipped"] == 0
+
+
+def _affiliate_postback(revision: int, host: str = "http://aff.example") -> AffiliatePostbackTask:
+    conversion_id = "01a0c45077b85314fec65d26"
+    return AffiliatePostbackTask(
+        conversion_id=conversion_id,
+        revision=revision,
+        postback_id=_ids.new_id(),
+        offer_id=1,
+        pid=2,
+        advertiser_id=3,
+        conversion_status=2 if revision == 1 else 1,
+        payout="7.00",
+        currency="USD",
+        goal="1",
+        destination=f"{host}/pb?c={{clickid}}&s={{status}}",
+        url=f"{host}/pb?c=x&s={2 if revision == 1 else 1}",
+        action_id="A-1",
+    )
+
+
+async def test_affiliate_postbacks_share_the_schedule_each_revision_once(
+    client: aioredis.Redis,
+) -> None:
+    """An affiliate postback comes back from the schedule as one (its kind kept through
+    Redis, retries included); each revision of a conversion is a delivery of its own,
+    and a replayed one is recognised; a task stored before deliveries had kinds is
+    an impression."""
+    schedule = _schedule(client)
+    pending, approved = _affiliate_postback(1), _affiliate_postback(2)
+    impression = _task(host="http://adv.example")
+    assert await schedule.enqueue([pending, approved, impression]) == 3
+    assert await schedule.enqueue([pending, approved]) == 0
+    claims = {c.id: c for c in await schedule.claim(10)}
+    assert {i: type(c.task) for i, c in claims.items()} == {
+        task_id(pending): AffiliatePostbackTask,
+        task_id(approved): AffiliatePostbackTask,
+        task_id(impression): ForwardTask,
+    }
+    retried = claims[task_id(pending)]
+    assert await schedule.finish(retried, b"{}", retry_delay_ms=0, breaker="-")
+    (again,) = [c for c in await schedule.claim(10) if c.id == retried.id]
+    assert again.task == pending and again.attempts == 1
+    old = {k: v for k, v in impression.asdict().items() if k != "kind"}
+    stored_before = "http://old.example:80|old|0"
+    await client.hset(TASKS, stored_before, orjson.dumps({"task": old, "attempts": 0}))
+    await client.zadd(DUE, {stored_before: 0})
+    (found,) = [c for c in await schedule.claim(10) if c.id == stored_before]
+    assert found.task == impression

@@ -830,6 +830,7 @@ OFFER_FIELDS = (
     "title", "advertiser_id", "status", "access", "allow_impressions", "impressions_url",
     "additional_impressions_urls", "tracking_url", "trafficback_url", "view_through_window",
     "click_session", "payments", "postback_token", "postback_ip_whitelist",
+    "affiliate_postbacks",
 )  # fmt: skip
 url_text = st.one_of(
     st.text(max_size=40),
@@ -838,6 +839,34 @@ url_text = st.one_of(
     ).map("".join),
 )
 admin_value = st.one_of(json_value, url_text, st.sampled_from(["24h", "0d", "-1m", "1e9", "0x10"]))
+# Affiliate postback URLs: lists of URLs or {url, statuses, affiliates} objects, with
+# Affise's macros, unknown ones, inside addresses and the wrong shapes in every place.
+postback_url = st.one_of(
+    url_text,
+    st.sampled_from(
+        [
+            "https://aff.example/pb?c={clickid}&s={status}&p={payout}&i={impression_id}",
+            "https://aff.example/pb?x={sum}",
+            "https://{sub1}.aff.example/pb",
+            "http://10.0.0.1/pb",
+            "http://[::ffff:169.254.169.254]/pb",
+            "http://[fe80::1%25eth0]/pb",
+        ]
+    ),
+)
+affiliate_postback_value = admin_value | st.lists(
+    postback_url
+    | admin_value
+    | st.fixed_dictionaries(
+        {"url": postback_url | admin_value},
+        optional={
+            "statuses": admin_value
+            | st.lists(st.sampled_from(["approved", "declined", "paid"]) | admin_value, max_size=3),
+            "affiliates": admin_value | st.lists(json_scalar, max_size=3),
+        },
+    ),
+    max_size=3,
+)
 
 
 def not_an_id(value: Any) -> bool:
@@ -857,7 +886,10 @@ admin_call = st.one_of(
         st.sampled_from(["/api/v1/advertisers", "/api/v1/affiliates"]),
         st.fixed_dictionaries(
             {"id": created_id, "name": name_value},
-            optional={"status": st.sampled_from(["active", "blocked"]) | admin_value},
+            optional={
+                "status": st.sampled_from(["active", "blocked"]) | admin_value,
+                "postback_urls": affiliate_postback_value,
+            },
         ),
     ),
     st.tuples(
@@ -865,7 +897,11 @@ admin_call = st.one_of(
         st.just("/api/v1/offers"),
         st.fixed_dictionaries(
             {"id": created_id, "title": name_value, "advertiser_id": st.just(ADVERTISER)},
-            optional={f: admin_value for f in OFFER_FIELDS if f not in ("title", "advertiser_id")},
+            optional={
+                f: affiliate_postback_value if f == "affiliate_postbacks" else admin_value
+                for f in OFFER_FIELDS
+                if f not in ("title", "advertiser_id")
+            },
         ),
     ),
     st.tuples(
