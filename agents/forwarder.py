@@ -28,6 +28,7 @@ from app.records import AFFILIATE_POSTBACK
 from app.redis_retry import until_redis_answers
 from app.settings import settings
 from app.topics import (
+    affiliate_postback_dead_letters_topic,
     affiliate_postback_deliveries_topic,
     affiliate_postbacks_topic,
     dead_letters_topic,
@@ -59,12 +60,16 @@ async def publish_delivery_log(records: list[bytes]) -> None:
     for record in records:
         attempt = orjson.loads(record)
         if attempt.get("kind") == AFFILIATE_POSTBACK:
-            topic, key = affiliate_postback_deliveries_topic, attempt["conversion_id"]
+            key = attempt["conversion_id"]
+            log_topic, dead_topic = (
+                affiliate_postback_deliveries_topic,
+                affiliate_postback_dead_letters_topic,
+            )
         else:
-            topic, key = deliveries_topic, attempt["aimp_id"]
-        sent.append(await topic.send(key=key, value=record))
+            key, log_topic, dead_topic = attempt["aimp_id"], deliveries_topic, dead_letters_topic
+        sent.append(await log_topic.send(key=key, value=record))
         if attempt["outcome"] in FINAL_FAILURES:
-            sent.append(await dead_letters_topic.send(key=key, value=record))
+            sent.append(await dead_topic.send(key=key, value=record))
     await asyncio.gather(*sent)
 
 

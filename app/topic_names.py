@@ -16,8 +16,7 @@ DELIVERIES = "deliveries"
 """Every delivery attempt and its outcome, for the exporter; keyed by ``aimp_id``."""
 
 DEAD_LETTERS = "forward-dead-letters"
-"""Deliveries (impressions and affiliate postbacks) given up on, with the last
-attempt's error; each record's ``kind`` says which."""
+"""Forward tasks that were never delivered, with the last attempt's error."""
 
 CLICKS = "clicks"
 """Clicks the edge accepted and redirected, keyed by ``clickid``: the clicks agent
@@ -49,7 +48,11 @@ forwarder; keyed by ``conversion_id``."""
 
 AFFILIATE_POSTBACK_DELIVERIES = "affiliate-postback-deliveries"
 """Every attempt to deliver an affiliate postback and its outcome, for the exporter;
-keyed by ``conversion_id``. Given up ones also go to ``forward-dead-letters``."""
+keyed by ``conversion_id``."""
+
+AFFILIATE_POSTBACK_DEAD_LETTERS = "affiliate-postback-dead-letters"
+"""Affiliate postbacks that were never delivered, with the last attempt's error: a
+topic of their own, so readers of ``forward-dead-letters`` find impressions only."""
 
 CATALOG = "catalog"
 """Advertisers, affiliates, offers and access rules; compacted, one partition."""
@@ -69,6 +72,7 @@ EVENT_TOPICS = (
     POSTBACK_OUTCOMES,
     AFFILIATE_POSTBACKS,
     AFFILIATE_POSTBACK_DELIVERIES,
+    AFFILIATE_POSTBACK_DEAD_LETTERS,
 )
 
 WORKER_APP_ID = "imptrack"

@@ -114,3 +114,11 @@ affiliate_postback_deliveries_topic = app.topic(
     value_type=bytes,
     value_serializer="raw",
 )
+
+affiliate_postback_dead_letters_topic = app.topic(
+    topic_names.AFFILIATE_POSTBACK_DEAD_LETTERS,
+    key_type=str,
+    key_serializer="raw",
+    value_type=bytes,
+    value_serializer="raw",
+)
