@@ -25,8 +25,8 @@ from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration
 
-ADVERTISER, PID = 71, 7101
-OPEN, SIGNED, WALLED = 7110, 7111, 7112
+ADVERTISER, PID = 91, 9101
+OPEN, SIGNED, WALLED = 9110, 9111, 9112
 CPA = [{"type": "CPA", "revenue": "50.00", "payout": "40.00", "goal": "1", "currency": "USD"}]
 TRACKING = "https://adv.example/c?clickid={clickid}"
 ID_LIKE = re.compile(r"[0-9a-f]{24}")
