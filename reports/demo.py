@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -420,9 +421,21 @@ def check_affiliate_postbacks(told: SliceResult, advertiser: LocalAdvertiser) ->
     undelivered = [r for r in rows if r["outcome"] != "delivered" or r["attempts"] != 1]
     if undelivered:
         return f"{len(undelivered)} not delivered at the first attempt, e.g. {undelivered[0]}"
-    if max(received.values()) != 1 or len(received) != len(rows):
-        return f"the slice lists {len(rows)}, the endpoint got {sum(received.values())}"
+    # The same URL may be told twice (two view-through conversions on a URL naming
+    # only the clickid): compared as many times as each was listed and received.
+    listed = Counter(_path_and_query(r["url"]) for r in rows)
+    if listed != received:
+        missing, extra = listed - received, received - listed
+        return (
+            f"the slice lists {len(rows)}, the endpoint got {sum(received.values())}; "
+            f"listed, not received: {list(missing)[:2]}; received, not listed: {list(extra)[:2]}"
+        )
     return ""
+
+
+def _path_and_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
 
 
 def check_deliveries(deliveries: SliceResult, advertiser: LocalAdvertiser, tracked: int) -> str:
