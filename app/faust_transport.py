@@ -19,6 +19,9 @@ batch is handed out, a stopped flow, a new generation), each after aiokafka move
 past them; a worker restarted in CI still jumped one fetch ahead on every stream
 partition. So, whatever drops them: a stream record beyond the next expected offset
 is held back and its partition sought back to that offset (app/contiguous_offsets.py).
+Its read offset (Faust's drain loop drops any record below it) goes back with it, as
+Faust's own ``seek`` does and ``seek_wait`` does not: otherwise the records fetched
+again are dropped once more (tests/unit/test_faust_transport.py).
 
 Faust 0.15.3 skips a message that reaches a stream after the consumer group's
 generation changed (it was fetched before the rebalance; the consumer seeks back
@@ -198,6 +201,13 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
             except IllegalStateError:
                 # Revoked meanwhile: its next owner starts from the committed offset.
                 self._contiguous.forget([tp])
+                continue
+            # Faust's drain loop drops any record below the partition's read offset,
+            # which it moved past the dropped records too; seek_wait, unlike seek,
+            # leaves it there, so the records fetched again were dropped once more
+            # and the partition's commits stopped at them until a restart (seen after
+            # a frozen broker woke: impressions answered with a GIF, not recorded).
+            self._read_offset[tp] = offset if offset else None
 
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
