@@ -60,9 +60,13 @@ offers:
 """
 
 
-def impressions(count: int) -> list[tuple[str, bytes]]:
-    """``count`` new impressions as (aimp_id, the JSON the edge produces)."""
-    ids = IdGenerator(IdSeal(os.urandom(32)))  # IDs nobody checks here
+_ANY_KEY = IdSeal(os.urandom(32))
+
+
+def impressions(count: int, seal: IdSeal = _ANY_KEY) -> list[tuple[str, bytes]]:
+    """``count`` new impressions as (aimp_id, the JSON the edge produces), their IDs
+    sealed with ``seal``: the stack's own key where a postback will name them."""
+    ids = IdGenerator(seal)
     out = []
     for n in range(count):
         aimp_id = ids.new_id()

@@ -37,6 +37,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from app import probes, topic_names
+from app.ids import IdSeal
+from app.installation_secrets import load_id_key
 from app.records import Impression
 from app.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
@@ -80,7 +82,7 @@ def restart(stack: Stack, how: str) -> dict[str, Any]:
     }
 
 
-async def _write_changelog(broker: str, count: int) -> str:
+async def _write_changelog(broker: str, count: int, seal: IdSeal) -> str:
     """``count`` recorded impressions straight into the table's changelog; the last
     one's ``aimp_id``."""
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=20)
@@ -93,7 +95,7 @@ async def _write_changelog(broker: str, count: int) -> str:
         newest = ""
         for start in range(0, count, FILL_BATCH):
             acks = []
-            for aimp_id, payload in impressions(min(FILL_BATCH, count - start)):
+            for aimp_id, payload in impressions(min(FILL_BATCH, count - start), seal):
                 # What the impressions agent writes: the impression as the edge sent it.
                 value = Impression(**orjson.loads(payload)).dumps(serializer="json")
                 partition = partitioner(aimp_id.encode(), partitions, partitions)
@@ -126,15 +128,17 @@ def run(stack: Stack) -> dict[str, Any]:
     )
     try:
         apply_catalog(stack, catalog(sink_port))
+        # The stack's own ID key: the postbacks below name these impressions.
+        seal = IdSeal(load_id_key(stack.settings))
         fill_began = time.monotonic()
         through_worker = 0
         first_id = ""
         while through_worker < WORKER_KEYS:
-            batch = impressions(min(FILL_BATCH, WORKER_KEYS - through_worker))
+            batch = impressions(min(FILL_BATCH, WORKER_KEYS - through_worker), seal)
             first_id = first_id or batch[0][0]
             through_worker += asyncio.run(system_round(stack.settings.broker, batch))["recorded"]
         worker_fill_s = time.monotonic() - fill_began
-        last_id = asyncio.run(_write_changelog(stack.settings.broker, KEYS - through_worker))
+        last_id = asyncio.run(_write_changelog(stack.settings.broker, KEYS - through_worker, seal))
         fill_s = time.monotonic() - fill_began
         # The first restart reads the changelog-written keys into RocksDB ("rebuild",
         # a clean stop). QUICK keeps to it: after a kill the group waits out the dead
