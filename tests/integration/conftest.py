@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +103,10 @@ class RunningStack:
                 edge.kill()
                 edge.wait(5)
 
-    @property
+    @cached_property
     def id_seal(self) -> IdSeal:
-        """The stack's ID key: what tells the IDs it issued from any other."""
+        """The stack's ID key: what tells the IDs it issued from any other (read once:
+        tests ask it of thousands of IDs, and a stack keeps its key)."""
         return IdSeal(load_id_key(self.settings))
 
     def imptrack(
