@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.faust_app import app
+from app.compat.table_writes import write_in_event_partition
+from app.events.topics import clicks_topic
 from app.ids import is_valid_id
-from app.topics import clicks_topic
-from tables.batches import write_in_event_partition
+from app.streams.faust_app import app
 from tables.clicks import clicks_input, clicks_table
 
 log = logging.getLogger("imptrack.clicks")

@@ -2,7 +2,7 @@
 earlier ones here (keyed by offer and ``action_id``). A new action becomes a
 conversion, a new status updates it, a true repeat is refused as a duplicate.
 Each new revision of a conversion is posted back to its affiliate
-(app.postbacks.affiliate_postbacks) through the forwarder.
+(app.attribution.affiliate_postbacks) through the forwarder.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ import asyncio
 import logging
 from typing import Any
 
-from app.faust_app import app
-from app.postbacks.affiliate_postbacks import affiliate_postback_tasks
-from app.postbacks.conversions import UPDATED, decide
-from app.postbacks.params import STATUSES
-from app.postbacks.replies import reply
-from app.records import Conversion, Postback, PostbackOutcome
-from app.topics import (
+from app.attribution.affiliate_postbacks import affiliate_postback_tasks
+from app.attribution.conversions import UPDATED, decide
+from app.attribution.params import STATUSES
+from app.attribution.replies import reply
+from app.compat.table_writes import read_in_event_partition, write_in_event_partition
+from app.events.records import Conversion, Postback, PostbackOutcome
+from app.events.topics import (
     affiliate_postbacks_topic,
     conversions_topic,
     postback_matches_topic,
     postback_outcomes_topic,
 )
-from tables.batches import read_in_event_partition, write_in_event_partition
-from tables.catalog import catalog, catalog_current_at
+from app.streams.catalog import catalog, catalog_current_at
+from app.streams.faust_app import app
 from tables.conversions import conversions_table
 
 log = logging.getLogger("imptrack.conversions")

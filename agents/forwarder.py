@@ -3,7 +3,7 @@ delivers what is due.
 
 The agent only schedules (one Redis script per batch, replays recognised there);
 delivering is the job of :class:`app.forwarding.forwarder.Forwarder`, a task of
-every forwarder process (``imptrack forwarder``, see app.faust_app), so a slow
+every forwarder process (``imptrack forwarder``, see app.streams.faust_app), so a slow
 advertiser never holds up the stream or its commits.
 """
 
@@ -17,17 +17,8 @@ from typing import Any
 
 import orjson
 
-from app.faust_app import app
-from app.forwarding.courier import Courier
-from app.forwarding.forwarder import Forwarder, lease_seconds
-from app.forwarding.outbox import DeliveryLogShipper
-from app.forwarding.outcomes import FINAL_FAILURES
-from app.forwarding.schedule import DeliverySchedule
-from app.ids import is_valid_id
-from app.records import AFFILIATE_POSTBACK
-from app.redis_retry import until_redis_answers
-from app.settings import settings
-from app.topics import (
+from app.events.records import AFFILIATE_POSTBACK
+from app.events.topics import (
     affiliate_postback_dead_letters_topic,
     affiliate_postback_deliveries_topic,
     affiliate_postbacks_topic,
@@ -35,7 +26,16 @@ from app.topics import (
     deliveries_topic,
     forward_tasks_topic,
 )
-from app.worker_redis import worker_redis
+from app.forwarding.courier import Courier
+from app.forwarding.forwarder import Forwarder, lease_seconds
+from app.forwarding.outbox import DeliveryLogShipper
+from app.forwarding.outcomes import FINAL_FAILURES
+from app.forwarding.schedule import DeliverySchedule
+from app.ids import is_valid_id
+from app.ops.redis_retry import until_redis_answers
+from app.settings import settings
+from app.streams.faust_app import app
+from app.streams.redis import worker_redis
 
 log = logging.getLogger("imptrack.forwarder")
 

@@ -11,23 +11,23 @@ import logging
 import time
 from typing import Any
 
+from app.attribution.click_links import index_impressions
+from app.attribution.payments import impression_earning
 from app.catalog.eligibility import rejection_reason
-from app.clicks.links import index_impressions
-from app.faust_app import app
-from app.forwarding.plan import forward_task
-from app.ids import id_ms, is_valid_id
-from app.postbacks.payments import impression_earning
-from app.records import Impression, RejectedImpression
-from app.redis_retry import until_redis_answers
-from app.topics import (
+from app.compat.table_writes import write_in_event_partition
+from app.events.records import Impression, RejectedImpression
+from app.events.topics import (
     forward_tasks_topic,
     impressions_topic,
     recorded_impressions_topic,
     rejected_impressions_topic,
 )
-from app.worker_redis import worker_redis
-from tables.batches import write_in_event_partition
-from tables.catalog import catalog, catalog_current_for
+from app.forwarding.plan import forward_task
+from app.ids import id_ms, is_valid_id
+from app.ops.redis_retry import until_redis_answers
+from app.streams.catalog import catalog, catalog_current_for
+from app.streams.faust_app import app
+from app.streams.redis import worker_redis
 from tables.impressions import impressions_input, impressions_table
 
 log = logging.getLogger("imptrack.impressions")
@@ -47,7 +47,7 @@ async def record_impressions(stream: Any) -> None:
         await catalog_current_for(events, "aimp_id")
         sent = []
         # Recorded impressions and their offer's view-through window, for the index
-        # clicks are linked through (app.clicks.links).
+        # clicks are linked through (app.attribution.click_links).
         recorded: list[tuple[Impression, int]] = []
         for event in events:
             impression = event.value
@@ -96,7 +96,7 @@ async def record_impressions(stream: Any) -> None:
                 sent.append(
                     await rejected_impressions_topic.send(key=impression.aimp_id, value=rejected)
                 )
-        # Postbacks naming these impressions may now be judged (tables/progress.py).
+        # Postbacks naming these impressions may now be judged (app/streams/table_progress.py).
         impressions_input.processed(events)
         # Not acknowledged until indexed: a click must be able to find it.
         await until_redis_answers(

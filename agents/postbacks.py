@@ -14,18 +14,18 @@ import time
 from functools import cache
 from typing import Any
 
-from app.faust_app import app
+from app.attribution.conversions import action_key, refusal
+from app.attribution.matching import attribute
+from app.attribution.params import PostbackRefused, PostbackRequest, parse_postback
+from app.attribution.replies import reply
+from app.compat.table_writes import read_in_event_partition
+from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
+from app.events.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
 from app.ids import IdSeal, id_ms, is_valid_id
 from app.installation_secrets import load_id_key
-from app.postbacks.conversions import action_key, refusal
-from app.postbacks.matching import attribute
-from app.postbacks.params import PostbackRefused, PostbackRequest, parse_postback
-from app.postbacks.replies import reply
-from app.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.settings import settings
-from app.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
-from tables.batches import read_in_event_partition
-from tables.catalog import catalog, catalog_current_for
+from app.streams.catalog import catalog, catalog_current_for
+from app.streams.faust_app import app
 from tables.clicks import clicks_input, clicks_table
 from tables.impressions import impressions_input, impressions_table
 
@@ -54,7 +54,7 @@ async def _find(event: Any, request: PostbackRequest) -> Click | Impression | No
     Not found, it is refused as unknown only once its table holds everything the
     edge accepted before this postback: a click or impression an advertiser can
     name was accepted before, but its agent may lag behind this one by a batch,
-    or by a whole backlog after a restart (tables/progress.py)."""
+    or by a whole backlog after a restart (app/streams/table_progress.py)."""
     key = request.clickid or request.aimp_id
     assert key is not None  # parse_postback requires one of them
     table, source = (

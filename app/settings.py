@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
-from app.local_kafka.nodes import LocalCluster, min_insync_replicas
+from app.ops.local_kafka.nodes import LocalCluster, min_insync_replicas
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -163,9 +163,9 @@ class Settings:
     worker_processes: int
     forwarder_processes: int
     instance: int
-    worker_fetch_wait_ms: int  # see app.faust_transport.WorkerConsumerThread
+    worker_fetch_wait_ms: int  # see app.compat.faust_consumer.WorkerConsumerThread
     worker_fetch_min_bytes: int  # likewise
-    worker_catalog_fetch_wait_ms: int  # see tables.catalog
+    worker_catalog_fetch_wait_ms: int  # see app.streams.catalog
     broker_session_timeout: float
     broker_rebalance_timeout: float
     exporter_port: int
@@ -173,7 +173,7 @@ class Settings:
     export_batch_seconds: float
     # DuckDB's memory limit in the exporter (its default is 80% of the machine's).
     exporter_memory_mb: int
-    # RocksDB's memory in the worker, all tables together (tables/storage.py).
+    # RocksDB's memory in the worker, all tables together (app/compat/rocksdb_store.py).
     worker_table_memory_mb: int
     # How often the exporter publishes the analysts' copy of the database
     # (reports/snapshot.py); never more often than 20 times what a copy takes.

@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from app import probes
-from app.stack import Stack
+from app.ops import probes
+from app.ops.stack import Stack
 from bench.common import (
     QUICK,
     apply_catalog,

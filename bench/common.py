@@ -17,9 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from app import probes
 from app.catalog.local import apply_file
-from app.stack import Stack, isolated_stack
+from app.ops import probes
+from app.ops.stack import Stack, isolated_stack
 
 RESULTS = Path(__file__).with_name("results")
 QUICK = os.environ.get("QUICK", "") not in ("", "0")

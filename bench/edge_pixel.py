@@ -23,12 +23,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from app import probes
-from app.admin.auth import HEADER
+from app.edge.admin.auth import HEADER
 from app.edge.pixel import TRANSPARENT_GIF
 from app.ids import is_valid_id
 from app.installation_secrets import load_api_key
-from app.stack import Stack
+from app.ops import probes
+from app.ops.stack import Stack
 from bench.common import (
     QUICK,
     apply_catalog,

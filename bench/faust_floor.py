@@ -4,7 +4,7 @@ the pipeline benchmark's records, against the bare aiokafka loop over the same o
 The issue's pipeline target is 0.5 x the bare consume -> produce loop. This measures
 what that target leaves for the work itself, on this machine and broker, with Faust
 as shipped (faust.App; of imptrack only the helper that sets a table key on the
-event's partition in a batch, tables.batches), in batches of 1,000 (``take_events``):
+event's partition in a batch, app.compat.table_writes), in batches of 1,000 (``take_events``):
 
 - ``forward``: decode each record and produce it again, nothing else (what the bare
   loop does, in a Faust agent);
@@ -32,7 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.stack import Stack
+from app.ops.stack import Stack
 from bench.common import QUICK, bench_stack, figure, machine, median, write_result
 from bench.pipeline import bare_round, impressions
 
@@ -151,7 +151,7 @@ def _worker(broker: str, topic: str, mode: str) -> None:
     import faust
     import orjson
 
-    from tables.batches import write_in_event_partition
+    from app.compat.table_writes import write_in_event_partition
 
     app = faust.App(
         f"floor-{topic}",
@@ -182,7 +182,7 @@ def _worker(broker: str, topic: str, mode: str) -> None:
                 value = orjson.dumps(orjson.loads(event.value))
                 if mode == "table":
                     # Faust's own way to set a key on the event's partition, which
-                    # batch iteration leaves unset (see tables.batches).
+                    # batch iteration leaves unset (see app.compat.table_writes).
                     write_in_event_partition(event, table, event.key, value)
                 sent.append(await out.send(key=event.key, value=value))
             await asyncio.gather(*sent)

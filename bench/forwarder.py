@@ -26,10 +26,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from app import probes, topic_names
+from app.events import topic_names
+from app.events.records import ForwardTask
 from app.ids import IdGenerator, IdSeal
-from app.records import ForwardTask
-from app.stack import Stack
+from app.ops import probes
+from app.ops.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 
 N = 1_000 if QUICK else 20_000

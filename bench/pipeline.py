@@ -31,11 +31,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app import probes, topic_names
+from app.compat.partitions import wait_for_partitions
+from app.events import topic_names
+from app.events.records import impression_payload
 from app.ids import IdGenerator, IdSeal
-from app.partitions import wait_for_partitions
-from app.records import impression_payload
-from app.stack import Stack
+from app.ops import probes
+from app.ops.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 
 N = int(os.environ.get("PIPELINE_IMPRESSIONS") or (3_000 if QUICK else 30_000))

@@ -36,11 +36,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from app import probes, topic_names
+from app.events import topic_names
+from app.events.records import Impression
 from app.ids import IdSeal
 from app.installation_secrets import load_id_key
-from app.records import Impression
-from app.stack import Stack
+from app.ops import probes
+from app.ops.stack import Stack
 from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
 from bench.pipeline import OFFER_ID, catalog, impressions, system_round
 

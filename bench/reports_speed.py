@@ -34,8 +34,8 @@ import duckdb
 import pyarrow as pa
 
 from app.ids import IdGenerator, IdSeal
+from app.ops.stack import Stack
 from app.settings import Settings
-from app.stack import Stack
 from bench.common import QUICK, figure, machine, write_result
 from reports import db, store
 from reports.columns import impressions_batch

@@ -52,11 +52,12 @@ import aiohttp
 import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app import probes, topic_names
-from app.admin.auth import HEADER
+from app.edge.admin.auth import HEADER
 from app.edge.pixel import TRANSPARENT_GIF
+from app.events import topic_names
 from app.installation_secrets import load_api_key
-from app.stack import Stack
+from app.ops import probes
+from app.ops.stack import Stack
 from bench import loadgen, soak_report
 from bench.common import RESULTS, apply_catalog, bench_stack, machine, serve, write_result
 from bench.soak_probe import (

@@ -20,10 +20,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app import topic_names
-from app.stack import Stack
+from app.events import topic_names
+from app.ops.stack import Stack
 
-# The Faust applications' consumer groups (app/faust_app.py) and what they read.
+# The Faust applications' consumer groups (app/streams/faust_app.py) and what they read.
 WORKER_GROUP = "imptrack"
 FORWARDER_GROUP = "imptrack-forwarder"
 GROUP_TOPICS = {
@@ -154,7 +154,7 @@ def data_on_disk(stack: Stack) -> dict[str, dict[str, float]]:
     return disk
 
 
-# Every key imptrack writes to Redis starts with this (app/clicks/links.py,
+# Every key imptrack writes to Redis starts with this (app/attribution/click_links.py,
 # app/forwarding/schedule.py); what follows it, past a hash tag, names the kind.
 KEY_NAMESPACE = "imptrack"
 REDIS_SCAN_COUNT = 1000  # SCAN's COUNT: keys looked at per call

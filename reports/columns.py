@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from app.attribution.params import CUSTOM_FIELDS
+from app.events.records import SUB_FIELDS
 from app.ids import id_ms
-from app.postbacks.params import CUSTOM_FIELDS
-from app.records import SUB_FIELDS
 
 MONEY = pa.decimal128(18, 8)
 _MONEY_QUANTUM = Decimal("0.00000001")

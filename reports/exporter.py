@@ -20,9 +20,9 @@ import orjson
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from app import topic_names
-from app.broker_identity import cluster_id
-from app.partitions import wait_for_partitions
+from app.compat.broker_identity import cluster_id
+from app.compat.partitions import wait_for_partitions
+from app.events import topic_names
 from app.settings import Settings
 from reports import db, store
 from reports.columns import BATCH_BUILDERS

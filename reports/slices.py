@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import pyarrow as pa
 
+from app.attribution.matching import CLICK, VIEW_THROUGH
+from app.events.records import SUB_FIELDS
 from app.exceptions import ReportError
-from app.postbacks.matching import CLICK, VIEW_THROUGH
-from app.records import SUB_FIELDS
 from reports import sql
 
 DEFAULT_DAYS = 7

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import faust
 
-from app import topic_names
-from app.faust_app import app
-from app.records import Click
-from tables.progress import TableInput
-from tables.storage import rocksdb_options
+from app.compat.rocksdb_store import rocksdb_options
+from app.events import topic_names
+from app.events.records import Click
+from app.streams.faust_app import app
+from app.streams.table_progress import TableInput
 
 clicks_table = app.Table(
     "clicks",

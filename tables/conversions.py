@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import faust
 
-from app.faust_app import app
-from app.postbacks.conversions import ActionState
-from tables.storage import rocksdb_options
+from app.attribution.conversions import ActionState
+from app.compat.rocksdb_store import rocksdb_options
+from app.streams.faust_app import app
 
 conversions_table = app.Table(
     "conversions",

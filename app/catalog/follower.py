@@ -18,11 +18,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from app import topic_names
 from app.catalog.changes import decode
 from app.catalog.history import CatalogHistory
 from app.catalog.model import Catalog
-from app.partitions import wait_for_partitions
+from app.compat.partitions import wait_for_partitions
+from app.events import topic_names
 
 log = logging.getLogger("imptrack.catalog")
 

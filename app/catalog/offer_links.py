@@ -11,8 +11,8 @@ from typing import Any
 from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_reason
 from app.catalog.model import Catalog
 from app.catalog.validation import id_from_text
+from app.events.records import SUB_FIELDS
 from app.exceptions import CatalogError, UnknownEntity
-from app.records import SUB_FIELDS
 
 # Placeholders the affiliate replaces with its own values (Affise's spelling).
 _AFFILIATE_PARAMS = "&imp_id={imp_id}" + "".join(f"&{s}={{{s}}}" for s in SUB_FIELDS)

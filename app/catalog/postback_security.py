@@ -29,7 +29,7 @@ def takes_view_through_from_anyone(offer: Offer) -> bool:
     Only an active offer takes postbacks at all, and only one with
     ``allow_impressions`` records the impressions they name. Advertisers have no
     token or whitelist of their own in this catalog: the offer's two fields are all
-    a postback is checked against (app.postbacks.matching).
+    a postback is checked against (app.attribution.matching).
     """
     return (
         offer.status == "active"

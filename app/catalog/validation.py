@@ -65,7 +65,7 @@ AFFILIATE_POSTBACK_MACROS = (
     | SUB_MACROS
 )
 """Affise's macros of an affiliate postback URL, filled from the conversion
-(app.postbacks.affiliate_postbacks)."""
+(app.attribution.affiliate_postbacks)."""
 MAX_AFFILIATE_POSTBACKS = 10
 
 _MACRO = re.compile(r"\{([^{}]*)\}")

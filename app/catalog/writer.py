@@ -7,8 +7,8 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from app import topic_names
 from app.catalog.changes import Change
+from app.events import topic_names
 from app.exceptions import CatalogUnavailable
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from app import topic_names
+from app.attribution.click_links import find_impression
+from app.attribution.click_redirects import location
+from app.attribution.payments import offer_currency
 from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_reason
-from app.clicks.links import find_impression
-from app.clicks.redirects import location
 from app.edge.client_ip import client_ip, user_agent
 from app.edge.keys import CATALOG, IDS, PRODUCER, REDIS, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
+from app.events import topic_names
+from app.events.records import SUB_FIELDS
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
-from app.postbacks.payments import offer_currency
-from app.records import SUB_FIELDS
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _NOT_FOUND = (RejectionReason.OFFER_UNKNOWN, RejectionReason.AFFILIATE_UNKNOWN)

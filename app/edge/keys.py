@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from app.admin.auth import ApiKeyGate
+from app.attribution.verdicts import VerdictWaiter
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
+from app.edge.admin.auth import ApiKeyGate
 from app.edge.producer import EventProducer
 from app.ids import IdGenerator
-from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from multidict import MultiMapping
 
 from app.catalog.model import MAX_ID
+from app.events.records import SUB_FIELDS
 from app.exceptions import InvalidParameter
 from app.ids import is_valid_id
-from app.records import SUB_FIELDS
 from app.text_rules import has_control_chars
 
 MAX_IMP_ID_LENGTH = 128

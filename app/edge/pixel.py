@@ -5,16 +5,16 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from app import topic_names
 from app.catalog.eligibility import rejection_reason
 from app.edge.client_ip import client_ip, user_agent
 from app.edge.keys import API_KEY_GATE, CATALOG, IDS, PRODUCER, SETTINGS
 from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
+from app.events import topic_names
+from app.events.records import impression_payload
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
-from app.records import impression_payload
 
 # The smallest transparent 1x1 GIF: 43 bytes.
 TRANSPARENT_GIF = (

@@ -19,13 +19,13 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from app import topic_names
+from app.attribution.params import collect_params
 from app.edge.client_ip import client_ip
 from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import unreadable_body
+from app.events import topic_names
 from app.ids import is_valid_id
-from app.postbacks.params import collect_params
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -103,7 +103,7 @@ async def _read_body(request: web.Request) -> tuple[list[tuple[str, str]], str |
 
 def _routing_key(params: dict[str, str], postback_id: str) -> str:
     # The partition of the click or impression it names: the worker holding that
-    # part of the clicks and impressions tables reads it (app.topic_names.POSTBACKS).
+    # part of the clicks and impressions tables reads it (app.events.topic_names.POSTBACKS).
     for name in ("clickid", "aimp_id"):
         value = params.get(name, "")
         if is_valid_id(value):

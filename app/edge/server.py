@@ -13,12 +13,13 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
-from app.admin.auth import ApiKeyGate
-from app.admin.routes import create_admin_app
+from app.attribution.verdicts import VerdictWaiter
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
 from app.edge import malformed_log
+from app.edge.admin.auth import ApiKeyGate
+from app.edge.admin.routes import create_admin_app
 from app.edge.click import click
 from app.edge.keys import (
     API_KEY_GATE,
@@ -37,7 +38,6 @@ from app.exceptions import StackError
 from app.forwarding.addresses import AddressPolicy
 from app.ids import IdGenerator, IdSeal
 from app.installation_secrets import load_api_key, load_id_key
-from app.postbacks.verdicts import VerdictWaiter
 from app.settings import Settings
 
 # Bounds on what a client may send (see README, "Request limits").
@@ -58,7 +58,7 @@ async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     # Short timeouts: a click waits for its impression link at most this long, then
-    # is tracked without one (see app.clicks.links).
+    # is tracked without one (see app.attribution.click_links).
     client = aioredis.from_url(
         app[SETTINGS].redis, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
     )

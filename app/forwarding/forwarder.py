@@ -20,11 +20,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from app.events.records import AffiliatePostbackAttempt, AffiliatePostbackTask, DeliveryAttempt
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
 from app.forwarding.schedule import Claim, Delivery, DeliverySchedule
-from app.records import AffiliatePostbackAttempt, AffiliatePostbackTask, DeliveryAttempt
-from app.redis_retry import RETRY_SECONDS, until_redis_answers
+from app.ops.redis_retry import RETRY_SECONDS, until_redis_answers
 from app.settings import ForwardingSettings
 
 log = logging.getLogger("imptrack.forwarder")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from app.catalog.model import Offer
+from app.events.records import SUB_FIELDS, ForwardTask, Impression
 from app.forwarding.split import choose, destinations
 from app.forwarding.templates import UrlTemplate
 from app.ids import id_ms
-from app.records import SUB_FIELDS, ForwardTask, Impression
 
 # Offers in force at once, times the versions the catalog history may still serve.
 PLAN_CACHE_SIZE = 8192

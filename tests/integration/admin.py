@@ -8,7 +8,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app import topic_names
+from app.events import topic_names
 from tests.integration.conftest import RunningStack
 
 

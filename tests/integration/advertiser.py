@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from reports.local_advertiser import LocalAdvertiser
+from demo.advertiser import LocalAdvertiser
 
 
 class AdvertiserSink(LocalAdvertiser):

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from app import probes
 from app.ids import IdSeal
 from app.installation_secrets import load_id_key
-from app.stack import Stack, isolated_stack
+from app.ops import probes
+from app.ops.stack import Stack, isolated_stack
 from reports import db
 from tests.integration.advertiser import AdvertiserSink
 
@@ -81,7 +81,7 @@ class RunningStack:
         log_path = log_dir / f"extra-edge-{port}.log"
         with log_path.open("wb") as log:
             edge = subprocess.Popen(
-                [sys.executable, "-m", "reports.cli", "edge"],
+                [sys.executable, "-m", "app.cli", "edge"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -114,7 +114,7 @@ class RunningStack:
     ) -> subprocess.CompletedProcess[str]:
         """Run the ``imptrack`` command against this stack (``env`` added to its own)."""
         return subprocess.run(
-            [sys.executable, "-m", "reports.cli", *args],
+            [sys.executable, "-m", "app.cli", *args],
             env=self.stack.env | {"IMPTRACK_HOME": str(self.settings.home)} | (env or {}),
             capture_output=True,
             text=True,

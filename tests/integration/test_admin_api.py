@@ -283,7 +283,7 @@ async def test_a_malformed_catalog_record_is_skipped_not_fatal(
     later changes still take effect."""
     from aiokafka import AIOKafkaProducer
 
-    from app import topic_names
+    from app.events import topic_names
 
     producer = AIOKafkaProducer(bootstrap_servers=running_stack.settings.broker)
     await producer.start()

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from app import topic_names
+from app.events import topic_names
 from tests.integration.admin import Admin, topic_keys
 from tests.integration.advertiser import AdvertiserSink
 from tests.integration.conftest import RunningStack

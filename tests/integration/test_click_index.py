@@ -1,4 +1,4 @@
-"""The Redis index clicks are linked through (app.clicks.links), against a real Redis:
+"""The Redis index clicks are linked through (app.attribution.click_links), against a real Redis:
 what the impressions agent writes in one script call is what a click finds."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from app.clicks.links import (
+from app.attribution.click_links import (
     BY_AIMP_ID,
     BY_IMP_ID,
     NOT_FOUND,
@@ -15,8 +15,8 @@ from app.clicks.links import (
     imp_key,
     index_impressions,
 )
+from app.events.records import Impression
 from app.ids import IdGenerator
-from app.records import Impression
 from tests.ids import TEST_SEAL
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from app.clicks.links import imp_key
+from app.attribution.click_links import imp_key
 from app.ids import id_ms
 from tests.integration.admin import Admin, topic_keys
 from tests.integration.conftest import RunningStack

@@ -11,7 +11,7 @@ import pytest
 
 from app.forwarding.courier import MAX_REDIRECTS, Courier
 from app.settings import Settings
-from reports.local_advertiser import LocalAdvertiser
+from demo.advertiser import LocalAdvertiser
 
 pytestmark = pytest.mark.integration
 

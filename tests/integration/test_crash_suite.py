@@ -43,9 +43,10 @@ import yaml
 from aiohttp import web
 from yarl import URL
 
-from app import probes, topic_names
+from app.attribution.security import secure_hash
+from app.events import topic_names
 from app.forwarding.forwarder import LEASE_MARGIN_SECONDS
-from app.postbacks.security import secure_hash
+from app.ops import probes
 from tests.integration.admin import busiest_partition_leader, topic_keys, where_lost
 from tests.integration.conftest import RunningStack, started_stack
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.events.records import AffiliatePostbackTask, ForwardTask
 from app.forwarding.schedule import DUE, TASKS, DeliverySchedule, task_id
 from app.ids import IdGenerator
-from app.records import AffiliatePostbackTask, ForwardTask
 from tests.ids import TEST_SEAL
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """The worker's fetch is for the partitions that were active when it started
-(app/faust_transport.py, ``WorkerConsumerThread.getmany``), on a real Kafka.
+(app/compat/faust_consumer.py, ``WorkerConsumerThread.getmany``), on a real Kafka.
 
 Faust 0.15.3 hands aiokafka's fetcher its *live* set of active partitions and
 empties it while the fetcher waits (a table recovery pausing the stream). aiokafka
@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from app.faust_transport import WorkerConsumerThread
+from app.compat.faust_consumer import WorkerConsumerThread
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration

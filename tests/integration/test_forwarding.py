@@ -17,8 +17,8 @@ import duckdb
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from app import topic_names
 from app.catalog.model import Destination, Offer
+from app.events import topic_names
 from app.forwarding.split import choose, destinations
 from app.ids import id_ms
 from tests.integration.admin import Admin, where_lost

@@ -7,7 +7,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app import topic_names
+from app.events import topic_names
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
 from tests.integration.conftest import RunningStack

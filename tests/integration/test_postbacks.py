@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from app.clicks.links import aimp_key
+from app.attribution.click_links import aimp_key
+from app.attribution.security import secure_hash
 from app.ids import IdGenerator
-from app.postbacks.security import secure_hash
 from tests.integration.admin import Admin
 from tests.integration.conftest import RunningStack
 
@@ -256,7 +256,7 @@ async def test_view_through_window_and_click_session_boundaries(
 ) -> None:
     """With a 3 s window and session: a postback 1 s after the impression or click is
     attributed; one 4 s after is refused as expired. (The exact millisecond edge is
-    the unit test of app.postbacks.matching.)"""
+    the unit test of app.attribution.matching.)"""
     stack = running_stack
     aimp_id = await _impression(session, stack, SHORT)
     clickid = await _click(session, stack, SHORT)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.stack import isolated_stack
+from app.ops.stack import isolated_stack
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from app import topic_names
+from app.events import topic_names
 from app.forwarding.forwarder import LEASE_MARGIN_SECONDS
-from app.probes import free_ports, http_json
+from app.ops.probes import free_ports, http_json
 from app.settings import Settings
 from tests.integration.advertiser import AdvertiserSink
 from tests.integration.conftest import RunningStack, one_offer_catalog, started_stack

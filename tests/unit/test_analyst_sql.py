@@ -52,7 +52,7 @@ def test_no_snapshot_yet_says_how_to_get_one(tmp_path: Path) -> None:
 def test_the_command_prints_csv_and_exits_2_on_a_bad_query(snapshot: Path) -> None:
     home = snapshot.parent.parent
     env = {**os.environ, "IMPTRACK_HOME": str(home)}
-    command = [sys.executable, "-m", "reports.cli", "sql"]
+    command = [sys.executable, "-m", "app.cli", "sql"]
     done = subprocess.run(
         [*command, "select impressions from daily", "--format", "csv"],
         capture_output=True, text=True, env=env, check=False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.contiguous_offsets import ContiguousOffsets
+from app.compat.contiguous_offsets import ContiguousOffsets
 
 TP = ("impressions", 0)
 OTHER = ("impressions", 1)

@@ -10,7 +10,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import Message
 
-from app.faust_transport import (
+from app.compat.faust_consumer import (
     CurrentGenerationConsumer,
     IdempotentProducer,
     KafkaTransport,

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from app.exceptions import StackError
-from app.local_kafka import LocalCluster
-from app.local_kafka.jars import (
+from app.ops.local_kafka import LocalCluster
+from app.ops.local_kafka.jars import (
     cache_file,
     fetch_classpath,
     find_java,
     maven_error,
     parse_java_version,
 )
-from app.local_kafka.nodes import new_cluster_id
+from app.ops.local_kafka.nodes import new_cluster_id
 
 
 def _script(folder: Path, name: str, body: str) -> Path:
@@ -153,7 +153,7 @@ def test_up_without_java_prints_one_clear_line(tmp_path: Path) -> None:
         "HOME": str(tmp_path),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "reports.cli", "up"],
+        [sys.executable, "-m", "app.cli", "up"],
         env=env,
         capture_output=True,
         text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from app.records import Impression, impression_payload
+from app.events.records import Impression, impression_payload
 
 
 def test_edge_payload_decodes_as_an_impression() -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from app import topic_names
+from app.events import topic_names
 from app.exceptions import ConfigurationError
-from app.probes import free_ports
+from app.ops.probes import free_ports
+from app.ops.stack import Stack, isolated_stack
+from app.ops.topic_specs import topic_specs
 from app.settings import Settings
-from app.stack import Stack, isolated_stack
-from app.topic_specs import topic_specs
 
 
 def test_defaults_use_the_local_services(tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_a_worker_without_a_broker_says_where_it_looked(tmp_path: Path) -> None:
         "KAFKA_BROKER": f"127.0.0.1:{free_ports(1)[0]}",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "reports.cli", "worker"],
+        [sys.executable, "-m", "app.cli", "worker"],
         capture_output=True,
         text=True,
         env=env,
@@ -217,7 +217,7 @@ def test_a_catalog_command_without_a_broker_prints_one_line(
         "KAFKA_BROKER": f"127.0.0.1:{free_ports(1)[0]}",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "reports.cli", *command],
+        [sys.executable, "-m", "app.cli", *command],
         capture_output=True, text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2
@@ -237,7 +237,7 @@ def test_a_setting_the_command_cannot_read_is_one_line_not_a_traceback() -> None
     """A mistyped safety switch stops every command with what to write instead."""
     env = {**os.environ, "POSTBACK_SECURITY_REQUIRED": "maybe"}
     done = subprocess.run(
-        [sys.executable, "-m", "reports.cli", "status"],
+        [sys.executable, "-m", "app.cli", "status"],
         env=env,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""The worker's tables keep RocksDB within one memory budget (tables/storage.py)."""
+"""The worker's tables keep RocksDB within one memory budget (app/compat/rocksdb_store.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 import rocksdict
 
-from app import topic_names
-from app.faust_app import app
-from tables import storage
-from tables.clicks import clicks_table
-from tables.conversions import conversions_table
-from tables.impressions import impressions_table
-from tables.storage import (
+from app.compat import rocksdb_store as storage
+from app.compat.rocksdb_store import (
     WRITE_BUFFERS_SHARE,
     BoundedRocksDBOptions,
     BoundedStore,
     MiB,
     TableMemory,
 )
+from app.events import topic_names
+from app.streams.faust_app import app
+from tables.clicks import clicks_table
+from tables.conversions import conversions_table
+from tables.impressions import impressions_table
 
 TABLES = (impressions_table, clicks_table, conversions_table)
 SLACK = 1.25  # how far over its budget the (not strict) cache is let go here
@@ -110,7 +110,7 @@ def test_reads_cache_blocks_in_the_shared_cache_only(tmp_path: Path, memory: Tab
 def test_every_worker_table_has_its_changelog_created_up_front() -> None:
     """`imptrack up` creates each table's changelog before the worker joins its group:
     one the worker creates itself can be missing from the metadata at the join, and
-    its partitions then go unassigned for minutes (app/topic_names.py)."""
+    its partitions then go unassigned for minutes (app/events/topic_names.py)."""
     declared = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
     assert {impressions_table.name, clicks_table.name, conversions_table.name} <= set(app.tables)
     assert declared == set(topic_names.CHANGELOG_TOPICS)

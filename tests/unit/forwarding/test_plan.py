@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.catalog.model import Offer
+from app.events.records import Impression
 from app.forwarding import plan
 from app.forwarding.plan import forward_plan, forward_task
 from app.ids import IdGenerator, id_ms
-from app.records import Impression
 from tests.ids import TEST_SEAL
 
 OFFER = Offer(

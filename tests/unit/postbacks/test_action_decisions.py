@@ -1,19 +1,19 @@
 """One action's postbacks: created, status updates, duplicates and replays
-(app.postbacks.conversions)."""
+(app.attribution.conversions)."""
 
 from __future__ import annotations
 
 import orjson
 
-from app.ids import IdGenerator
-from app.postbacks.conversions import (
+from app.attribution.conversions import (
     KEPT_OUTCOMES,
     ActionState,
     action_key,
     decide,
     verdict,
 )
-from app.records import Conversion, MatchedPostback, Postback
+from app.events.records import Conversion, MatchedPostback, Postback
+from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
 
 _ids = IdGenerator(TEST_SEAL)

@@ -13,10 +13,10 @@ import duckdb
 import orjson
 import pytest
 
+from app.events.records import AffiliatePostbackTask
 from app.forwarding.forwarder import delivery_log_record
 from app.forwarding.outcomes import AttemptResult
 from app.ids import IdGenerator
-from app.records import AffiliatePostbackTask
 from reports import db, store
 from reports.columns import affiliate_postbacks_batch
 from reports.slices import SliceOptions, date_range, run_slice

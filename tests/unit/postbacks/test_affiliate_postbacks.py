@@ -1,5 +1,5 @@
 """When a conversion is posted back to its affiliate, where, and with what
-(app.postbacks.affiliate_postbacks): the rules of docs/REPORTING.md, "Affiliate
+(app.attribution.affiliate_postbacks): the rules of docs/REPORTING.md, "Affiliate
 postbacks", one by one."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
+from app.attribution.affiliate_postbacks import affiliate_postback_tasks, postback_urls_for
+from app.attribution.conversions import ActionState, decide
 from app.catalog.model import Affiliate, AffiliatePostback, Catalog, Offer
+from app.events.records import AffiliatePostbackTask, Conversion, MatchedPostback, Postback
 from app.forwarding.schedule import task_id
 from app.ids import IdGenerator, id_ms
-from app.postbacks.affiliate_postbacks import affiliate_postback_tasks, postback_urls_for
-from app.postbacks.conversions import ActionState, decide
-from app.records import AffiliatePostbackTask, Conversion, MatchedPostback, Postback
 from tests.ids import TEST_SEAL
 
 _ids = IdGenerator(TEST_SEAL)

@@ -1,5 +1,5 @@
 """Attributing a postback to its click or impression: every refusal and the
-conversion it makes (app.postbacks.matching)."""
+conversion it makes (app.attribution.matching)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
+from app.attribution.matching import attribute
+from app.attribution.params import PostbackRefused, parse_postback
+from app.attribution.security import secure_hash
 from app.catalog.model import Catalog, Offer, Payment
+from app.events.records import Click, Impression, Postback
 from app.ids import IdGenerator, id_ms
-from app.postbacks.matching import attribute
-from app.postbacks.params import PostbackRefused, parse_postback
-from app.postbacks.security import secure_hash
-from app.records import Click, Impression, Postback
 from tests.ids import TEST_SEAL
 
 T0 = 1_790_000_000_000

@@ -11,8 +11,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from app.attribution.params import MAX_KEPT_VALUE_LENGTH, MAX_PARAMETERS, collect_params
 from app.ids import IdGenerator
-from app.postbacks.params import MAX_KEPT_VALUE_LENGTH, MAX_PARAMETERS, collect_params
 from reports import db, store
 from reports.columns import conversions_batch, impressions_batch, server_postbacks_batch
 from reports.slices import SliceOptions, date_range, run_slice
@@ -162,8 +162,8 @@ def test_collected_parameters_say_what_refuses_them() -> None:
 def test_an_impression_earns_the_cpm_price_per_thousand_exactly() -> None:
     """CPM 2.50/1.75 per thousand is 0.0025/0.00175 per impression, in the CPM
     payment's currency; an offer without CPM earns nothing in its own currency."""
+    from app.attribution.payments import impression_earning, offer_currency
     from app.catalog.model import Offer, Payment
-    from app.postbacks.payments import impression_earning, offer_currency
 
     cpm = Offer(
         1, "O", 1, payments=(Payment("CPA", "9", "5"), Payment("CPM", "2.50", "1.75", "EUR"))

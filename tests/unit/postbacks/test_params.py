@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from app.attribution.params import PostbackRefused, parse_postback
 from app.ids import IdGenerator, IdSeal
-from app.postbacks.params import PostbackRefused, parse_postback
 from tests.ids import TEST_SEAL
 
 CLICKID = IdGenerator(TEST_SEAL).new_id()

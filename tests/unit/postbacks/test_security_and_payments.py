@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from app.attribution.payments import cpa_earning, cpm_earnings, impression_earning
+from app.attribution.security import ip_allowed, secure_hash, secure_matches
 from app.catalog.model import Offer, Payment
 from app.catalog.validation import as_dict, parse_offer
 from app.exceptions import CatalogError
-from app.postbacks.payments import cpa_earning, cpm_earnings, impression_earning
-from app.postbacks.security import ip_allowed, secure_hash, secure_matches
 
 
 def test_secure_is_hmac_sha256_of_id_and_action_id() -> None:

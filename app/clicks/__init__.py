@@ -1,1 +1,0 @@
-"""Clicks: the tracking link, linking a click to the impression it followed."""

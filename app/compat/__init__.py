@@ -1,0 +1,1 @@
+"""Every patch of a library's internals, in one place."""

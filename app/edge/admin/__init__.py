@@ -1,0 +1,1 @@
+"""The admin API: the catalog's HTTP interface, served by the edge."""

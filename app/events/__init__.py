@@ -1,0 +1,1 @@
+"""Each event kind imptrack carries on Kafka, declared once."""

@@ -1,0 +1,1 @@
+"""Running imptrack: the local stack, its broker, probes and topics."""

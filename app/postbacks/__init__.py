@@ -1,1 +1,0 @@
-"""Postbacks: conversions the advertiser reports, matched to a click or impression."""

@@ -1,0 +1,1 @@
+"""The two Faust processes: the worker and the forwarder."""

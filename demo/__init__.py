@@ -1,0 +1,1 @@
+"""The demo and the local advertiser it (and the tests) post to."""
