@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import faust
+
 from app.compat.table_writes import write_in_event_partition
-from app.events.topics import clicks_topic
+from app.events import kinds
+from app.events.topics import EventTopics
 from app.ids import is_valid_id
-from app.streams.faust_app import app
-from tables.clicks import clicks_input, clicks_table
+from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.clicks")
 
@@ -21,14 +23,18 @@ BATCH_SIZE = 1000
 BATCH_WINDOW_SECONDS = 0.05
 
 
-@app.agent(clicks_topic)
-async def record_clicks(stream: Any) -> None:
-    # Replays after a crash write again: the table is keyed by clickid.
-    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-        for event in events:
-            click = event.value
-            if not is_valid_id(click.clickid):
-                log.error("skipped a click with a malformed clickid at %s", event.message)
-                continue
-            write_in_event_partition(event, clicks_table, click.clickid, click)
-        clicks_input.processed(events)
+def record_clicks(app: faust.App, topics: EventTopics, table: Any, table_input: TableInput) -> Any:
+    """Declare the agent on ``app``."""
+
+    async def record(stream: Any) -> None:
+        # Replays after a crash write again: the table is keyed by clickid.
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+            for event in events:
+                click = event.value
+                if not is_valid_id(click.clickid):
+                    log.error("skipped a click with a malformed clickid at %s", event.message)
+                    continue
+                write_in_event_partition(event, table, click.clickid, click)
+            table_input.processed(events)
+
+    return app.agent(topics[kinds.CLICKS], name="clicks")(record)

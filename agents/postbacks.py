@@ -1,6 +1,7 @@
 """The postbacks agent: reads each postback the edge stored, finds the click or
 impression it names, and either refuses it (the outcome goes to the log and back to
-the edge) or passes the conversion it makes to the conversions agent.
+the edge) or passes the conversion it makes to the conversions agent
+(app.attribution.postback_judgement decides).
 
 Postbacks are keyed by the ID they name, so this partition of the ``clicks`` and
 ``impressions`` tables is the one that holds it, in this worker.
@@ -11,23 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import cache
 from typing import Any
 
-from app.attribution.conversions import action_key, refusal
-from app.attribution.matching import attribute
-from app.attribution.params import PostbackRefused, PostbackRequest, parse_postback
-from app.attribution.replies import reply
+import faust
+
+from app.attribution.params import PostbackRequest
+from app.attribution.postback_judgement import judge_postback, read_postback
+from app.attribution.replies import Reply
 from app.compat.table_writes import read_in_event_partition
+from app.events import kinds
 from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
-from app.events.topics import postback_matches_topic, postback_outcomes_topic, postbacks_topic
+from app.events.topics import EventTopics
 from app.ids import IdSeal, id_ms, is_valid_id
-from app.installation_secrets import load_id_key
-from app.settings import settings
-from app.streams.catalog import catalog, catalog_current_for
-from app.streams.faust_app import app
-from tables.clicks import clicks_input, clicks_table
-from tables.impressions import impressions_input, impressions_table
+from app.streams.catalog import CatalogView, catalog_current_for
+from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.postbacks")
 
@@ -42,83 +40,99 @@ only a worker whose clicks or impressions agent is stuck this long judges a
 postback without knowing, and logs so."""
 
 
-@cache
-def _id_seal() -> IdSeal:
-    """The edge's ID key: IDs it did not issue are refused before any lookup."""
-    return IdSeal(load_id_key(settings()))
+class Sources:
+    """Where a postback's click or impression is looked up, and how far each table's
+    agent has written its input."""
 
+    def __init__(
+        self, clicks: Any, clicks_input: TableInput, impressions: Any, impressions_input: TableInput
+    ) -> None:
+        self.clicks, self.clicks_input = clicks, clicks_input
+        self.impressions, self.impressions_input = impressions, impressions_input
 
-async def _find(event: Any, request: PostbackRequest) -> Click | Impression | None:
-    """The click named by ``clickid``, else the impression named by ``aimp_id``.
+    async def find(self, event: Any, request: PostbackRequest) -> Click | Impression | None:
+        """The click named by ``clickid``, else the impression named by ``aimp_id``.
 
-    Not found, it is refused as unknown only once its table holds everything the
-    edge accepted before this postback: a click or impression an advertiser can
-    name was accepted before, but its agent may lag behind this one by a batch,
-    or by a whole backlog after a restart (app/streams/table_progress.py)."""
-    key = request.clickid or request.aimp_id
-    assert key is not None  # parse_postback requires one of them
-    table, source = (
-        (clicks_table, clicks_input) if request.clickid else (impressions_table, impressions_input)
-    )
-    received_ms = id_ms(event.value.postback_id)
-    partition = event.message.partition
-    deadline = time.monotonic() + MATCH_WAIT_SECONDS
-    while True:
-        found = read_in_event_partition(event, table, key)
-        if found is not None or source.holds_everything_before(partition, received_ms):
-            return found  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            log.warning(
-                "postback %s: %s %s not found, and the %s agent has not shown in %.0f s "
-                "that it has read partition %d up to the postback; judged as not found",
-                event.value.postback_id,
-                "clickid" if request.clickid else "aimp_id",
-                key,
-                source.topic,
-                MATCH_WAIT_SECONDS,
-                partition,
-            )
+        Not found, it is refused as unknown only once its table holds everything the
+        edge accepted before this postback: a click or impression an advertiser can
+        name was accepted before, but its agent may lag behind this one by a batch,
+        or by a whole backlog after a restart (app/streams/table_progress.py)."""
+        if request.clickid is not None:
+            key, table, source = request.clickid, self.clicks, self.clicks_input
+        elif request.aimp_id is not None:
+            key, table, source = request.aimp_id, self.impressions, self.impressions_input
+        else:
             return None
-        await asyncio.sleep(RECHECK_SECONDS)
+        received_ms = id_ms(event.value.postback_id)
+        partition = event.message.partition
+        deadline = time.monotonic() + MATCH_WAIT_SECONDS
+        while True:
+            found = read_in_event_partition(event, table, key)
+            if found is not None or source.holds_everything_before(partition, received_ms):
+                return found  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                log.warning(
+                    "postback %s: %s %s not found, and the %s agent has not shown in %.0f s "
+                    "that it has read partition %d up to the postback; judged as not found",
+                    event.value.postback_id,
+                    source.id_field,
+                    key,
+                    source.topic,
+                    MATCH_WAIT_SECONDS,
+                    partition,
+                )
+                return None
+            await asyncio.sleep(RECHECK_SECONDS)
 
 
-@app.agent(postbacks_topic)
-async def match_postbacks(stream: Any) -> None:
-    await catalog.ready.wait()
-    async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-        await catalog_current_for(events, "postback_id")
-        sent = []
-        refused: list[tuple[Postback, PostbackOutcome]] = []
-        for event in events:
-            postback = event.value
-            if not is_valid_id(postback.postback_id):
-                log.error("skipped a postback with a malformed postback_id at %s", event.message)
-                continue
-            source = None
-            try:
-                if postback.problem:
-                    raise PostbackRefused(postback.problem)
-                request = parse_postback(postback.params, _id_seal())
-                source = await _find(event, request)
-                # Judged by the catalog in force when the edge received it, so a
-                # replay after a crash gets the same verdict.
-                in_force = catalog.catalog_at(id_ms(postback.postback_id))
-                conversion = attribute(request, postback, source, in_force)
-            except PostbackRefused as exc:
-                outcome = refusal(
-                    postback,
-                    str(exc),
-                    offer_id=None if source is None else source.offer_id,
-                    pid=None if source is None else source.pid,
-                    advertiser_id=None if source is None else source.advertiser_id,
-                )
-                refused.append((postback, outcome))
-                sent.append(
-                    await postback_outcomes_topic.send(key=postback.postback_id, value=outcome)
-                )
-                continue
-            key = action_key(conversion.offer_id, conversion.action_id, postback.postback_id)
-            matched = MatchedPostback(postback=postback, conversion=conversion)
-            sent.append(await postback_matches_topic.send(key=key, value=matched))
-        await asyncio.gather(*sent)
-        await reply(refused)
+async def _judge(
+    event: Any, postback: Postback, sources: Sources, catalog: CatalogView, seal: IdSeal
+) -> tuple[str, MatchedPostback] | PostbackOutcome:
+    request = read_postback(postback, seal)
+    if isinstance(request, PostbackOutcome):
+        return request
+    source = await sources.find(event, request)
+    return judge_postback(
+        postback, request, source, catalog.catalog_at(id_ms(postback.postback_id))
+    )
+
+
+def match_postbacks(
+    app: faust.App,
+    topics: EventTopics,
+    sources: Sources,
+    catalog: CatalogView,
+    seal: IdSeal,
+    reply: Reply,
+) -> Any:
+    """Declare the agent on ``app``; ``seal`` refuses IDs the edge did not issue
+    before any lookup."""
+
+    async def match(stream: Any) -> None:
+        await catalog.ready.wait()
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
+            await catalog_current_for(catalog, events, "postback_id")
+            sent = []
+            refused: list[tuple[Postback, PostbackOutcome]] = []
+            for event in events:
+                postback = event.value
+                if not is_valid_id(postback.postback_id):
+                    log.error(
+                        "skipped a postback with a malformed postback_id at %s", event.message
+                    )
+                    continue
+                judged = await _judge(event, postback, sources, catalog, seal)
+                if isinstance(judged, PostbackOutcome):
+                    refused.append((postback, judged))
+                    sent.append(
+                        await topics[kinds.POSTBACK_OUTCOMES].send(
+                            key=postback.postback_id, value=judged
+                        )
+                    )
+                else:
+                    key, matched = judged
+                    sent.append(await topics[kinds.POSTBACK_MATCHES].send(key=key, value=matched))
+            await asyncio.gather(*sent)
+            await reply(refused)
+
+    return app.agent(topics[kinds.POSTBACKS], name="postbacks")(match)

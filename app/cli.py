@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.exceptions import ImptrackError
-from app.settings import settings
+from app.settings import Settings, settings
 
 if TYPE_CHECKING:
+    import faust
+
     from reports.slice_request import SliceRequest
     from reports.slices import SliceResult
 
@@ -70,34 +71,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    return _run_faust("worker")
+    from app.streams.worker import build_worker
+
+    return _run_faust("worker", build_worker)
 
 
 def _cmd_forwarder(args: argparse.Namespace) -> int:
-    return _run_faust("forwarder")
+    from app.streams.forwarder import build_forwarder
+
+    return _run_faust("forwarder", build_forwarder)
 
 
-def _run_faust(role: str) -> int:
-    # The role decides the Faust application's id and agents (app.streams.faust_app), so it
-    # is set before that module is first imported.
-    os.environ["FAUST_ROLE"] = role
+def _run_faust(role: str, build: Callable[[Settings], faust.App]) -> int:
     from app.ops.topic_specs import ensure_topics
 
+    s = settings()
     # Its topics exist before it joins its group (app/ops/topic_specs.py), whoever
     # started it.
-    ensure_topics(settings())
-    from app.streams.faust_app import app
-
+    ensure_topics(s)
+    app = build(s)
     # Faust's own CLI runs the worker (signals, logging, recovery); we only choose
     # its arguments.
-    sys.argv = [
-        f"imptrack {role}",
-        "--loop",
-        "uvloop",
-        "worker",
-        "--loglevel",
-        settings().log_level,
-    ]
+    sys.argv = [f"imptrack {role}", "--loop", "uvloop", "worker", "--loglevel", s.log_level]
     app.main()
     return 0
 

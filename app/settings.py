@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
-from app.ops.local_kafka.nodes import LocalCluster, min_insync_replicas
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -128,6 +127,23 @@ class ForwardingSettings:
             dedup_seconds=_int(env, "FORWARD_DEDUP_SECONDS", 86_400, 1),
             allowed_networks=_networks(env, "FORWARD_ALLOWED_NETWORKS"),
         )
+
+
+def node_ports(first_port: int, nodes: int) -> tuple[tuple[int, int], ...]:
+    """The (client, controller) ports of each node of the local Kafka cluster: node
+    1's client port first, then two ports a node."""
+    return tuple((first_port + 2 * n, first_port + 2 * n + 1) for n in range(nodes))
+
+
+def local_replicas(nodes: int) -> int:
+    """Replicas of every topic on the local cluster of ``nodes`` nodes."""
+    return min(nodes, 3)
+
+
+def min_insync_replicas(replicas: int) -> int:
+    """With three replicas one may be down while writes go on, and an acknowledged
+    record is still on two machines."""
+    return 2 if replicas >= 3 else 1
 
 
 @dataclass(frozen=True)
@@ -305,13 +321,6 @@ class Settings:
         return f"http://127.0.0.1:{self.instance_port(base_port, instance)}"
 
     @property
-    def local_kafka(self) -> LocalCluster:
-        """The Kafka cluster ``imptrack up`` starts when ``KAFKA_BROKER`` is unset."""
-        return LocalCluster.plan(
-            self.data_dir / "kafka", self.embedded_broker_port, self.kafka_nodes, self.kafka_heap_mb
-        )
-
-    @property
     def broker(self) -> str:
         """The Kafka bootstrap servers in use, ``host:port[,host:port...]``."""
         if self.kafka_broker:
@@ -320,7 +329,9 @@ class Settings:
                 for server in self.kafka_broker.replace(";", ",").split(",")
                 if server.strip()
             )
-        return self.local_kafka.bootstrap
+        # The Kafka cluster `imptrack up` starts (app/ops/local_kafka).
+        ports = node_ports(self.embedded_broker_port, self.kafka_nodes)
+        return ",".join(f"127.0.0.1:{client}" for client, _ in ports)
 
     @property
     def faust_broker(self) -> str:
@@ -331,7 +342,7 @@ class Settings:
     def replication_factor(self) -> int:
         """Replicas of every topic: three on an external cluster, as many as the local
         cluster has nodes (up to three) otherwise."""
-        return 3 if self.kafka_broker else self.local_kafka.replicas
+        return 3 if self.kafka_broker else local_replicas(self.kafka_nodes)
 
     @property
     def min_insync_replicas(self) -> int:

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from app.edge.admin.auth import HEADER
+from app.edge.api_keys import HEADER
 from app.edge.pixel import TRANSPARENT_GIF
 from app.ids import is_valid_id
 from app.installation_secrets import load_api_key

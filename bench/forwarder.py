@@ -26,7 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from app.events import topic_names
+from app.events import kinds
 from app.events.records import ForwardTask
 from app.ids import IdGenerator, IdSeal
 from app.ops import probes
@@ -84,7 +84,7 @@ async def _produce_tasks(broker: str, sink: str, count: int) -> None:
             )
             acks.append(
                 await producer.send(
-                    topic_names.FORWARD_TASKS, value=task.dumps(), key=aimp_id.encode()
+                    kinds.FORWARD_TASKS.topic, value=task.dumps(), key=aimp_id.encode()
                 )
             )
         await asyncio.gather(*acks)

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.compat.partitions import wait_for_partitions
-from app.events import topic_names
+from app.events import kinds
 from app.events.records import impression_payload
 from app.ids import IdGenerator, IdSeal
 from app.ops import probes
@@ -89,7 +89,7 @@ async def produce(broker: str, records: Iterable[tuple[str, bytes]]) -> None:
     await producer.start()
     try:
         acks = [
-            await producer.send(topic_names.IMPRESSIONS, value=value, key=key.encode())
+            await producer.send(kinds.IMPRESSIONS.topic, value=value, key=key.encode())
             for key, value in records
         ]
         await asyncio.gather(*acks)
@@ -117,7 +117,7 @@ async def system_round(broker: str, records: list[tuple[str, bytes]]) -> dict[st
     """Produce the records and read the worker's output for them; the seconds from its
     first output record to its last (record timestamps, set when the worker emits)."""
     wanted = {key.encode() for key, _ in records}
-    starts = await end_offsets(broker, topic_names.RECORDED_IMPRESSIONS)
+    starts = await end_offsets(broker, kinds.RECORDED_IMPRESSIONS.topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -209,7 +209,7 @@ async def _measure(broker: str) -> dict[str, list[dict[str, Any]]]:
     await system_round(broker, warm)
     for _ in range(ROUNDS):
         records = impressions(N)
-        starts = await end_offsets(broker, topic_names.IMPRESSIONS)
+        starts = await end_offsets(broker, kinds.IMPRESSIONS.topic)
         runs["worker"].append(await system_round(broker, records))
         keys = {key.encode() for key, _ in records}
         runs["bare"].append(await bare_round(broker, keys, starts))

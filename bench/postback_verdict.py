@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from app.edge.admin.auth import HEADER
+from app.edge.api_keys import HEADER
 from app.ids import is_valid_id
 from app.installation_secrets import load_api_key
 from app.ops import probes

@@ -36,7 +36,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.events import topic_names
+from app.events import kinds
 from app.events.records import Impression
 from app.ids import IdSeal
 from app.installation_secrets import load_id_key
@@ -91,7 +91,7 @@ async def _write_changelog(broker: str, count: int, seal: IdSeal) -> str:
     try:
         # The partition of the impressions topic the edge would send a key to (its
         # producer's default partitioner) is the table's partition for that key.
-        partitions = sorted(await producer.partitions_for(topic_names.IMPRESSIONS))
+        partitions = sorted(await producer.partitions_for(kinds.IMPRESSIONS.topic))
         partitioner = DefaultPartitioner()
         newest = ""
         for start in range(0, count, FILL_BATCH):

@@ -52,9 +52,9 @@ import aiohttp
 import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.edge.admin.auth import HEADER
+from app.edge.api_keys import HEADER
 from app.edge.pixel import TRANSPARENT_GIF
-from app.events import topic_names
+from app.events import kinds
 from app.installation_secrets import load_api_key
 from app.ops import probes
 from app.ops.stack import Stack
@@ -123,7 +123,7 @@ async def refuse_a_used_broker(broker: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
     try:
-        ours = {*topic_names.EVENT_TOPICS, *topic_names.CHANGELOG_TOPICS, topic_names.CATALOG}
+        ours = {*kinds.EVENT_TOPICS, *kinds.CHANGELOG_TOPICS, kinds.CATALOG_TOPIC}
         topics = set(await admin.list_topics()) & ours
         groups = {group for group, *_ in await admin.list_consumer_groups()} & set(GROUP_TOPICS)
     finally:

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.events import topic_names
+from app.events import kinds
 from app.ops.stack import Stack
 
 # The Faust applications' consumer groups (app/streams/faust_app.py) and what they read.
@@ -28,12 +28,12 @@ WORKER_GROUP = "imptrack"
 FORWARDER_GROUP = "imptrack-forwarder"
 GROUP_TOPICS = {
     WORKER_GROUP: (
-        topic_names.IMPRESSIONS,
-        topic_names.CLICKS,
-        topic_names.POSTBACKS,
-        topic_names.POSTBACK_MATCHES,
+        kinds.IMPRESSIONS.topic,
+        kinds.CLICKS.topic,
+        kinds.POSTBACKS.topic,
+        kinds.POSTBACK_MATCHES.topic,
     ),
-    FORWARDER_GROUP: (topic_names.FORWARD_TASKS,),
+    FORWARDER_GROUP: (kinds.FORWARD_TASKS.topic,),
 }
 
 
@@ -194,7 +194,7 @@ class LagProbe:
         await self._admin.start()
         await self._consumer.start()
         topics = {t for group in GROUP_TOPICS.values() for t in group}
-        topics |= {topic_names.RECORDED_IMPRESSIONS}
+        topics |= {kinds.RECORDED_IMPRESSIONS.topic}
         self._partitions = [
             TopicPartition(topic, p)
             for topic in sorted(topics)
@@ -252,16 +252,16 @@ class LagProbe:
         lag["forwarder due in Redis"] = int(forwarder["forwarding"]["schedule"]["scheduled"])
         # The exporter's counts were read before the ends, as the groups' commits were.
         stored = exported.get("impressions", 0)
-        recorded = total(topic_names.RECORDED_IMPRESSIONS)
+        recorded = total(kinds.RECORDED_IMPRESSIONS.topic)
         lag["exporter impressions-recorded"] = max(0, recorded - stored)
         judged = stored + exported.get("rejections", 0)
-        lag["end to end (edge to DuckDB)"] = max(0, total(topic_names.IMPRESSIONS) - judged)
+        lag["end to end (edge to DuckDB)"] = max(0, total(kinds.IMPRESSIONS.topic) - judged)
         memory = await self._redis.info("memory")
         return {
             "lag": lag,
             "exported": exported,
             "produced": {
-                t: total(t) for t in (topic_names.IMPRESSIONS, topic_names.RECORDED_IMPRESSIONS)
+                t: total(t) for t in (kinds.IMPRESSIONS.topic, kinds.RECORDED_IMPRESSIONS.topic)
             },
             "redis": {
                 "used_memory_bytes": int(memory["used_memory"]),

@@ -24,7 +24,7 @@ from app.catalog.files import parse_text, plan_document
 from app.catalog.local import apply_file, offer_links_of
 from app.catalog.model import Catalog
 from app.catalog.offer_links import links_text
-from app.edge.admin.auth import HEADER
+from app.edge.api_keys import HEADER
 from app.exceptions import StackError
 from app.installation_secrets import load_api_key
 from app.ops import probes

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from app.exceptions import ReportError
+from reports.views import create_views
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
@@ -101,8 +102,6 @@ def open_writer(path: Path, memory_mb: int | None = None) -> duckdb.DuckDBPyConn
     if memory_mb is not None:
         con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
     migrate(con)
-    from reports.views import create_views  # the views use the slices, which use db's callers
-
     create_views(con)
     return con
 

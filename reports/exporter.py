@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from app.compat.broker_identity import cluster_id
 from app.compat.partitions import wait_for_partitions
-from app.events import topic_names
+from app.events import kinds
 from app.settings import Settings
 from reports import db, store
 from reports.columns import BATCH_BUILDERS
@@ -30,19 +30,8 @@ from reports.snapshot import SnapshotPublisher, adopt_legacy_file
 
 log = logging.getLogger("imptrack.exporter")
 
-# Each exported topic, and the kind of rows (reports.store.KINDS) it becomes.
-EXPORTED_TOPICS = {
-    topic_names.RECORDED_IMPRESSIONS: "impressions",
-    topic_names.REJECTED_IMPRESSIONS: "rejections",
-    topic_names.DELIVERIES: "deliveries",
-    # The edge's verdict on a click is final, so accepted clicks are exported
-    # straight from the edge's topic: no worker stands between a click and DuckDB.
-    topic_names.CLICKS: "clicks",
-    topic_names.REJECTED_CLICKS: "click_rejections",
-    topic_names.CONVERSIONS: "conversions",
-    topic_names.POSTBACK_OUTCOMES: "server_postbacks",
-    topic_names.AFFILIATE_POSTBACK_DELIVERIES: "affiliate_postbacks",
-}
+EXPORTED_TOPICS = {kind.topic: kind.export.table for kind in kinds.EXPORTED if kind.export}
+"""Each exported topic, and the kind of rows (reports.store.KINDS) it becomes."""
 
 
 class Exporter:

@@ -19,7 +19,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from app.edge.admin.auth import ApiKeyGate
+from app.edge.api_keys import ApiKeyGate
 from app.exceptions import ReportError
 from app.installation_secrets import load_api_key
 from app.settings import Settings

@@ -10,7 +10,7 @@ import urllib.request
 
 import duckdb
 
-from app.edge.admin.auth import HEADER
+from app.edge.api_keys import HEADER
 from app.exceptions import ReportError
 from app.installation_secrets import load_api_key
 from app.settings import settings

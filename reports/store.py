@@ -9,26 +9,22 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from app.events import kinds
 from reports import sql
 
 KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "impressions": ("aimp_id",),
-    "rejections": ("aimp_id",),
-    "deliveries": ("aimp_id", "destination", "attempt"),
-    "clicks": ("clickid",),
-    "click_rejections": ("clickid",),
-    "conversions": ("conversion_id",),
-    "server_postbacks": ("postback_id",),
-    "affiliate_postbacks": ("conversion_id", "revision", "destination", "attempt"),
+    kind.export.table: kind.export.dedup_key for kind in kinds.EXPORTED if kind.export
 }
-"""Exported kinds, in the order a batch stores them, and the key each is deduplicated
-by; the first key column is a time-ordered ID. Each kind has a ``batch_KIND`` view of
-the batch's rows, a table, and an ``export_KIND.sql``: for kinds stored once per key,
-its first statement selects the stored keys a batch may repeat; the rest write
-``fresh_KIND``, the batch's new rows."""
+"""Exported kinds (app.events.kinds), in the order a batch stores them, and the key
+each is deduplicated by; the first key column is a time-ordered ID. Each kind has a
+``batch_KIND`` view of the batch's rows, a table, and an ``export_KIND.sql``: for
+kinds stored once per key, its first statement selects the stored keys a batch may
+repeat; the rest write ``fresh_KIND``, the batch's new rows."""
 KINDS = tuple(KIND_KEYS)
 
-UPDATED_IN_PLACE = frozenset({"conversions"})
+UPDATED_IN_PLACE = frozenset(
+    kind.export.table for kind in kinds.EXPORTED if kind.export and kind.export.updated_in_place
+)
 """Kinds whose export SQL makes ``fresh_KIND`` itself: a conversion's newer revision
 replaces the stored row instead of being dropped as already stored."""
 

@@ -1,1 +1,62 @@
-"""Faust tables and the helpers that write them."""
+"""The worker's Faust tables: declarations only.
+
+Each table is keyed like the topic its agent reads, so a key's table partition is
+its event's partition; RocksDB keeps them under one memory budget
+(app/compat/rocksdb_store.py). Their changelog topics are created with the event
+topics (app.events.kinds.CHANGELOG_TOPICS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from app.attribution.conversions import ActionState
+from app.compat.rocksdb_store import rocksdb_options
+from app.events.records import Click, Impression
+
+
+@dataclass(frozen=True)
+class WorkerTables:
+    impressions: Any
+    clicks: Any
+    conversions: Any
+
+
+def declare_tables(app: faust.App) -> WorkerTables:
+    return WorkerTables(
+        impressions=_table(
+            app,
+            "impressions",
+            Impression,
+            "Recorded impressions by aimp_id, for click and postback matching.",
+        ),
+        clicks=_table(
+            app,
+            "clicks",
+            Click,
+            "Recorded clicks by clickid, for postback matching within the offer's click_session.",
+        ),
+        conversions=_table(
+            app,
+            "conversions",
+            ActionState,
+            "Conversions by offer and action_id, for deduplication and status updates.",
+        ),
+    )
+
+
+def _table(app: faust.App, name: str, value_type: type, help_text: str) -> Any:
+    return app.Table(
+        name,
+        schema=faust.Schema(
+            key_type=str,
+            value_type=value_type,
+            key_serializer="raw",
+            value_serializer="json",
+        ),
+        options=rocksdb_options(),
+        help=help_text,
+    )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.attribution.conversions import verdict
 from app.attribution.verdicts import publish_verdicts
 from app.events.records import Postback, PostbackOutcome
-from app.streams.redis import worker_redis
 
 log = logging.getLogger("imptrack.postbacks")
 
@@ -18,7 +19,20 @@ PUBLISH_TIMEOUT = 1.0
 """Past this the edge has answered "pending" anyway; the agent must not stall."""
 
 
-async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
+Reply = Callable[[list[tuple[Postback, PostbackOutcome]]], Awaitable[None]]
+"""Tells the edge processes waiting for postbacks what became of them."""
+
+
+def replying_through(client: aioredis.Redis) -> Reply:
+    """:func:`reply` through ``client``."""
+
+    async def reply_with(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
+        await reply(client, decided)
+
+    return reply_with
+
+
+async def reply(client: aioredis.Redis, decided: list[tuple[Postback, PostbackOutcome]]) -> None:
     """Tell the edge processes waiting for these postbacks what became of them.
 
     Called once the outcomes are on the broker: an answer never says more than the
@@ -33,6 +47,6 @@ async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
         return
     try:
         async with asyncio.timeout(PUBLISH_TIMEOUT):
-            await publish_verdicts(worker_redis(), verdicts)
+            await publish_verdicts(client, verdicts)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("could not publish %d postback verdicts: %s", len(verdicts), exc)

@@ -22,7 +22,7 @@ from app.catalog.changes import decode
 from app.catalog.history import CatalogHistory
 from app.catalog.model import Catalog
 from app.compat.partitions import wait_for_partitions
-from app.events import topic_names
+from app.events import kinds
 
 log = logging.getLogger("imptrack.catalog")
 
@@ -34,7 +34,7 @@ class CatalogFollower:
     def __init__(
         self,
         bootstrap: str,
-        topic: str = topic_names.CATALOG,
+        topic: str = kinds.CATALOG_TOPIC,
         fetch_wait_ms: int = FETCH_WAIT_MS,
     ) -> None:
         self.bootstrap = bootstrap

@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 
+from app.catalog.destination_addresses import AddressPolicy
 from app.catalog.files import parse_text, to_document
 from app.catalog.follower import CatalogFollower
 from app.catalog.offer_links import offer_links
 from app.catalog.service import AppliedDocument, CatalogService
 from app.catalog.writer import CatalogWriter
 from app.exceptions import CatalogError, CatalogUnavailable
-from app.forwarding.addresses import AddressPolicy
 from app.settings import Settings
 
 T = TypeVar("T")

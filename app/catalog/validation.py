@@ -331,7 +331,7 @@ def affiliate_postbacks(
 
 AddressRefusal = Callable[[str], str | None]
 """Why a URL's host may not be called, when it is an address the forwarder refuses
-(app.forwarding.addresses.AddressPolicy.literal_refusal); None when it may."""
+(app.catalog.destination_addresses.AddressPolicy.literal_refusal); None when it may."""
 
 POSTBACK_URL_FIELDS = ("postback_urls", "affiliate_postbacks")
 

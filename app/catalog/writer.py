@@ -8,12 +8,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from app.catalog.changes import Change
-from app.events import topic_names
+from app.events import kinds
 from app.exceptions import CatalogUnavailable
 
 
 class CatalogWriter:
-    def __init__(self, bootstrap: str, timeout: float, topic: str = topic_names.CATALOG) -> None:
+    def __init__(self, bootstrap: str, timeout: float, topic: str = kinds.CATALOG_TOPIC) -> None:
         self.topic = topic
         self._timeout = timeout
         self._producer = AIOKafkaProducer(

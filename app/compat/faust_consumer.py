@@ -65,13 +65,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app.compat.contiguous_offsets import ContiguousOffsets
 from app.compat.processed_offsets import ProcessedOffsets
-from app.events import topic_names
+from app.events import kinds
 from app.settings import settings
 
 log = logging.getLogger("imptrack.consumer")
 
 # Written by the edge's plain (never transactional) producer.
-EDGE_TOPICS = frozenset({topic_names.IMPRESSIONS, topic_names.CLICKS, topic_names.POSTBACKS})
+EDGE_TOPICS = frozenset({kinds.IMPRESSIONS.topic, kinds.CLICKS.topic, kinds.POSTBACKS.topic})
 
 
 @cache

@@ -14,7 +14,7 @@ from app.edge.keys import CATALOG, IDS, PRODUCER, REDIS, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
-from app.events import topic_names
+from app.events import kinds
 from app.events.records import SUB_FIELDS
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
@@ -57,7 +57,7 @@ async def click(request: web.Request) -> web.StreamResponse:
             "advertiser_id": None if offer is None else offer.advertiser_id,
         }
         try:
-            await producer.produce(topic_names.REJECTED_CLICKS, clickid, orjson.dumps(rejected))
+            await producer.produce(kinds.REJECTED_CLICKS.topic, clickid, orjson.dumps(rejected))
         except BrokerUnavailable:
             return unavailable("the click could not be stored; retry shortly")
         headers = {**_NO_STORE, "X-Imptrack-Rejected": reason.value}
@@ -95,7 +95,7 @@ async def click(request: web.Request) -> web.StreamResponse:
         **{name: wanted.subs.get(name) for name in SUB_FIELDS},
     }
     try:
-        await producer.produce(topic_names.CLICKS, clickid, orjson.dumps(payload))
+        await producer.produce(kinds.CLICKS.topic, clickid, orjson.dumps(payload))
     except BrokerUnavailable:
         return unavailable("the click could not be stored; retry shortly")
     headers = {**_NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}

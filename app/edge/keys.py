@@ -8,7 +8,7 @@ from aiohttp import web
 from app.attribution.verdicts import VerdictWaiter
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
-from app.edge.admin.auth import ApiKeyGate
+from app.edge.api_keys import ApiKeyGate
 from app.edge.producer import EventProducer
 from app.ids import IdGenerator
 from app.settings import Settings

@@ -11,7 +11,7 @@ from app.edge.keys import API_KEY_GATE, CATALOG, IDS, PRODUCER, SETTINGS
 from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
-from app.events import topic_names
+from app.events import kinds
 from app.events.records import impression_payload
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
@@ -42,7 +42,7 @@ async def pixel(request: web.Request) -> web.Response:
         ip=client_ip(request, settings.edge_trusted_proxy_hops),
     )
     try:
-        await request.app[PRODUCER].produce(topic_names.IMPRESSIONS, aimp_id, orjson.dumps(payload))
+        await request.app[PRODUCER].produce(kinds.IMPRESSIONS.topic, aimp_id, orjson.dumps(payload))
     except BrokerUnavailable:
         return unavailable("the impression could not be stored; retry shortly")
     # The aimp_id is for the advertiser it is forwarded to: whoever learns it can post

@@ -24,7 +24,7 @@ from app.edge.client_ip import client_ip
 from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import unreadable_body
-from app.events import topic_names
+from app.events import kinds
 from app.ids import is_valid_id
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -103,7 +103,7 @@ async def _read_body(request: web.Request) -> tuple[list[tuple[str, str]], str |
 
 def _routing_key(params: dict[str, str], postback_id: str) -> str:
     # The partition of the click or impression it names: the worker holding that
-    # part of the clicks and impressions tables reads it (app.events.topic_names.POSTBACKS).
+    # part of the clicks and impressions tables reads it (app.events.kinds.POSTBACKS.topic).
     for name in ("clickid", "aimp_id"):
         value = params.get(name, "")
         if is_valid_id(value):
@@ -133,7 +133,7 @@ async def postback(request: web.Request) -> web.Response:
     decided = waiter.expect(postback_id)
     try:
         await request.app[PRODUCER].produce(
-            topic_names.POSTBACKS, _routing_key(params, postback_id), orjson.dumps(record)
+            kinds.POSTBACKS.topic, _routing_key(params, postback_id), orjson.dumps(record)
         )
     except BrokerUnavailable:
         waiter.forget(postback_id)

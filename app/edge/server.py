@@ -14,12 +14,13 @@ import uvloop
 from aiohttp import web
 
 from app.attribution.verdicts import VerdictWaiter
+from app.catalog.destination_addresses import AddressPolicy
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
 from app.edge import malformed_log
-from app.edge.admin.auth import ApiKeyGate
 from app.edge.admin.routes import create_admin_app
+from app.edge.api_keys import ApiKeyGate
 from app.edge.click import click
 from app.edge.keys import (
     API_KEY_GATE,
@@ -35,7 +36,6 @@ from app.edge.pixel import pixel
 from app.edge.postback import postback
 from app.edge.producer import EventProducer
 from app.exceptions import StackError
-from app.forwarding.addresses import AddressPolicy
 from app.ids import IdGenerator, IdSeal
 from app.installation_secrets import load_api_key, load_id_key
 from app.settings import Settings

@@ -1,124 +1,36 @@
-"""Faust declarations of the event topics (names in :mod:`app.events.topic_names`)."""
+"""The event kinds as topics of one Faust app (the worker's or the forwarder's)."""
 
 from __future__ import annotations
 
-from app.events import topic_names
-from app.events.records import (
-    AffiliatePostbackTask,
-    Click,
-    Conversion,
-    ForwardTask,
-    Impression,
-    MatchedPostback,
-    Postback,
-    PostbackOutcome,
-    RejectedImpression,
-)
-from app.streams.faust_app import app
+from typing import Any
 
-# Keys are the raw ID bytes, exactly as the edge sends them, so the producer's
-# partitioner places a key on the same partition in every topic and table.
-impressions_topic = app.topic(
-    topic_names.IMPRESSIONS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=Impression,
-)
+import faust
 
-recorded_impressions_topic = app.topic(
-    topic_names.RECORDED_IMPRESSIONS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=Impression,
-)
+from app.events.kinds import EVENTS, EventKind
 
-rejected_impressions_topic = app.topic(
-    topic_names.REJECTED_IMPRESSIONS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=RejectedImpression,
-)
 
-forward_tasks_topic = app.topic(
-    topic_names.FORWARD_TASKS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=ForwardTask,
-)
+class EventTopics:
+    """Each event kind's Faust topic in one app.
 
-# The forwarder publishes delivery attempts already serialized (see
-# app.events.records.DeliveryAttempt): they were written to Redis as JSON first.
-deliveries_topic = app.topic(
-    topic_names.DELIVERIES,
-    key_type=str,
-    key_serializer="raw",
-    value_type=bytes,
-    value_serializer="raw",
-)
+    Keys are the raw ID bytes, exactly as the edge sends them, so the producer's
+    partitioner places a key on the same partition in every topic and table. A kind
+    published already serialized (the delivery logs) is sent as raw bytes.
+    """
 
-dead_letters_topic = app.topic(
-    topic_names.DEAD_LETTERS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=bytes,
-    value_serializer="raw",
-)
+    def __init__(self, app: faust.App) -> None:
+        self._topics = {kind.topic: _declare(app, kind) for kind in EVENTS}
 
-clicks_topic = app.topic(
-    topic_names.CLICKS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=Click,
-)
+    def __getitem__(self, kind: EventKind) -> Any:
+        return self._topics[kind.topic]
 
-postbacks_topic = app.topic(
-    topic_names.POSTBACKS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=Postback,
-)
 
-postback_matches_topic = app.topic(
-    topic_names.POSTBACK_MATCHES,
-    key_type=str,
-    key_serializer="raw",
-    value_type=MatchedPostback,
-)
-
-conversions_topic = app.topic(
-    topic_names.CONVERSIONS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=Conversion,
-)
-
-postback_outcomes_topic = app.topic(
-    topic_names.POSTBACK_OUTCOMES,
-    key_type=str,
-    key_serializer="raw",
-    value_type=PostbackOutcome,
-)
-
-affiliate_postbacks_topic = app.topic(
-    topic_names.AFFILIATE_POSTBACKS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=AffiliatePostbackTask,
-)
-
-# Published already serialized, as the impressions' delivery log is.
-affiliate_postback_deliveries_topic = app.topic(
-    topic_names.AFFILIATE_POSTBACK_DELIVERIES,
-    key_type=str,
-    key_serializer="raw",
-    value_type=bytes,
-    value_serializer="raw",
-)
-
-affiliate_postback_dead_letters_topic = app.topic(
-    topic_names.AFFILIATE_POSTBACK_DEAD_LETTERS,
-    key_type=str,
-    key_serializer="raw",
-    value_type=bytes,
-    value_serializer="raw",
-)
+def _declare(app: faust.App, kind: EventKind) -> Any:
+    if kind.serialized:
+        return app.topic(
+            kind.topic,
+            key_type=str,
+            key_serializer="raw",
+            value_type=bytes,
+            value_serializer="raw",
+        )
+    return app.topic(kind.topic, key_type=str, key_serializer="raw", value_type=kind.record)

@@ -15,7 +15,7 @@ import time
 import aiohttp
 from yarl import URL
 
-from app.forwarding.addresses import AddressPolicy, AddressRefused, GuardedResolver
+from app.catalog.destination_addresses import AddressPolicy, AddressRefused, GuardedResolver
 from app.forwarding.outcomes import AttemptResult, from_status, parse_retry_after
 from app.settings import ForwardingSettings
 

@@ -17,7 +17,7 @@ DEAD_LETTER = "dead_letter"
 FAILED = "failed"
 """The destination answered another status (e.g. 404): retrying would not help."""
 BLOCKED = "blocked"
-"""Never sent: the destination's address is refused (see app.forwarding.addresses)."""
+"""Never sent: the destination's address is refused (see app.catalog.destination_addresses)."""
 
 OUTCOMES = (DELIVERED, RETRYING, DEAD_LETTER, FAILED, BLOCKED)
 FINAL_FAILURES = (DEAD_LETTER, FAILED, BLOCKED)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.exceptions import StackError
 from app.ops import probes
-from app.ops.local_kafka import KafkaJars, KafkaNode, kafka_jars
+from app.ops.local_kafka import KafkaJars, KafkaNode, LocalCluster, kafka_jars
 from app.ops.topic_specs import ensure_topics
 from app.settings import Settings
 
@@ -135,7 +135,7 @@ class Stack:
         return self._jars
 
     def _kafka_nodes(self) -> list[Component]:
-        cluster = self.settings.local_kafka
+        cluster = LocalCluster.of(self.settings)
         parts = []
         for node in cluster.nodes:
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaError
 
-from app.events import topic_names
+from app.events import kinds
 from app.exceptions import StackError
 from app.ops import probes
 from app.settings import Settings
@@ -25,17 +25,16 @@ def topic_specs(s: Settings) -> list[probes.TopicSpec]:
     durable = {"min.insync.replicas": str(s.min_insync_replicas)}
     compacted = {"cleanup.policy": "compact", **durable}
     specs = [
-        probes.TopicSpec(name, s.topic_partitions, replicas, durable)
-        for name in topic_names.EVENT_TOPICS
+        probes.TopicSpec(name, s.topic_partitions, replicas, durable) for name in kinds.EVENT_TOPICS
     ]
     # One partition keeps catalog changes in the order they were made; compaction
     # keeps the latest state of every key for as long as the topic lives.
-    specs.append(probes.TopicSpec(topic_names.CATALOG, 1, replicas, compacted))
+    specs.append(probes.TopicSpec(kinds.CATALOG_TOPIC, 1, replicas, compacted))
     # The tables' changelogs as Faust would make them (compacted, a partition per
     # event partition), but before the worker joins its group.
     specs += [
         probes.TopicSpec(name, s.topic_partitions, replicas, compacted)
-        for name in topic_names.CHANGELOG_TOPICS
+        for name in kinds.CHANGELOG_TOPICS
     ]
     return specs
 

@@ -1,46 +1,48 @@
-"""The catalog as every worker holds it: the whole ``catalog`` topic, in memory.
+"""The catalog as a Faust process holds it: the whole ``catalog`` topic, in memory.
 
 Not a Faust GlobalTable: the edge (which is not a Faust app) must hold the same
 catalog the same way, so both run :class:`~app.catalog.follower.CatalogFollower`
-(see docs/ARCHITECTURE.md, "The catalog").
+(see docs/ARCHITECTURE.md, "The catalog"). The agents see it through
+:class:`CatalogView`, which a test can stand in for with a fixed catalog.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
-from app.catalog.follower import CatalogFollower
+from app.catalog.model import Catalog
 from app.ids import id_ms, is_valid_id
-from app.settings import settings
-from app.streams.faust_app import app
 
 log = logging.getLogger("imptrack.catalog")
-
-# A short fetch wait: each batch of impressions and postbacks waits for proof that its
-# catalog is current (catalog_current_for), which takes up to two fetch waits.
-catalog = CatalogFollower(settings().broker, fetch_wait_ms=settings().worker_catalog_fetch_wait_ms)
-
-
-@app.task  # type: ignore[untyped-decorator]
-async def follow_catalog() -> None:
-    await catalog.run()
-
 
 CATALOG_WAIT_SECONDS = 5.0
 
 
-async def catalog_current_for(events: list[Any], id_field: str) -> None:
-    """Wait until this worker's catalog has every change made before the newest
-    event of the batch was accepted (by its time-ordered ID)."""
+class CatalogView(Protocol):
+    """What the agents need of the catalog: when it is loaded, the catalog in force
+    at a moment, and a wait until it holds every change made before a moment."""
+
+    @property
+    def ready(self) -> asyncio.Event: ...
+
+    def catalog_at(self, moment_ms: int) -> Catalog: ...
+
+    async def wait_current(self, moment_ms: int, within: float) -> bool: ...
+
+
+async def catalog_current_for(catalog: CatalogView, events: list[Any], id_field: str) -> None:
+    """Wait until ``catalog`` has every change made before the newest event of the
+    batch was accepted (by its time-ordered ID)."""
     ids = [getattr(e.value, id_field) for e in events]
     newest = max((id_ms(i) for i in ids if isinstance(i, str) and is_valid_id(i)), default=0)
-    await catalog_current_at(newest, len(events))
+    await catalog_current_at(catalog, newest, len(events))
 
 
-async def catalog_current_at(moment_ms: int, events: int) -> None:
-    """Wait until this worker's catalog has every change made before ``moment_ms``,
-    to judge ``events`` events of that time or earlier."""
+async def catalog_current_at(catalog: CatalogView, moment_ms: int, events: int) -> None:
+    """Wait until ``catalog`` has every change made before ``moment_ms``, to judge
+    ``events`` events of that time or earlier."""
     if not await catalog.wait_current(moment_ms, CATALOG_WAIT_SECONDS):
         log.warning(
             "judging %d events with a catalog not known to be current (the catalog "

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import faust
 from faust.types import TP
 
 from app.compat.faust_consumer import CurrentGenerationConsumer
+from app.events.kinds import EventKind
 from app.ids import id_ms, is_valid_id
-from app.streams.faust_app import app
 
 CLOCK_SKEW_MS = 500
 """How far the clocks that time IDs (the edge processes') and fetch answers (this
@@ -29,15 +30,18 @@ class TableInput:
     """The input topic of one table's agent, whose events carry their time-ordered
     ID in ``id_field``, and how far the agent has written it into the table."""
 
-    def __init__(self, topic: str, id_field: str) -> None:
-        self.topic = topic
-        self.id_field = id_field
+    def __init__(self, app: faust.App, kind: EventKind) -> None:
+        if kind.key is None:
+            raise ValueError(f"{kind.topic}: a table's input is keyed by its time-ordered ID")
+        self.topic = kind.topic
+        self.id_field = kind.key
+        self._app = app
         # partition -> the newest ID time (ms) written from it.
         self._newest_ms: dict[int, int] = {}
 
     def processed(self, events: list[Any]) -> None:
         """``events`` (taken from the stream in order) are in the table."""
-        consumer = _consumer()
+        consumer = self._consumer()
         for event in events:
             message = event.message
             consumer.processed(message.tp, message.offset)
@@ -55,8 +59,7 @@ class TableInput:
         due = ms + CLOCK_SKEW_MS
         if self._newest_ms.get(partition, 0) >= due:
             return True
-        return _consumer().processed_up_to_end(TP(self.topic, partition), due)
+        return self._consumer().processed_up_to_end(TP(self.topic, partition), due)
 
-
-def _consumer() -> CurrentGenerationConsumer:
-    return cast(CurrentGenerationConsumer, app.consumer)
+    def _consumer(self) -> CurrentGenerationConsumer:
+        return cast(CurrentGenerationConsumer, self._app.consumer)

@@ -1,34 +1,39 @@
-"""HTTP pages of the Faust worker, for operators and ``imptrack up``."""
+"""HTTP pages of the worker, for operators and ``imptrack up``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import faust
 from faust import web
 
 from app.compat.faust_consumer import CurrentGenerationConsumer
-from app.streams.catalog import catalog
-from app.streams.faust_app import app
 
 
-@app.page("/healthz")
-async def healthz(self: web.View, request: web.Request) -> Any:
-    """200 once the catalog is loaded, table recovery has completed and no rebalance
-    is in progress, else 503.
+def serve(app: faust.App, catalog: Any) -> None:
+    """Add the worker's ``/healthz`` to ``app``; ``catalog`` is its
+    :class:`app.catalog.follower.CatalogFollower`."""
 
-    Faust serves pages before recovery finishes, so readiness is checked here.
-    """
-    recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-    catalog_loaded = catalog.ready.is_set()
-    body = {
-        "status": "ok" if recovered and catalog_loaded and not app.rebalancing else "starting",
-        "recovered": recovered,
-        "catalog": catalog.status(),
-        "rebalancing": app.rebalancing,
-        "in_recovery": app.in_recovery,
-        "assigned": sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()),
-        "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
-        "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
-        "offset_gaps_refetched": CurrentGenerationConsumer.gaps_refetched,
-    }
-    return self.json(body, status=200 if body["status"] == "ok" else 503)
+    @app.page("/healthz")
+    async def healthz(self: web.View, request: web.Request) -> Any:
+        """200 once the catalog is loaded, table recovery has completed and no
+        rebalance is in progress, else 503.
+
+        Faust serves pages before recovery finishes, so readiness is checked here.
+        """
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        catalog_loaded = catalog.ready.is_set()
+        body = {
+            "status": "ok" if recovered and catalog_loaded and not app.rebalancing else "starting",
+            "recovered": recovered,
+            "catalog": catalog.status(),
+            "rebalancing": app.rebalancing,
+            "in_recovery": app.in_recovery,
+            "assigned": sorted(
+                f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives()
+            ),
+            "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
+            "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
+            "offset_gaps_refetched": CurrentGenerationConsumer.gaps_refetched,
+        }
+        return self.json(body, status=200 if body["status"] == "ok" else 503)

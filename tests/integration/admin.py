@@ -8,7 +8,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.events import topic_names
+from app.events import kinds
 from tests.integration.conftest import RunningStack
 
 
@@ -42,7 +42,7 @@ async def catalog_records(bootstrap: str) -> int:
     )
     await consumer.start()
     try:
-        tp = TopicPartition(topic_names.CATALOG, 0)
+        tp = TopicPartition(kinds.CATALOG_TOPIC, 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
         count = 0

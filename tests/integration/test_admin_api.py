@@ -283,14 +283,14 @@ async def test_a_malformed_catalog_record_is_skipped_not_fatal(
     later changes still take effect."""
     from aiokafka import AIOKafkaProducer
 
-    from app.events import topic_names
+    from app.events import kinds
 
     producer = AIOKafkaProducer(bootstrap_servers=running_stack.settings.broker)
     await producer.start()
     try:
-        await producer.send_and_wait(topic_names.CATALOG, b"not json", key=b"offer:998")
-        await producer.send_and_wait(topic_names.CATALOG, b'{"x": 1}', key=b"campaign:1")
-        await producer.send_and_wait(topic_names.CATALOG, b'{"id": 997}', key=b"offer:997")
+        await producer.send_and_wait(kinds.CATALOG_TOPIC, b"not json", key=b"offer:998")
+        await producer.send_and_wait(kinds.CATALOG_TOPIC, b'{"x": 1}', key=b"campaign:1")
+        await producer.send_and_wait(kinds.CATALOG_TOPIC, b'{"id": 997}', key=b"offer:997")
     finally:
         await producer.stop()
     created = await admin.ok("POST", "/advertisers", {"id": 503, "name": "After garbage"})

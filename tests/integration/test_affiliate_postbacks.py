@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from app.events import topic_names
+from app.events import kinds
 from tests.integration.admin import Admin, topic_keys
 from tests.integration.advertiser import AdvertiserSink
 from tests.integration.conftest import RunningStack
@@ -315,7 +315,7 @@ async def test_a_failing_url_is_retried_and_ends_dead_lettered(
         stack, lambda rows: rows and rows[0]["outcome"] == "dead_letter", "--offer", str(FAILING)
     )
     assert (row["http_status"], row["attempts"], row["error"]) == (500, 5, "HTTP 500")
-    dead = await topic_keys(stack.settings.broker, topic_names.AFFILIATE_POSTBACK_DEAD_LETTERS)
+    dead = await topic_keys(stack.settings.broker, kinds.AFFILIATE_POSTBACK_DEAD_LETTERS.topic)
     assert dead.count(row["conversion_id"]) == 1
 
 

@@ -44,7 +44,7 @@ from aiohttp import web
 from yarl import URL
 
 from app.attribution.security import secure_hash
-from app.events import topic_names
+from app.events import kinds
 from app.forwarding.forwarder import LEASE_MARGIN_SECONDS
 from app.ops import probes
 from tests.integration.admin import busiest_partition_leader, topic_keys, where_lost
@@ -355,7 +355,7 @@ class CrashTraffic:
         if fault.component != LEADER:
             return fault.component
         partition, node = await busiest_partition_leader(
-            self.stack.settings.broker, topic_names.IMPRESSIONS
+            self.stack.settings.broker, kinds.IMPRESSIONS.topic
         )
         print(f"  impressions:{partition} is the busiest; its leader is node {node}")
         return f"broker-{node}"
@@ -701,7 +701,7 @@ def check_impressions(
             "tracked impressions",
             lost,
             "DuckDB's impressions",
-            [topic_names.IMPRESSIONS, topic_names.RECORDED_IMPRESSIONS],
+            [kinds.IMPRESSIONS.topic, kinds.RECORDED_IMPRESSIONS.topic],
         )
         report.add(f"the lost impressions on the impressions topic, by partition: {on_topic}")
     report.extra("impressions", in_db - tracked - refused.impressions, "DuckDB's impressions")
@@ -710,7 +710,7 @@ def check_impressions(
         "rejected impressions",
         lost_rejections,
         "DuckDB's rejections",
-        [topic_names.IMPRESSIONS, topic_names.REJECTED_IMPRESSIONS],
+        [kinds.IMPRESSIONS.topic, kinds.REJECTED_IMPRESSIONS.topic],
     )
     wrong_reason = {
         a: (reason, stored.rejections[a])
@@ -741,7 +741,7 @@ def check_clicks(
 ) -> None:
     report.doubled("clicks", stored.clicks, "DuckDB's clicks")
     report.lost(
-        "clicks", set(acked.clicks) - set(stored.clicks), "DuckDB's clicks", [topic_names.CLICKS]
+        "clicks", set(acked.clicks) - set(stored.clicks), "DuckDB's clicks", [kinds.CLICKS.topic]
     )
     report.extra(
         "clicks", set(stored.clicks) - set(acked.clicks) - refused.clicks, "DuckDB's clicks"
@@ -768,7 +768,7 @@ def check_postbacks(
         "answered postbacks",
         set(acked.postbacks) - set(stored.postbacks),
         "server_postbacks",
-        [topic_names.POSTBACK_OUTCOMES],
+        [kinds.POSTBACK_OUTCOMES.topic],
     )
     report.extra(
         "postbacks",
@@ -890,7 +890,7 @@ def check_forwarding(
         "forwarded impressions",
         forwarded - set(received),
         "the advertiser",
-        [topic_names.FORWARD_TASKS, topic_names.DELIVERIES],
+        [kinds.FORWARD_TASKS.topic, kinds.DELIVERIES.topic],
     )
     report.extra("deliveries", set(received) - acked_forwarded, "the advertiser's requests")
     killed = forwarder.killed_at
@@ -920,7 +920,7 @@ def check_forwarding(
         "forwarded impressions",
         forwarded - set(stored.delivered),
         "the delivery log (deliveries, outcome delivered)",
-        [topic_names.FORWARD_TASKS, topic_names.DELIVERIES],
+        [kinds.FORWARD_TASKS.topic, kinds.DELIVERIES.topic],
     )
     report.doubled("impressions", stored.delivered, "the delivery log as delivered")
     report.extra("delivered impressions", set(stored.delivered) - forwarded, "the delivery log")

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from app.catalog.model import Destination, Offer
-from app.events import topic_names
+from app.events import kinds
 from app.forwarding.split import choose, destinations
 from app.ids import id_ms
 from tests.integration.admin import Admin, where_lost
@@ -110,7 +110,7 @@ async def _attempts(stack: RunningStack, offer_id: int, expected: int) -> list[t
 async def _dead_letters(stack: RunningStack, aimp_ids: set[str]) -> Counter[str]:
     """Records per aimp_id on the dead-letter topic, for these impressions."""
     consumer = AIOKafkaConsumer(
-        topic_names.DEAD_LETTERS,
+        kinds.DEAD_LETTERS.topic,
         bootstrap_servers=stack.settings.broker,
         group_id=None,
         auto_offset_reset="earliest",

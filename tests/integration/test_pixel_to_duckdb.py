@@ -7,7 +7,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from app.events import topic_names
+from app.events import kinds
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
 from tests.integration.conftest import RunningStack
@@ -84,7 +84,7 @@ async def test_malformed_exported_events_are_skipped_and_the_rest_stored(
     await producer.start()
     try:
         for value in values:  # one partition, so one fetch holds them all in order
-            await producer.send_and_wait(topic_names.RECORDED_IMPRESSIONS, value, partition=0)
+            await producer.send_and_wait(kinds.RECORDED_IMPRESSIONS.topic, value, partition=0)
     finally:
         await producer.stop()
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.events import topic_names
+from app.events import kinds
 from app.forwarding.forwarder import LEASE_MARGIN_SECONDS
 from app.ops.probes import free_ports, http_json
 from app.settings import Settings
@@ -109,14 +109,14 @@ def test_two_workers_share_the_partitions_and_one_takes_over_from_a_killed_one(
     first, second = s.worker_url, s.instance_url(s.worker_web_port, 2)
     partitions = s.topic_partitions
     shared = _assigned(first), _assigned(second)
-    impressions = {a for a in shared[0] | shared[1] if a.startswith(f"{topic_names.IMPRESSIONS}:")}
+    impressions = {a for a in shared[0] | shared[1] if a.startswith(f"{kinds.IMPRESSIONS.topic}:")}
     assert len(impressions) == partitions and all(shared), f"not shared: {shared}"
 
     with PixelStream(stack) as stream:
         time.sleep(4)
         killed_at = time.monotonic()
         stack.stack.kill("worker-2")
-        took = _takeover_seconds(first, topic_names.IMPRESSIONS, partitions, killed_at)
+        took = _takeover_seconds(first, kinds.IMPRESSIONS.topic, partitions, killed_at)
         print(f"\nworker takeover after SIGKILL: {took:.1f} s")
         time.sleep(4)
     answered = set(stream.run.accepted)
@@ -154,7 +154,7 @@ def test_a_killed_forwarder_is_replaced_by_the_other_and_only_its_requests_in_fl
         killed_at = time.monotonic()
         stack.stack.kill("forwarder-2")
         dead_at = time.monotonic()  # kill() returns once the process is gone
-        took = _takeover_seconds(first, topic_names.FORWARD_TASKS, s.topic_partitions, killed_at)
+        took = _takeover_seconds(first, kinds.FORWARD_TASKS.topic, s.topic_partitions, killed_at)
         print(f"\nforwarder takeover after SIGKILL: {took:.1f} s")
         time.sleep(4)
     answered = set(stream.run.accepted)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from app.compat.processed_offsets import ProcessedOffsets
+from app.events import kinds
 from app.ids import IdGenerator
-from app.streams import table_progress as progress
 from app.streams.table_progress import CLOCK_SKEW_MS, TableInput
 from tests.ids import TEST_SEAL
 
@@ -71,10 +71,13 @@ class FakeConsumer:
 
 
 @pytest.fixture
-def consumer(monkeypatch: pytest.MonkeyPatch) -> FakeConsumer:
-    fake = FakeConsumer()
-    monkeypatch.setattr(progress, "_consumer", lambda: fake)
-    return fake
+def consumer() -> FakeConsumer:
+    return FakeConsumer()
+
+
+def _impressions_input(consumer: FakeConsumer) -> TableInput:
+    """The impressions table's input, in a worker whose consumer is ``consumer``."""
+    return TableInput(SimpleNamespace(consumer=consumer), kinds.IMPRESSIONS)  # type: ignore[arg-type]
 
 
 def _written(source: TableInput, first_offset: int, *issued_ms: int) -> None:
@@ -100,7 +103,7 @@ def test_a_postback_waits_while_the_impressions_agent_has_not_reached_its_time(
     """A restarted worker reads the small postbacks topic ahead of the impressions:
     neither an older impression written nor a fetch that found more than was
     written shows that the table holds the impression a postback names."""
-    source = TableInput("impressions", "aimp_id")
+    source = _impressions_input(consumer)
     _written(source, 0, RECEIVED_MS - 20_000)
     assert not source.holds_everything_before(0, RECEIVED_MS)
     consumer.fetched = (40, RECEIVED_MS + 5_000)  # 39 more to write
@@ -110,7 +113,7 @@ def test_a_postback_waits_while_the_impressions_agent_has_not_reached_its_time(
 def test_an_impression_accepted_after_the_postback_shows_the_table_current(
     consumer: FakeConsumer,
 ) -> None:
-    source = TableInput("impressions", "aimp_id")
+    source = _impressions_input(consumer)
     _written(source, 0, RECEIVED_MS + CLOCK_SKEW_MS - 1)
     assert not source.holds_everything_before(0, RECEIVED_MS)
     _written(source, 1, RECEIVED_MS + CLOCK_SKEW_MS)
@@ -122,7 +125,7 @@ def test_a_fetch_answered_after_the_postback_with_nothing_more_shows_the_table_c
     consumer: FakeConsumer,
 ) -> None:
     """A quiet partition: no later impression comes to show it, a fetch does."""
-    source = TableInput("impressions", "aimp_id")
+    source = _impressions_input(consumer)
     _written(source, 0, RECEIVED_MS - 60_000, RECEIVED_MS - 59_000, RECEIVED_MS - 58_000)
     consumer.fetched = (3, RECEIVED_MS + CLOCK_SKEW_MS)  # answered too early to tell
     assert not source.holds_everything_before(0, RECEIVED_MS)

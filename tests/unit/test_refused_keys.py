@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from app.edge.admin.auth import HEADER, ApiKeyGate, RefusedKeys
+from app.edge.api_keys import HEADER, ApiKeyGate, RefusedKeys
 
 LOG = logging.getLogger("test.refused")
 KEY = "near-miss-key-do-not-log-7d1f"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.events import topic_names
+from app.events import kinds
 from app.exceptions import ConfigurationError
 from app.ops.probes import free_ports
 from app.ops.stack import Stack, isolated_stack
@@ -155,17 +155,17 @@ def test_every_topic_is_created_with_its_replicas_and_the_changelogs_compacted(
     s = Settings.from_env({"IMPTRACK_HOME": str(tmp_path), "IMPTRACK_KAFKA_NODES": "3"})
     specs = {spec.name: spec for spec in topic_specs(s)}
     assert set(specs) == {
-        *topic_names.EVENT_TOPICS,
-        topic_names.CATALOG,
-        *topic_names.CHANGELOG_TOPICS,
+        *kinds.EVENT_TOPICS,
+        kinds.CATALOG_TOPIC,
+        *kinds.CHANGELOG_TOPICS,
     }
     assert {
         (spec.replication_factor, spec.configs["min.insync.replicas"]) for spec in specs.values()
     } == {(3, "2")}
-    assert specs[topic_names.CATALOG].partitions == 1
-    for name in (topic_names.CATALOG, *topic_names.CHANGELOG_TOPICS):
+    assert specs[kinds.CATALOG_TOPIC].partitions == 1
+    for name in (kinds.CATALOG_TOPIC, *kinds.CHANGELOG_TOPICS):
         assert specs[name].configs["cleanup.policy"] == "compact"
-    for name in (*topic_names.EVENT_TOPICS, *topic_names.CHANGELOG_TOPICS):
+    for name in (*kinds.EVENT_TOPICS, *kinds.CHANGELOG_TOPICS):
         assert specs[name].partitions == s.topic_partitions
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rocksdict
@@ -17,25 +18,29 @@ from app.compat.rocksdb_store import (
     MiB,
     TableMemory,
 )
-from app.events import topic_names
-from app.streams.faust_app import app
-from tables.clicks import clicks_table
-from tables.conversions import conversions_table
-from tables.impressions import impressions_table
+from app.events import kinds
+from app.settings import Settings
+from app.streams.worker import build_worker
 
-TABLES = (impressions_table, clicks_table, conversions_table)
 SLACK = 1.25  # how far over its budget the (not strict) cache is let go here
 
 
-def test_every_table_is_stored_with_the_shared_budget() -> None:
-    assert app.conf.store.scheme == storage.STORE_SCHEME
-    for table in TABLES:
+@pytest.fixture
+def worker(tmp_path: Path) -> Any:
+    """The worker's Faust app as ``imptrack worker`` builds it (nothing is started)."""
+    return build_worker(Settings.from_env({"IMPTRACK_HOME": str(tmp_path)}))
+
+
+def test_every_table_is_stored_with_the_shared_budget(worker: Any) -> None:
+    assert worker.conf.store.scheme == storage.STORE_SCHEME
+    tables = [worker.tables[name] for name in kinds.WORKER_TABLES]
+    for table in tables:
         store = table.data
         assert isinstance(store, BoundedStore), table.name
         assert isinstance(store.rocksdb_options, BoundedRocksDBOptions)
         # Each table its own options mapping: Faust's store takes entries out of it.
         assert store.rocksdb_options.write_buffer_size == 4 * MiB
-    assert impressions_table.options is not clicks_table.options
+    assert tables[0].options is not tables[1].options
 
 
 @pytest.fixture
@@ -107,11 +112,11 @@ def test_reads_cache_blocks_in_the_shared_cache_only(tmp_path: Path, memory: Tab
         db.close()
 
 
-def test_every_worker_table_has_its_changelog_created_up_front() -> None:
+def test_every_worker_table_has_its_changelog_created_up_front(worker: Any) -> None:
     """`imptrack up` creates each table's changelog before the worker joins its group:
     one the worker creates itself can be missing from the metadata at the join, and
-    its partitions then go unassigned for minutes (app/events/topic_names.py)."""
-    declared = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
-    assert {impressions_table.name, clicks_table.name, conversions_table.name} <= set(app.tables)
-    assert declared == set(topic_names.CHANGELOG_TOPICS)
-    assert app.conf.id == topic_names.WORKER_APP_ID
+    its partitions then go unassigned for minutes (app/events/kinds.py)."""
+    declared = {table.changelog_topic.get_topic_name() for table in worker.tables.values()}
+    assert set(worker.tables) == set(kinds.WORKER_TABLES)
+    assert declared == set(kinds.CHANGELOG_TOPICS)
+    assert worker.conf.id == kinds.WORKER_APP_ID

@@ -19,7 +19,7 @@ from app.catalog.files import to_document
 from app.catalog.model import Offer
 from app.catalog.offer_links import offer_links, parse_pid
 from app.catalog.validation import as_dict, id_from_text
-from app.edge.admin.auth import HEADER
+from app.edge.api_keys import HEADER
 from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE, SETTINGS
 from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable

@@ -20,15 +20,10 @@ from pathlib import Path
 
 from app.exceptions import StackError
 from app.ops.local_kafka.jars import KafkaJars
+from app.settings import Settings, local_replicas, min_insync_replicas, node_ports
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 FORMAT_TIMEOUT_SECONDS = 60.0
-
-
-def min_insync_replicas(replicas: int) -> int:
-    """With three replicas one may be down while writes go on, and an acknowledged
-    record is still on two machines."""
-    return 2 if replicas >= 3 else 1
 
 
 @dataclass(frozen=True)
@@ -73,10 +68,20 @@ class LocalCluster:
     heap_mb: int
 
     @classmethod
+    def of(cls, settings: Settings) -> LocalCluster:
+        """The cluster ``imptrack up`` starts when ``KAFKA_BROKER`` is unset."""
+        return cls.plan(
+            settings.data_dir / "kafka",
+            settings.embedded_broker_port,
+            settings.kafka_nodes,
+            settings.kafka_heap_mb,
+        )
+
+    @classmethod
     def plan(cls, home: Path, first_port: int, count: int, heap_mb: int) -> LocalCluster:
         nodes = tuple(
-            KafkaNode(i, first_port + 2 * (i - 1), first_port + 2 * (i - 1) + 1, home / f"node-{i}")
-            for i in range(1, count + 1)
+            KafkaNode(i, client, controller, home / f"node-{i}")
+            for i, (client, controller) in enumerate(node_ports(first_port, count), start=1)
         )
         return cls(nodes, home, heap_mb)
 
@@ -86,7 +91,7 @@ class LocalCluster:
 
     @property
     def replicas(self) -> int:
-        return min(len(self.nodes), 3)
+        return local_replicas(len(self.nodes))
 
     @property
     def min_insync_replicas(self) -> int:

@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from app.catalog.changes import Change, apply_change, decode, entity_change
+from app.catalog.destination_addresses import AddressPolicy
 from app.catalog.files import plan_document, to_document
 from app.catalog.model import AffiliatePostback, Catalog
 from app.catalog.validation import parse_affiliate, parse_offer, refused_postback_addresses
 from app.exceptions import CatalogError
-from app.forwarding.addresses import AddressPolicy
 from tests.unit.catalog.test_files import catalog_from
 
 GLOBAL = "https://aff.example/pb?click={clickid}&imp={impression_id}&st={status}&p={payout}"

@@ -8,7 +8,7 @@ from ipaddress import ip_network
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from app.forwarding.addresses import AddressPolicy, AddressRefused, GuardedResolver
+from app.catalog.destination_addresses import AddressPolicy, AddressRefused, GuardedResolver
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,222 @@
+"""Every event kind imptrack carries on Kafka, each declared once.
+
+A kind names its topic, the field whose value keys each record (the partitioner
+places equal keys on the same partition in every topic and table), its record, who
+writes it, and, for the kinds analysts see, the DuckDB table it is exported to and
+the key a row is stored once by. The Faust topics (:mod:`app.events.topics`), the
+topics ``imptrack up`` creates (:mod:`app.ops.topic_specs`), the exporter's topics
+and dedup keys (:mod:`reports.exporter`, :mod:`reports.store`) are all read from
+here; tests/unit/events/ checks the export SQL, the Arrow columns and the edge's
+payloads against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from app.events.records import (
+    AffiliatePostbackAttempt,
+    AffiliatePostbackTask,
+    Click,
+    Conversion,
+    DeliveryAttempt,
+    ForwardTask,
+    Impression,
+    MatchedPostback,
+    Postback,
+    PostbackOutcome,
+    RejectedClick,
+    RejectedImpression,
+)
+
+EDGE = "edge"
+WORKER = "worker"
+FORWARDER = "forwarder"
+
+
+@dataclass(frozen=True)
+class Export:
+    """Where the exporter stores a kind: the DuckDB ``table`` (with its
+    ``reports/sql/export_<table>.sql`` and its Arrow columns in reports/columns.py),
+    and the columns a row is stored once by; the first is a time-ordered ID."""
+
+    table: str
+    dedup_key: tuple[str, ...]
+    updated_in_place: bool = False
+    """A newer revision replaces the stored row instead of being dropped as stored."""
+
+
+@dataclass(frozen=True)
+class EventKind:
+    topic: str
+    key: str | None
+    """The record field whose value is the Kafka key; None: a key made otherwise
+    (the kind's docstring says how)."""
+    record: type[faust.Record]
+    writer: str
+    export: Export | None = None
+    serialized: bool = False
+    """Published already serialized (written to Redis as JSON first, then shipped)."""
+
+
+IMPRESSIONS = EventKind("impressions", "aimp_id", Impression, EDGE)
+"""Impressions as the edge accepted them."""
+
+RECORDED_IMPRESSIONS = EventKind(
+    "impressions-recorded",
+    "aimp_id",
+    Impression,
+    WORKER,
+    Export("impressions", ("aimp_id",)),
+)
+"""Impressions the impressions agent recorded, with what they earned."""
+
+REJECTED_IMPRESSIONS = EventKind(
+    "impressions-rejected",
+    "aimp_id",
+    RejectedImpression,
+    WORKER,
+    Export("rejections", ("aimp_id",)),
+)
+"""Impressions the impressions agent did not track, with their reason."""
+
+FORWARD_TASKS = EventKind("forward-tasks", "aimp_id", ForwardTask, WORKER)
+"""One delivery to make to an advertiser's impressions destination URL."""
+
+DELIVERIES = EventKind(
+    "deliveries",
+    "aimp_id",
+    DeliveryAttempt,
+    FORWARDER,
+    Export("deliveries", ("aimp_id", "destination", "attempt")),
+    serialized=True,
+)
+"""Every delivery attempt and its outcome."""
+
+DEAD_LETTERS = EventKind(
+    "forward-dead-letters", "aimp_id", DeliveryAttempt, FORWARDER, serialized=True
+)
+"""Forward tasks that were never delivered, with the last attempt's error."""
+
+CLICKS = EventKind("clicks", "clickid", Click, EDGE, Export("clicks", ("clickid",)))
+"""Clicks the edge accepted and redirected: the clicks agent keeps them for
+postbacks, and the exporter exports them as they are (the edge's verdict on a click
+is final, no worker stands between a click and DuckDB)."""
+
+REJECTED_CLICKS = EventKind(
+    "clicks-rejected",
+    "clickid",
+    RejectedClick,
+    EDGE,
+    Export("click_rejections", ("clickid",)),
+)
+"""Clicks the edge did not track, with their reason."""
+
+POSTBACKS = EventKind("postbacks", None, Postback, EDGE)
+"""Postbacks as the edge received them. Keyed by the ``clickid`` they name, else the
+``aimp_id``, else their own ID (app/edge/postback.py): a postback lands on the
+partition of the click or impression it names, where the worker holding that part
+of the tables reads it."""
+
+POSTBACK_MATCHES = EventKind("postback-matches", None, MatchedPostback, WORKER)
+"""Postbacks matched to their click or impression, keyed by ``<offer_id>:<action_id>``
+(``<offer_id>:postback:<postback_id>`` without one, app.attribution.conversions
+``action_key``), so every postback of one advertiser action meets the earlier ones
+in one place."""
+
+CONVERSIONS = EventKind(
+    "conversions",
+    "conversion_id",
+    Conversion,
+    WORKER,
+    Export("conversions", ("conversion_id",), updated_in_place=True),
+)
+"""Each new conversion and each change of its status (a new ``revision``)."""
+
+POSTBACK_OUTCOMES = EventKind(
+    "postback-outcomes",
+    "postback_id",
+    PostbackOutcome,
+    WORKER,
+    Export("server_postbacks", ("postback_id",)),
+)
+"""What became of every postback, accepted or refused."""
+
+AFFILIATE_POSTBACKS = EventKind(
+    "affiliate-postbacks", "conversion_id", AffiliatePostbackTask, WORKER
+)
+"""One conversion revision to post back to one affiliate postback URL."""
+
+AFFILIATE_POSTBACK_DELIVERIES = EventKind(
+    "affiliate-postback-deliveries",
+    "conversion_id",
+    AffiliatePostbackAttempt,
+    FORWARDER,
+    Export("affiliate_postbacks", ("conversion_id", "revision", "destination", "attempt")),
+    serialized=True,
+)
+"""Every attempt to deliver an affiliate postback and its outcome."""
+
+AFFILIATE_POSTBACK_DEAD_LETTERS = EventKind(
+    "affiliate-postback-dead-letters",
+    "conversion_id",
+    AffiliatePostbackAttempt,
+    FORWARDER,
+    serialized=True,
+)
+"""Affiliate postbacks that were never delivered: a topic of their own, so readers
+of ``forward-dead-letters`` find impressions only."""
+
+EVENTS = (
+    IMPRESSIONS,
+    RECORDED_IMPRESSIONS,
+    REJECTED_IMPRESSIONS,
+    FORWARD_TASKS,
+    DELIVERIES,
+    DEAD_LETTERS,
+    CLICKS,
+    REJECTED_CLICKS,
+    POSTBACKS,
+    POSTBACK_MATCHES,
+    CONVERSIONS,
+    POSTBACK_OUTCOMES,
+    AFFILIATE_POSTBACKS,
+    AFFILIATE_POSTBACK_DELIVERIES,
+    AFFILIATE_POSTBACK_DEAD_LETTERS,
+)
+"""Every event kind, in the order the exporter stores a batch's kinds."""
+
+EXPORTED = tuple(kind for kind in EVENTS if kind.export is not None)
+
+EDGE_TOPICS = frozenset(kind.topic for kind in EVENTS if kind.writer == EDGE)
+"""Written by the edge's plain (never transactional) producer."""
+
+CATALOG_TOPIC = "catalog"
+"""Advertisers, affiliates, offers and access rules; compacted, one partition. Not
+an event kind: a compacted state, read whole by every process (app.catalog)."""
+
+WORKER_APP_ID = "imptrack"
+"""The worker's Faust application id: its consumer group and its topics' prefix."""
+
+FORWARDER_APP_ID = "imptrack-forwarder"
+"""The forwarder's Faust application id (its consumer group)."""
+
+WORKER_TABLES = ("impressions", "clicks", "conversions")
+"""The worker's tables (tables/); each keeps a compacted changelog topic."""
+
+
+def changelog(table: str) -> str:
+    """Faust's name for a worker table's changelog topic."""
+    return f"{WORKER_APP_ID}-{table}-changelog"
+
+
+CHANGELOG_TOPICS = tuple(changelog(table) for table in WORKER_TABLES)
+"""Created by ``imptrack up`` with the event topics: a worker that created them itself
+on a fresh cluster often joined its group before the consumer's metadata had them,
+got none of their partitions ("Ignoring missing topic") and did not process
+impressions until aiokafka refreshed its metadata, 5 minutes later (a soak's worker
+on Apache Kafka 4.4)."""
+
+EVENT_TOPICS = tuple(kind.topic for kind in EVENTS)

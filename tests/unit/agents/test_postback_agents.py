@@ -1,0 +1,140 @@
+"""The clicks, postbacks and conversions agents alone: a click kept, a postback
+matched to it or refused, and the conversion it makes decided and answered."""
+
+from __future__ import annotations
+
+from agents.clicks import record_clicks
+from agents.conversions import decide_conversions
+from agents.postbacks import Sources, match_postbacks
+from app.catalog.model import Advertiser, Affiliate, Catalog, Offer, Payment
+from app.events import kinds
+from app.events.records import Click, Postback, PostbackOutcome
+from app.ids import IdGenerator
+from app.streams.table_progress import TableInput
+from tests.ids import TEST_SEAL
+from tests.unit.agents.conftest import FixedCatalog, Worker, settled
+
+CATALOG = Catalog(
+    advertisers={9: Advertiser(9, "Adv")},
+    offers={5: Offer(id=5, title="O", advertiser_id=9, payments=(Payment("CPA", "10", "7"),))},
+    affiliates={3: Affiliate(3, "Aff")},
+)
+
+
+async def test_a_click_is_kept_by_its_clickid(worker: Worker) -> None:
+    click = Click(
+        clickid=IdGenerator(TEST_SEAL).new_id(), offer_id=5, pid=3, advertiser_id=9, link="none"
+    )
+    agent = record_clicks(
+        worker.app, worker.topics, worker.tables.clicks, TableInput(worker.app, kinds.CLICKS)
+    )
+    async with agent.test_context() as tested:
+        await tested.put(click, key=click.clickid)
+        await settled(lambda: worker.tables.clicks.get(click.clickid) is not None)
+    assert worker.tables.clicks.get(click.clickid).offer_id == 5
+
+
+async def test_a_postback_naming_a_click_is_matched_and_a_malformed_one_refused(
+    worker: Worker,
+) -> None:
+    ids = IdGenerator(TEST_SEAL)
+    click = Click(clickid=ids.new_id(), offer_id=5, pid=3, advertiser_id=9, link="none")
+    worker.tables.clicks.data[click.clickid] = click
+    replies: list[tuple[Postback, PostbackOutcome]] = []
+
+    async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
+        replies.extend(decided)
+
+    good = Postback(
+        postback_id=ids.new_id(),
+        method="GET",
+        params={"clickid": click.clickid, "action_id": "o-1"},
+        reply_to="edge-1",
+    )
+    bad = Postback(
+        postback_id=ids.new_id(), method="GET", params={"clickid": "nope"}, reply_to="edge-1"
+    )
+    sources = Sources(
+        worker.tables.clicks,
+        TableInput(worker.app, kinds.CLICKS),
+        worker.tables.impressions,
+        TableInput(worker.app, kinds.IMPRESSIONS),
+    )
+    agent = match_postbacks(
+        worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
+    )
+    async with agent.test_context() as tested:
+        await tested.put(good, key=click.clickid)
+        await tested.put(bad, key=bad.postback_id)
+        await settled(
+            lambda: len(replies) == 1 and len(worker.topics.sent[kinds.POSTBACK_MATCHES.topic]) == 1
+        )
+
+    ((key, matched),) = worker.topics.sent[kinds.POSTBACK_MATCHES.topic]
+    assert key == "5:o-1"
+    assert (matched.conversion.clickid, matched.conversion.pid, matched.conversion.payout) == (
+        click.clickid,
+        3,
+        "7",
+    )
+    # Only the refusal is answered here; an accepted postback is answered by the
+    # conversions agent, once decided.
+    ((postback, outcome),) = replies
+    assert postback.postback_id == bad.postback_id
+    assert (outcome.status, outcome.outcome) == (2, "refused")
+    assert "clickid" in (outcome.error or "")
+    assert worker.topics.values(kinds.POSTBACK_OUTCOMES) == [outcome]
+
+
+async def test_a_new_action_becomes_a_conversion_and_its_repeat_is_a_duplicate(
+    worker: Worker,
+) -> None:
+    ids = IdGenerator(TEST_SEAL)
+    click = Click(clickid=ids.new_id(), offer_id=5, pid=3, advertiser_id=9, link="none")
+    worker.tables.clicks.data[click.clickid] = click
+    replies: list[tuple[Postback, PostbackOutcome]] = []
+
+    async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
+        replies.extend(decided)
+
+    sources = Sources(
+        worker.tables.clicks,
+        TableInput(worker.app, kinds.CLICKS),
+        worker.tables.impressions,
+        TableInput(worker.app, kinds.IMPRESSIONS),
+    )
+    matcher = match_postbacks(
+        worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
+    )
+    first = Postback(
+        postback_id=ids.new_id(),
+        method="GET",
+        params={"clickid": click.clickid, "action_id": "o-2"},
+    )
+    again = Postback(
+        postback_id=ids.new_id(),
+        method="GET",
+        params={"clickid": click.clickid, "action_id": "o-2"},
+    )
+    async with matcher.test_context() as tested:
+        await tested.put(first, key=click.clickid)
+        await tested.put(again, key=click.clickid)
+        await settled(lambda: len(worker.topics.sent[kinds.POSTBACK_MATCHES.topic]) == 2)
+
+    decider = decide_conversions(
+        worker.app, worker.topics, worker.tables.conversions, FixedCatalog(CATALOG), reply
+    )
+    async with decider.test_context() as tested:
+        for key, matched in worker.topics.sent[kinds.POSTBACK_MATCHES.topic]:
+            await tested.put(matched, key=key)
+        await settled(lambda: len(replies) == 2)
+
+    assert [o.outcome for _, o in replies] == ["created", "refused"]
+    assert "duplicate" in (replies[1][1].error or "")
+    (conversion,) = worker.topics.values(kinds.CONVERSIONS)
+    assert (conversion.conversion_id, conversion.action_id, conversion.revision) == (
+        first.postback_id,
+        "o-2",
+        1,
+    )
+    assert worker.tables.conversions.get("5:o-2").conversion.conversion_id == first.postback_id
