@@ -15,7 +15,7 @@ from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
 from app.events import kinds
-from app.events.records import SUB_FIELDS
+from app.events.records import SUB_FIELDS, rejected_click_payload
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
 
@@ -48,14 +48,14 @@ async def click(request: web.Request) -> web.StreamResponse:
     offer = catalog.offers.get(wanted.offer_id)
     reason = rejection_reason(catalog, wanted.offer_id, wanted.pid, impression=False)
     if reason is not None:
-        rejected = {
-            "clickid": clickid,
-            "offer_id": wanted.offer_id,
-            "pid": wanted.pid,
-            "reason": reason.value,
-            "imp_id": wanted.imp_id,
-            "advertiser_id": None if offer is None else offer.advertiser_id,
-        }
+        rejected = rejected_click_payload(
+            clickid,
+            wanted.offer_id,
+            wanted.pid,
+            reason.value,
+            wanted.imp_id,
+            None if offer is None else offer.advertiser_id,
+        )
         try:
             await producer.produce(kinds.REJECTED_CLICKS.topic, clickid, orjson.dumps(rejected))
         except BrokerUnavailable:

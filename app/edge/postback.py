@@ -25,6 +25,7 @@ from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import unreadable_body
 from app.events import kinds
+from app.events.records import postback_payload
 from app.ids import is_valid_id
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -122,14 +123,14 @@ async def postback(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     waiter = request.app[VERDICTS]
     postback_id = request.app[IDS].new_id()
-    record = {
-        "postback_id": postback_id,
-        "method": request.method,
-        "params": params,
-        "ip": client_ip(request, settings.edge_trusted_proxy_hops),
-        "reply_to": waiter.channel,
-        "problem": problem and _storable(problem),
-    }
+    record = postback_payload(
+        postback_id,
+        request.method,
+        params,
+        client_ip(request, settings.edge_trusted_proxy_hops),
+        waiter.channel,
+        problem and _storable(problem),
+    )
     decided = waiter.expect(postback_id)
     try:
         await request.app[PRODUCER].produce(

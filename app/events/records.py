@@ -215,6 +215,46 @@ def impression_payload(
     return payload
 
 
+def rejected_click_payload(
+    clickid: str,
+    offer_id: int,
+    pid: int,
+    reason: str,
+    imp_id: str | None,
+    advertiser_id: int | None,
+) -> dict[str, Any]:
+    """The JSON object the edge produces for a click it did not track; it decodes as
+    a :class:`RejectedClick`."""
+    return {
+        "clickid": clickid,
+        "offer_id": offer_id,
+        "pid": pid,
+        "reason": reason,
+        "imp_id": imp_id,
+        "advertiser_id": advertiser_id,
+    }
+
+
+def postback_payload(
+    postback_id: str,
+    method: str,
+    params: dict[str, str],
+    ip: str | None,
+    reply_to: str | None,
+    problem: str | None,
+) -> dict[str, Any]:
+    """The JSON object the edge produces for a postback; it decodes as a
+    :class:`Postback`."""
+    return {
+        "postback_id": postback_id,
+        "method": method,
+        "params": params,
+        "ip": ip,
+        "reply_to": reply_to,
+        "problem": problem,
+    }
+
+
 class Postback(faust.Record, serializer="json"):
     """A postback as the edge received it, before anything was decided about it.
 
