@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import redis.asyncio as aioredis
 
 from app.compat.faust_consumer import KafkaTransport
 from app.compat.rocksdb_store import store_url
@@ -74,3 +75,8 @@ def build_faust_app(settings: Settings, role: Role) -> ImptrackApp:
         # Everything is declared by the role's factory; nothing is found by scanning.
         autodiscover=False,
     )
+
+
+def redis_client(settings: Settings) -> aioredis.Redis:
+    """A process's Redis client, shared by its agents and tasks (one connection pool)."""
+    return aioredis.from_url(settings.redis, socket_timeout=10, socket_connect_timeout=3)

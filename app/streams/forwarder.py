@@ -31,8 +31,7 @@ from app.forwarding.schedule import DeliverySchedule
 from app.ops.redis_retry import until_redis_answers
 from app.settings import Settings
 from app.streams import forwarder_views
-from app.streams.faust_app import Role, build_faust_app
-from app.streams.worker import worker_redis
+from app.streams.faust_app import Role, build_faust_app, redis_client
 
 log = logging.getLogger("imptrack.forwarder")
 
@@ -47,7 +46,7 @@ def build_forwarder(settings: Settings) -> faust.App:
     topics = EventTopics(app)
     forwarding = settings.forwarding
     schedule = DeliverySchedule(
-        worker_redis(settings),
+        redis_client(settings),
         dedup_seconds=forwarding.dedup_seconds,
         host_concurrency=forwarding.host_concurrency,
         breaker_failures=forwarding.breaker_failures,

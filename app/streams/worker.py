@@ -13,7 +13,6 @@ import logging
 import time
 
 import faust
-import redis.asyncio as aioredis
 
 from agents.clicks import record_clicks
 from agents.conversions import decide_conversions
@@ -30,7 +29,7 @@ from app.installation_secrets import load_id_key
 from app.ops.redis_retry import until_redis_answers
 from app.settings import Settings
 from app.streams import worker_views
-from app.streams.faust_app import Role, build_faust_app
+from app.streams.faust_app import Role, build_faust_app, redis_client
 from app.streams.table_progress import TableInput
 from tables import declare_tables
 
@@ -53,7 +52,7 @@ def build_worker(settings: Settings) -> faust.App:
     # its catalog is current, which takes up to two fetch waits.
     catalog = CatalogFollower(settings.broker, fetch_wait_ms=settings.worker_catalog_fetch_wait_ms)
     app.task(catalog.run)
-    redis = worker_redis(settings)
+    redis = redis_client(settings)
     reply = replying_through(redis)
 
     async def index(recorded: list[tuple[Impression, int]]) -> None:
@@ -72,8 +71,3 @@ def build_worker(settings: Settings) -> faust.App:
     decide_conversions(app, topics, tables.conversions, catalog, reply)
     worker_views.serve(app, catalog)
     return app
-
-
-def worker_redis(settings: Settings) -> aioredis.Redis:
-    """The worker's Redis client, shared by its agents (one connection pool)."""
-    return aioredis.from_url(settings.redis, socket_timeout=10, socket_connect_timeout=3)
