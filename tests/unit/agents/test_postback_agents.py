@@ -6,6 +6,7 @@ from __future__ import annotations
 from agents.clicks import record_clicks
 from agents.conversions import decide_conversions
 from agents.postbacks import Sources, match_postbacks
+from app.attribution.replies import Reply
 from app.catalog.model import Advertiser, Affiliate, Catalog, Offer, Payment
 from app.events import kinds
 from app.events.records import Click, Postback, PostbackOutcome
@@ -19,6 +20,29 @@ CATALOG = Catalog(
     offers={5: Offer(id=5, title="O", advertiser_id=9, payments=(Payment("CPA", "10", "7"),))},
     affiliates={3: Affiliate(3, "Aff")},
 )
+
+
+def _stored_click(worker: Worker, ids: IdGenerator) -> Click:
+    """A click the clicks agent has written (straight into the in-memory table)."""
+    click = Click(clickid=ids.new_id(), offer_id=5, pid=3, advertiser_id=9, link="none")
+    worker.tables.clicks.data[click.clickid] = click
+    return click
+
+
+def _kept_in(replies: list[tuple[Postback, PostbackOutcome]]) -> Reply:
+    async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
+        replies.extend(decided)
+
+    return reply
+
+
+def _sources(worker: Worker) -> Sources:
+    return Sources(
+        worker.tables.clicks,
+        TableInput(worker.app, kinds.CLICKS),
+        worker.tables.impressions,
+        TableInput(worker.app, kinds.IMPRESSIONS),
+    )
 
 
 async def test_a_click_is_kept_by_its_clickid(worker: Worker) -> None:
@@ -38,13 +62,9 @@ async def test_a_postback_naming_a_click_is_matched_and_a_malformed_one_refused(
     worker: Worker,
 ) -> None:
     ids = IdGenerator(TEST_SEAL)
-    click = Click(clickid=ids.new_id(), offer_id=5, pid=3, advertiser_id=9, link="none")
-    worker.tables.clicks.data[click.clickid] = click
+    click = _stored_click(worker, ids)
     replies: list[tuple[Postback, PostbackOutcome]] = []
-
-    async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
-        replies.extend(decided)
-
+    reply = _kept_in(replies)
     good = Postback(
         postback_id=ids.new_id(),
         method="GET",
@@ -54,12 +74,7 @@ async def test_a_postback_naming_a_click_is_matched_and_a_malformed_one_refused(
     bad = Postback(
         postback_id=ids.new_id(), method="GET", params={"clickid": "nope"}, reply_to="edge-1"
     )
-    sources = Sources(
-        worker.tables.clicks,
-        TableInput(worker.app, kinds.CLICKS),
-        worker.tables.impressions,
-        TableInput(worker.app, kinds.IMPRESSIONS),
-    )
+    sources = _sources(worker)
     agent = match_postbacks(
         worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
     )
@@ -90,19 +105,10 @@ async def test_a_new_action_becomes_a_conversion_and_its_repeat_is_a_duplicate(
     worker: Worker,
 ) -> None:
     ids = IdGenerator(TEST_SEAL)
-    click = Click(clickid=ids.new_id(), offer_id=5, pid=3, advertiser_id=9, link="none")
-    worker.tables.clicks.data[click.clickid] = click
+    click = _stored_click(worker, ids)
     replies: list[tuple[Postback, PostbackOutcome]] = []
-
-    async def reply(decided: list[tuple[Postback, PostbackOutcome]]) -> None:
-        replies.extend(decided)
-
-    sources = Sources(
-        worker.tables.clicks,
-        TableInput(worker.app, kinds.CLICKS),
-        worker.tables.impressions,
-        TableInput(worker.app, kinds.IMPRESSIONS),
-    )
+    reply = _kept_in(replies)
+    sources = _sources(worker)
     matcher = match_postbacks(
         worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
     )
