@@ -1,5 +1,6 @@
 """What the broker knows of topics and of the cluster, asked through an aiokafka
-client where aiokafka has no public call for it. Written for aiokafka 0.14.0."""
+client where aiokafka has no public call for it. Written for aiokafka 0.14.0
+(app/compat/patches.py: ``WAIT_FOR_PARTITIONS``, ``CLUSTER_ID``)."""
 
 from __future__ import annotations
 

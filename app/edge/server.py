@@ -17,6 +17,7 @@ from app.attribution.verdicts import VerdictWaiter
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
+from app.compat import install
 from app.edge import malformed_log
 from app.edge.admin.auth import ApiKeyGate
 from app.edge.admin.routes import create_admin_app
@@ -152,6 +153,7 @@ def create_edge_app(settings: Settings) -> web.Application:
 
 def run_edge(settings: Settings) -> None:
     """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
+    install(settings)
     malformed_log.install()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(

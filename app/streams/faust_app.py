@@ -18,12 +18,14 @@ from typing import Any
 
 import faust
 
+from app.compat import install
 from app.compat.faust_consumer import KafkaTransport
 from app.compat.rocksdb_store import store_url
 from app.events import topic_names
 from app.settings import settings
 
 _s = settings()
+install(_s)
 
 ROLE_VARIABLE = "FAUST_ROLE"
 
