@@ -51,3 +51,7 @@ class EntityExists(CatalogError):
 
 class CatalogUnavailable(ImptrackError):
     """The catalog topic could not be read or written in time."""
+
+
+class LibraryMismatch(ImptrackError):
+    """An installed library is not the version a patch of its internals was written for."""

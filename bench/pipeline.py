@@ -31,7 +31,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.compat.partitions import wait_for_partitions
+from app.compat.kafka_metadata import wait_for_partitions
 from app.events import kinds
 from app.events.records import impression_payload
 from app.ids import IdGenerator, IdSeal

@@ -20,8 +20,7 @@ import orjson
 import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from app.compat.broker_identity import cluster_id
-from app.compat.partitions import wait_for_partitions
+from app.compat.kafka_metadata import cluster_id, wait_for_partitions
 from app.events import kinds
 from app.settings import Settings
 from reports import db, store

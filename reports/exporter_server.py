@@ -19,6 +19,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
+from app.compat import install
 from app.edge.api_keys import ApiKeyGate
 from app.exceptions import ReportError
 from app.installation_secrets import load_api_key
@@ -131,6 +132,7 @@ def create_exporter_app(settings: Settings) -> web.Application:
 
 
 def run_exporter(settings: Settings) -> None:
+    install(settings)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(
         create_exporter_app(settings),

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from app.catalog.changes import decode
 from app.catalog.history import CatalogHistory
 from app.catalog.model import Catalog
-from app.compat.partitions import wait_for_partitions
+from app.compat.kafka_metadata import wait_for_partitions
 from app.events import kinds
 
 log = logging.getLogger("imptrack.catalog")

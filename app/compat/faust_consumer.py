@@ -40,7 +40,9 @@ committed as done, https://github.com/faust-streaming/faust/issues/606 (open); t
 skipped stale message acked comes with that check,
 https://github.com/faust-streaming/faust/pull/223.
 
-Written for faust-streaming 0.15.3 and aiokafka 0.14.0, on Apache Kafka 4.4.
+Written for faust-streaming 0.15.3 and aiokafka 0.14.0, on Apache Kafka 4.4; each
+part is declared, with its upstream issue, in app/compat/patches.py, and reads its
+settings from ``install()``.
 
 Each part has a test that fails without it:
 - the fetch for a snapshot: tests/integration/test_fetch_snapshot.py, aiokafka's
@@ -57,27 +59,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Hashable
-from functools import cache
 from typing import Any, ClassVar, cast
 
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from app.compat.contiguous_offsets import ContiguousOffsets
+from app.compat.installed import installed_settings
+from app.compat.patches import FETCH_SETTINGS, missing_internal
 from app.compat.processed_offsets import ProcessedOffsets
 from app.events import kinds
-from app.settings import settings
 
 log = logging.getLogger("imptrack.consumer")
 
 # Written by the edge's plain (never transactional) producer.
-EDGE_TOPICS = frozenset({kinds.IMPRESSIONS.topic, kinds.CLICKS.topic, kinds.POSTBACKS.topic})
 
 
-@cache
-def _exactly_once() -> bool:
-    """The worker's guarantee, read once: the contiguity check runs per record."""
-    return settings().processing_guarantee == "exactly_once"
+def _set_internal(consumer: Any, name: str, value: object) -> None:
+    """Set a private field of aiokafka's consumer. Set on a consumer that no longer
+    has it, the value would be ignored without a word: that is refused instead."""
+    if not hasattr(consumer, name):
+        raise missing_internal(FETCH_SETTINGS, f"{type(consumer).__name__}.{name}")
+    setattr(consumer, name, value)
 
 
 class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -119,17 +122,16 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return int(highwater), int(answered_ms)
 
     def _create_worker_consumer(self, transport: Any) -> Any:
+        patched = installed_settings()
         consumer = super()._create_worker_consumer(transport)
         # No public way in: aiokafka reads these when it starts its fetcher.
-        assert hasattr(consumer, "_fetch_max_wait_ms") and hasattr(consumer, "_fetch_min_bytes")
-        consumer._fetch_max_wait_ms = settings().worker_fetch_wait_ms
-        consumer._fetch_min_bytes = settings().worker_fetch_min_bytes
+        _set_internal(consumer, "_fetch_max_wait_ms", patched.fetch_wait_ms)
+        _set_internal(consumer, "_fetch_min_bytes", patched.fetch_min_bytes)
         # Faust reads committed records only in an exactly_once app; the forwarder
         # (always at-least-once) reading forward tasks of an exactly_once worker
         # would deliver the tasks of an aborted transaction too. Without
         # transactions every record is committed, so this costs nothing then.
-        assert hasattr(consumer, "_isolation_level")
-        consumer._isolation_level = "read_committed"
+        _set_internal(consumer, "_isolation_level", "read_committed")
         return consumer
 
 
@@ -242,8 +244,8 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         (acks off) are positioned by table recovery and never checked."""
         if not self.app.topics.acks_enabled_for(topic):
             return False
-        if _exactly_once():
-            return topic in EDGE_TOPICS
+        if installed_settings().exactly_once:
+            return topic in kinds.EDGE_TOPICS
         return True
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:

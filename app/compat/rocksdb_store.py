@@ -16,7 +16,8 @@ the process shares one LRU cache of ``WORKER_TABLE_MEMORY_MB``:
 RocksDB's memory in the worker is then this one figure, however many partitions
 it holds. Faust's own store builds its options from a table's ``options`` mapping
 and knows neither a shared cache nor a write buffer manager, so the tables use the
-store class below (registered under :data:`STORE_SCHEME`).
+store class below (registered under :data:`STORE_SCHEME` by ``install()``). Written
+for faust-streaming 0.15.3 and rocksdict 0.3.29 (app/compat/patches.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import rocksdict
 from faust.stores import STORES
 from faust.stores import rocksdb as faust_rocksdb
 
-from app.settings import settings
+from app.compat.installed import installed_settings
 
 MiB = 1024 * 1024
 STORE_SCHEME = "imptrack-rocksdb"
@@ -70,7 +71,7 @@ class TableMemory:
 @cache
 def table_memory() -> TableMemory:
     """This process's one :class:`TableMemory`, of ``WORKER_TABLE_MEMORY_MB``."""
-    return TableMemory(settings().worker_table_memory_mb)
+    return TableMemory(installed_settings().table_memory_mb)
 
 
 class BoundedRocksDBOptions(faust_rocksdb.RocksDBOptions):
@@ -109,7 +110,13 @@ class BoundedStore(faust_rocksdb.Store):
         self.rocksdb_options = BoundedRocksDBOptions(**(self.options or {}), use_rocksdict=True)
 
 
-def store_url() -> str:
-    """The store URL for ``faust.App(store=...)``, its class registered with Faust."""
+def register_store() -> None:
+    """Register :class:`BoundedStore` with Faust under :data:`STORE_SCHEME` (``install()``)."""
     STORES.aliases[STORE_SCHEME] = f"{BoundedStore.__module__}:{BoundedStore.__qualname__}"
+
+
+def store_url() -> str:
+    """The store URL for ``faust.App(store=...)``."""
+    # Faust knows the scheme only once install() registered it.
+    installed_settings()
     return f"{STORE_SCHEME}://"

@@ -3,9 +3,9 @@
 Faust refuses a table write outside stream iteration ("Cannot modify table key from
 outside of stream iteration"), and a batch's loop is outside it: upstream
 https://github.com/faust-streaming/faust/issues/497 (open; also #300). Written for
-faust-streaming 0.15.3. Without the functions below the impressions agent crashes
-on its first write, and every integration test that sends a pixel fails (tried on
-Apache Kafka 4.4: test_pixel_to_duckdb exported 0 of 800).
+faust-streaming 0.15.3 (app/compat/patches.py). Without the functions below the
+impressions agent crashes on its first write, and every integration test that sends
+a pixel fails (tried on Apache Kafka 4.4: test_pixel_to_duckdb exported 0 of 800).
 """
 
 from __future__ import annotations

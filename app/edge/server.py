@@ -18,6 +18,7 @@ from app.catalog.destination_addresses import AddressPolicy
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.catalog.writer import CatalogWriter
+from app.compat import install
 from app.edge import malformed_log
 from app.edge.admin.routes import create_admin_app
 from app.edge.api_keys import ApiKeyGate
@@ -152,6 +153,7 @@ def create_edge_app(settings: Settings) -> web.Application:
 
 def run_edge(settings: Settings) -> None:
     """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
+    install(settings)
     malformed_log.install()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(

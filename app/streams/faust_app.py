@@ -21,6 +21,7 @@ from typing import Any
 import faust
 import redis.asyncio as aioredis
 
+from app.compat import install
 from app.compat.faust_consumer import KafkaTransport
 from app.compat.rocksdb_store import store_url
 from app.settings import Settings
@@ -45,7 +46,8 @@ class ImptrackApp(faust.App):
 
 def build_faust_app(settings: Settings, role: Role) -> ImptrackApp:
     """An app with nothing in it yet: the role's factory declares its topics, tables,
-    agents and pages."""
+    agents and pages. The library patches it runs on are installed first."""
+    install(settings)
     return ImptrackApp(
         role.app_id,
         broker=settings.faust_broker,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -10,13 +12,31 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import Message
 
+from app.compat import install, installed
 from app.compat.faust_consumer import (
     CurrentGenerationConsumer,
     IdempotentProducer,
     KafkaTransport,
     WorkerConsumerThread,
 )
-from app.settings import settings
+from app.events import kinds
+from app.exceptions import LibraryMismatch
+from app.settings import Settings
+
+Install = Callable[..., None]
+
+
+@pytest.fixture(autouse=True)
+def install_with(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Install:
+    """``install()`` in a process of its own: the settings given by one test are not
+    those installed by another (or by importing the Faust app)."""
+
+    def installing(**env: str) -> None:
+        monkeypatch.setattr(installed, "_kept", None)
+        install(Settings.from_env({"IMPTRACK_HOME": str(tmp_path), **env}))
+
+    installing()
+    return installing
 
 
 def test_every_faust_producer_is_idempotent_with_acks_all(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,38 +46,78 @@ def test_every_faust_producer_is_idempotent_with_acks_all(monkeypatch: pytest.Mo
     assert producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
 
 
-def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait_and_reads_committed_only(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A fetch waits for WORKER_FETCH_MIN_BYTES (by default the first record, for the
-    postback verdict's latency) and never longer than WORKER_FETCH_WAIT_MS."""
+class Fetching:
+    """aiokafka's consumer as Faust makes it, as far as the patch is concerned."""
 
-    class Fetching:
-        _fetch_max_wait_ms = 500
-        _fetch_min_bytes = 1
-        _isolation_level = "read_uncommitted"  # Faust's outside exactly_once
+    _fetch_max_wait_ms = 500
+    _fetch_min_bytes = 1
+    _isolation_level = "read_uncommitted"  # Faust's outside exactly_once
 
+
+def _worker_consumer(monkeypatch: pytest.MonkeyPatch, made: Callable[[], Any] = Fetching) -> Any:
     monkeypatch.setattr(
         faust_aiokafka.AIOKafkaConsumerThread,
         "_create_worker_consumer",
-        lambda self, transport: Fetching(),
+        lambda self, transport: made(),
     )
-    monkeypatch.setenv("WORKER_FETCH_WAIT_MS", "40")
-    monkeypatch.setenv("WORKER_FETCH_MIN_BYTES", "32768")
-    settings.cache_clear()
-    consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
+    return object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
+
+
+def test_a_worker_fetch_waits_for_its_minimum_or_the_fetch_wait_and_reads_committed_only(
+    monkeypatch: pytest.MonkeyPatch, install_with: Install
+) -> None:
+    """A fetch waits for WORKER_FETCH_MIN_BYTES (by default the first record, for the
+    postback verdict's latency) and never longer than WORKER_FETCH_WAIT_MS, as given
+    to install()."""
+    install_with(WORKER_FETCH_WAIT_MS="40", WORKER_FETCH_MIN_BYTES="32768")
+    consumer = _worker_consumer(monkeypatch)
     assert (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes) == (40, 32768)
     # The forwarder never sees the forward tasks of an aborted transaction.
     assert consumer._isolation_level == "read_committed"
-    monkeypatch.delenv("WORKER_FETCH_MIN_BYTES")
-    settings.cache_clear()
-    consumer = object.__new__(WorkerConsumerThread)._create_worker_consumer(None)
+    install_with()
+    consumer = _worker_consumer(monkeypatch)
     assert consumer._fetch_min_bytes == 1  # answered at the first record: verdicts first
-    settings.cache_clear()
 
 
-def _faust_consumer(consumer_class: type[faust_aiokafka.Consumer]) -> Any:
-    """A consumer of Faust's own classes in generation 2, acking ``impressions``; no
+def test_a_consumer_without_the_private_fetch_fields_is_refused_naming_the_version(
+    monkeypatch: pytest.MonkeyPatch, install_with: Install
+) -> None:
+    """An aiokafka that no longer has the field would ignore the value without a word."""
+
+    class Renamed:
+        _fetch_max_wait_ms = 500
+
+    with pytest.raises(LibraryMismatch, match=r"_fetch_min_bytes.*written for aiokafka 0\.14\.0"):
+        _worker_consumer(monkeypatch, Renamed)
+
+
+def test_the_consumer_patch_is_refused_before_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not run on defaults: the process forgot to give its settings."""
+    monkeypatch.setattr(installed, "_kept", None)
+    with pytest.raises(RuntimeError, match=r"install\(settings\) was not called"):
+        _worker_consumer(monkeypatch)
+    with pytest.raises(RuntimeError, match=r"install\(settings\) was not called"):
+        _faust_consumer(CurrentGenerationConsumer)._contiguous_topic(kinds.IMPRESSIONS.topic)
+
+
+def test_under_exactly_once_only_the_edge_topics_are_held_to_contiguous_offsets(
+    install_with: Install,
+) -> None:
+    """The worker's transactions give their commit markers offsets of their own: the
+    guard would refetch forever on the forward tasks it wrote."""
+    acking = (kinds.IMPRESSIONS.topic, kinds.FORWARD_TASKS.topic)
+    consumer = _faust_consumer(CurrentGenerationConsumer, acking)
+    assert consumer._contiguous_topic(kinds.FORWARD_TASKS.topic)
+    install_with(WORKER_PROCESSING_GUARANTEE="exactly_once")
+    assert consumer._contiguous_topic(kinds.IMPRESSIONS.topic)
+    assert not consumer._contiguous_topic(kinds.FORWARD_TASKS.topic)
+
+
+def _faust_consumer(
+    consumer_class: type[faust_aiokafka.Consumer],
+    acking: tuple[str, ...] = (kinds.IMPRESSIONS.topic,),
+) -> Any:
+    """A consumer of Faust's own classes in generation 2, acking ``acking``; no
     broker: nothing is started."""
     app = faust.App("consumer-guards", broker="kafka://127.0.0.1:9", store="memory://")
 
@@ -70,7 +130,7 @@ def _faust_consumer(consumer_class: type[faust_aiokafka.Consumer]) -> Any:
         on_partitions_revoked=nothing,
         on_partitions_assigned=nothing,
     )
-    app.topics._acking_topics.add("impressions")
+    app.topics._acking_topics.update(acking)
     app.consumer_generation_id = 2
     return consumer
 
