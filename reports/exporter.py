@@ -97,7 +97,8 @@ class Exporter:
         )
 
     async def run(self) -> None:
-        assert self._consumer is not None and self.con is not None
+        if self._consumer is None or self.con is None:
+            raise RuntimeError("Exporter.run() before Exporter.start()")
         s = self.settings
         # Each fetch is turned into Arrow at once: a batch waiting for its flush holds
         # columns (about the size of the JSON), not a dict per event (three times that).
@@ -194,7 +195,8 @@ class Exporter:
     async def query(self, fn: Any, *args: Any) -> Any:
         """Run a report on a cursor of the writer's connection (the file is locked to
         other processes while the exporter runs)."""
-        assert self.con is not None
+        if self.con is None:
+            raise RuntimeError("Exporter.query() before Exporter.start()")
         cursor = self.con.cursor()
         try:
             return await asyncio.to_thread(fn, cursor, *args)
