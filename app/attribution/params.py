@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from app.ids import IdSeal, is_valid_id
-from app.text_rules import has_control_chars
+from app.text_rules import parameter_problem
 
 STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
 CUSTOM_FIELDS = tuple(f"custom_field{n}" for n in range(1, 8))
@@ -48,12 +48,8 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None or value == "":
         return None
-    if len(value) > MAX_TEXT_LENGTH:
-        raise PostbackRefused(
-            f"{name} is {len(value)} characters long; the limit is {MAX_TEXT_LENGTH}"
-        )
-    if has_control_chars(value):
-        raise PostbackRefused(f"{name} must not contain control characters")
+    if (problem := parameter_problem(value, MAX_TEXT_LENGTH)) is not None:
+        raise PostbackRefused(f"{name} {problem}")
     return value
 
 
