@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.attribution.statuses import CONVERSION_STATUS_LABELS
 from app.exceptions import ReportError
 from reports.slices import (
     SLICES,
@@ -30,7 +31,7 @@ PARAMETERS = {
     "offer": "offer ids, comma-separated",
     "affiliate": "affiliate ids (pid), comma-separated",
     "advertiser": "advertiser ids, comma-separated",
-    "status": "conversion statuses: approved, pending, declined, hold",
+    "status": f"conversion statuses: {', '.join(CONVERSION_STATUS_LABELS)}",
     "group_by": "custom slice: date, hour, offer, affiliate, advertiser, goal, sub1..sub8",
     "sort": "column[:asc|desc], comma-separated",
     "limit": "at most this many rows",

@@ -25,12 +25,12 @@ import duckdb
 import pyarrow as pa
 
 from app.attribution.matching import CLICK, VIEW_THROUGH
+from app.attribution.statuses import CONVERSION_STATUS_LABELS
 from app.events.records import SUB_FIELDS
 from app.exceptions import ReportError
 from reports import sql
 
 DEFAULT_DAYS = 7
-STATUSES = {"approved": 1, "pending": 2, "declined": 3, "hold": 5}
 MAX_LIMIT = 1_000_000
 
 
@@ -100,7 +100,7 @@ class SliceOptions:
     offers: tuple[int, ...] = ()
     affiliates: tuple[int, ...] = ()
     advertisers: tuple[int, ...] = ()
-    statuses: tuple[str, ...] = ()  # conversion statuses (keys of STATUSES)
+    statuses: tuple[str, ...] = ()  # conversion statuses by name (ConversionStatus.label)
     group_by: tuple[str, ...] = ()  # Custom slice only (keys of DIMENSIONS)
     sort: tuple[tuple[str, bool], ...] = ()  # (column, descending)
     limit: int | None = None
@@ -278,9 +278,10 @@ class Slice:
         if options.errors_only and self.name != "postbacks":
             raise ReportError("--errors is for the postbacks slice only")
         for status in options.statuses:
-            if status not in STATUSES:
+            if status not in CONVERSION_STATUS_LABELS:
                 raise ReportError(
-                    f"unknown conversion status {status!r}; known: {', '.join(STATUSES)}"
+                    f"unknown conversion status {status!r}; "
+                    f"known: {', '.join(CONVERSION_STATUS_LABELS)}"
                 )
         if options.limit is not None and not 1 <= options.limit <= MAX_LIMIT:
             raise ReportError(f"--limit must be between 1 and {MAX_LIMIT}, not {options.limit}")
@@ -454,7 +455,7 @@ def run_slice(
         "offers": list(options.offers),
         "affiliates": list(options.affiliates),
         "advertisers": list(options.advertisers),
-        "statuses": [STATUSES[s] for s in options.statuses],
+        "statuses": [CONVERSION_STATUS_LABELS[s].value for s in options.statuses],
         "errors_only": options.errors_only,
     }
     cur = con.cursor()

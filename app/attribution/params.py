@@ -6,14 +6,17 @@ and in the Server postbacks slice, so each names the parameter and what it holds
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from app.attribution.statuses import ConversionStatus
 from app.ids import IdSeal, is_valid_id
 from app.text_rules import parameter_problem
 
-STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
+# Kept for agents/conversions.py until it uses ConversionStatus itself.
+STATUSES = {s.value: s.label for s in ConversionStatus}
 CUSTOM_FIELDS = tuple(f"custom_field{n}" for n in range(1, 8))
 MAX_TEXT_LENGTH = 255
 MAX_SUM = Decimal("1000000000")
@@ -34,7 +37,7 @@ class PostbackRequest:
     action_id: str | None
     goal: str
     sum: Decimal | None
-    status: int
+    status: ConversionStatus
     secure: str | None
     custom_fields: dict[str, str] = field(default_factory=dict)
 
@@ -83,13 +86,14 @@ def _sum(raw: str | None) -> Decimal | None:
     return value
 
 
-def _status(raw: str | None) -> int:
+def _status(raw: str | None) -> ConversionStatus:
     if raw is None:
-        return 1
-    known = ", ".join(f"{code} ({name})" for code, name in STATUSES.items())
-    if not (raw.isascii() and raw.isdigit()) or int(raw) not in STATUSES:
-        raise PostbackRefused(f"status {raw!r} is not one of {known}")
-    return int(raw)
+        return ConversionStatus.APPROVED
+    if raw.isascii() and raw.isdigit():
+        with contextlib.suppress(ValueError):
+            return ConversionStatus(int(raw))
+    known = ", ".join(f"{s.value} ({s.label})" for s in ConversionStatus)
+    raise PostbackRefused(f"status {raw!r} is not one of {known}")
 
 
 def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from app.attribution.params import collect_params
+from app.attribution.statuses import PostbackStatus
 from app.edge.client_ip import client_ip
 from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
@@ -138,7 +139,10 @@ async def postback(request: web.Request) -> web.Response:
     except BrokerUnavailable:
         waiter.forget(postback_id)
         return web.json_response(
-            {"status": 2, "error": "the postback could not be stored; retry shortly"},
+            {
+                "status": PostbackStatus.REFUSED,
+                "error": "the postback could not be stored; retry shortly",
+            },
             status=503,
             headers={**_NO_STORE, "Retry-After": "1"},
         )
@@ -147,7 +151,7 @@ async def postback(request: web.Request) -> web.Response:
     except TimeoutError:
         waiter.forget(postback_id)
         return web.json_response(
-            {"status": 1, "pending": True, "postback_id": postback_id},
+            {"status": PostbackStatus.ACCEPTED, "pending": True, "postback_id": postback_id},
             status=202,
             headers=_NO_STORE,
         )
