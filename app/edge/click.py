@@ -13,13 +13,12 @@ from app.edge.client_ip import client_ip, user_agent
 from app.edge.keys import CATALOG, IDS, PRODUCER, REDIS, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
-from app.edge.responses import invalid_parameter, unavailable
+from app.edge.responses import NO_STORE, invalid_parameter, unavailable
 from app.events import topic_names
 from app.events.records import SUB_FIELDS
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
 
-_NO_STORE = {"Cache-Control": "no-store"}
 _NOT_FOUND = (RejectionReason.OFFER_UNKNOWN, RejectionReason.AFFILIATE_UNKNOWN)
 
 
@@ -60,7 +59,7 @@ async def click(request: web.Request) -> web.StreamResponse:
             await producer.produce(topic_names.REJECTED_CLICKS, clickid, orjson.dumps(rejected))
         except BrokerUnavailable:
             return unavailable("the click could not be stored; retry shortly")
-        headers = {**_NO_STORE, "X-Imptrack-Rejected": reason.value}
+        headers = {**NO_STORE, "X-Imptrack-Rejected": reason.value}
         if offer is not None and offer.trafficback_url:
             headers["Location"] = location(offer.trafficback_url, values)
             return web.Response(status=302, headers=headers)
@@ -98,5 +97,5 @@ async def click(request: web.Request) -> web.StreamResponse:
         await producer.produce(topic_names.CLICKS, clickid, orjson.dumps(payload))
     except BrokerUnavailable:
         return unavailable("the click could not be stored; retry shortly")
-    headers = {**_NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}
+    headers = {**NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}
     return web.Response(status=302, headers=headers)

@@ -24,12 +24,11 @@ from app.attribution.statuses import PostbackStatus
 from app.edge.client_ip import client_ip
 from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
-from app.edge.responses import unreadable_body
+from app.edge.responses import NO_STORE, RETRY_AFTER_SECONDS, unreadable_body
 from app.events import topic_names
 from app.ids import is_valid_id
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_NO_STORE = {"Cache-Control": "no-store"}
 
 # What aiohttp raises for a body it cannot decode: a broken Content-Encoding
 # (RequestPayloadError), a form in an unknown charset or not in its charset
@@ -144,7 +143,7 @@ async def postback(request: web.Request) -> web.Response:
                 "error": "the postback could not be stored; retry shortly",
             },
             status=503,
-            headers={**_NO_STORE, "Retry-After": "1"},
+            headers={**NO_STORE, "Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     try:
         verdict = await asyncio.wait_for(decided, settings.postback_verdict_seconds)
@@ -153,8 +152,10 @@ async def postback(request: web.Request) -> web.Response:
         return web.json_response(
             {"status": PostbackStatus.ACCEPTED, "pending": True, "postback_id": postback_id},
             status=202,
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
     return web.json_response(
-        verdict, status=200 if verdict.get("status") == 1 else 400, headers=_NO_STORE
+        verdict,
+        status=200 if verdict.get("status") == PostbackStatus.ACCEPTED else 400,
+        headers=NO_STORE,
     )
