@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from app.attribution.statuses import CONVERSION_STATUS_LABELS
 from app.exceptions import ReportError
 from reports.slices import (
-    SLICES,
     DateRange,
     SliceOptions,
     date_range,
@@ -21,6 +20,7 @@ from reports.slices import (
     parse_ids,
     parse_sort,
     parse_statuses,
+    slice_named,
 )
 
 # Query parameter -> what it is, for errors and the docs.
@@ -48,8 +48,7 @@ class SliceRequest:
     @classmethod
     def parse(cls, name: str, values: Mapping[str, str | None]) -> SliceRequest:
         """Check and parse a slice name and its parameters (absent ones: None)."""
-        if name not in SLICES:
-            raise ReportError(f"unknown slice {name!r}; known: {', '.join(SLICES)}")
+        spec = slice_named(name)
         unknown = sorted(set(values) - set(PARAMETERS))
         if unknown:
             raise ReportError(f"unknown parameter {unknown[0]!r}; known: {', '.join(PARAMETERS)}")
@@ -71,7 +70,7 @@ class SliceRequest:
             limit=parsed_limit,
             errors_only=errors == "1",
         )
-        SLICES[name].check(options)
+        spec.check(options)
         period = date_range(values.get("from"), values.get("to"), values.get("tz") or "UTC")
         return cls(name, period, options)
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from app.attribution.matching import CLICK, VIEW_THROUGH
 from app.attribution.statuses import CONVERSION_STATUS_LABELS
 from app.events.records import SUB_FIELDS
-from app.exceptions import ReportError
+from app.exceptions import ReportError, UnknownSlice
 from reports import sql
 
 DEFAULT_DAYS = 7
@@ -378,6 +378,14 @@ SLICES: dict[str, Slice] = {
 GROUPABLE = tuple(DIMENSIONS)
 
 
+def slice_named(name: str) -> Slice:
+    """The slice called ``name`` (CLI/API), or :class:`UnknownSlice` naming those there are."""
+    try:
+        return SLICES[name]
+    except KeyError:
+        raise UnknownSlice(f"unknown slice {name!r}; known: {', '.join(SLICES)}") from None
+
+
 def parse_group_by(value: str | None) -> tuple[str, ...]:
     """``date,offer,sub1`` → dimension names, checked."""
     if not value:
@@ -441,10 +449,7 @@ def run_slice(
     options: SliceOptions = SliceOptions(),
 ) -> SliceResult:
     """Slice ``name`` over ``period``, narrowed, sorted and limited by ``options``."""
-    try:
-        spec = SLICES[name]
-    except KeyError:
-        raise ReportError(f"unknown slice {name!r}; known: {', '.join(SLICES)}") from None
+    spec = slice_named(name)
     spec.check(options)
     exact = spec.needs_tz_exactness and not period.whole_hour_offsets
     query = spec.query(options, exact)

@@ -17,7 +17,8 @@ no cache may keep one and give it to the next request."""
 
 def invalid_parameter(exc: InvalidParameter) -> web.Response:
     return web.json_response(
-        {"error": f"{exc.parameter} {exc.problem}", "parameter": exc.parameter}, status=400
+        {"error": f"{exc.parameter} {exc.problem}", "parameter": exc.parameter},
+        status=exc.http_status,
     )
 
 
