@@ -24,6 +24,7 @@ MAX_PARAMETERS = 64
 MAX_NAME_LENGTH = 64
 MAX_KEPT_VALUE_LENGTH = 1024
 """Bounds on what is kept of a postback's parameters for the Server postbacks slice."""
+NO_ID = "neither clickid nor aimp_id is given; send one of them"
 
 
 class PostbackRefused(Exception):
@@ -45,6 +46,14 @@ class PostbackRequest:
     def matched_by(self) -> str:
         """Which ID identifies what converted: a click beats an impression."""
         return "clickid" if self.clickid else "aimp_id"
+
+    @property
+    def matched_id(self) -> str:
+        """The ID named by :attr:`matched_by`."""
+        matched = self.clickid or self.aimp_id
+        if matched is None:
+            raise PostbackRefused(NO_ID)
+        return matched
 
 
 def _text(params: Mapping[str, str], name: str) -> str | None:
@@ -106,7 +115,7 @@ def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
     clickid = _id(params, "clickid")
     aimp_id = _id(params, "aimp_id")
     if clickid is None and aimp_id is None:
-        raise PostbackRefused("neither clickid nor aimp_id is given; send one of them")
+        raise PostbackRefused(NO_ID)
     request = PostbackRequest(
         clickid=clickid,
         aimp_id=aimp_id,

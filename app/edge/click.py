@@ -68,7 +68,9 @@ async def click(request: web.Request) -> web.StreamResponse:
             status=404 if reason in _NOT_FOUND else 403,
             headers=headers,
         )
-    assert offer is not None and offer.tracking_url is not None  # eligible
+    if offer is None or offer.tracking_url is None:
+        # rejection_reason refuses both (offer_unknown, no_tracking_url) before here.
+        raise RuntimeError(f"offer {wanted.offer_id} was judged eligible with no tracking URL")
     # An aimp_id the network never issued names no impression: not worth a lookup.
     aimp_id = wanted.aimp_id if wanted.aimp_id and ids.seal.issued(wanted.aimp_id) else None
     link = await find_impression(

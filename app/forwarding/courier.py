@@ -82,7 +82,8 @@ class Courier:
         return from_status(status, took(), retry_after)
 
     async def _follow(self, url: str) -> tuple[int, float | None]:
-        assert self._session is not None, "Courier.start() was not called"
+        if self._session is None:
+            raise RuntimeError("Courier.start() was not called")
         # The URL was encoded when it was filled; yarl must send it exactly so.
         target = URL(url, encoded=True)
         for _ in range(MAX_REDIRECTS + 1):
