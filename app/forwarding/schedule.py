@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from app.events.records import AFFILIATE_POSTBACK, IMPRESSION, AffiliatePostbackTask, ForwardTask
+from app.redis_replies import reply_text
 
 Delivery = ForwardTask | AffiliatePostbackTask
 """What the schedule delivers: an impression to its advertiser, or a conversion's
@@ -265,7 +266,7 @@ class DeliverySchedule:
             stored = orjson.loads(reply[n + 1])
             claims.append(
                 Claim(
-                    _text(reply[n]),
+                    reply_text(reply[n]),
                     token,
                     _delivery(stored["task"]),
                     int(stored["attempts"]),
@@ -327,7 +328,7 @@ class DeliverySchedule:
             block=None if pending else block_ms,
         )
         return [
-            LogEntry(_text(entry_id), fields[b"r"])
+            LogEntry(reply_text(entry_id), fields[b"r"])
             for _, entries in reply or []
             for entry_id, fields in entries
             if fields
@@ -338,7 +339,9 @@ class DeliverySchedule:
         reply: Any = await self.client.xautoclaim(
             LOG, LOG_GROUP, consumer, min_idle_ms, count=count
         )
-        return [LogEntry(_text(entry_id), fields[b"r"]) for entry_id, fields in reply[1] if fields]
+        return [
+            LogEntry(reply_text(entry_id), fields[b"r"]) for entry_id, fields in reply[1] if fields
+        ]
 
     async def ack_log(self, ids: list[str]) -> None:
         if ids:
@@ -358,9 +361,5 @@ class DeliverySchedule:
             "scheduled": int(scheduled),
             "in_flight": int(claimed),
             "log_unshipped": int(unshipped),
-            **{_text(k): int(v) for k, v in stats.items()},
+            **{reply_text(k): int(v) for k, v in stats.items()},
         }
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
