@@ -24,7 +24,7 @@ from app.events.records import AffiliatePostbackAttempt, AffiliatePostbackTask, 
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
 from app.forwarding.schedule import Claim, Delivery, DeliverySchedule
-from app.ops.redis_retry import RETRY_SECONDS, until_redis_answers
+from app.ops.redis_retry import REDIS_RETRY_SECONDS, until_redis_answers
 from app.settings import ForwardingSettings
 
 log = logging.getLogger("imptrack.forwarder")
@@ -110,7 +110,7 @@ class Forwarder:
                         claims = await self.schedule.claim(min(free, CLAIM_BATCH))
                     except RedisError as exc:
                         log.warning("cannot claim deliveries from Redis (%s); retrying", exc)
-                        await asyncio.sleep(RETRY_SECONDS)
+                        await asyncio.sleep(REDIS_RETRY_SECONDS)
                         continue
                 for claim in claims:
                     task = asyncio.create_task(self._deliver(claim))
