@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
-from app.ops.local_kafka.nodes import LocalCluster, min_insync_replicas
+from app.ops.local_kafka.nodes import MAX_REPLICAS, LocalCluster, min_insync_replicas
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -329,9 +329,10 @@ class Settings:
 
     @property
     def replication_factor(self) -> int:
-        """Replicas of every topic: three on an external cluster, as many as the local
-        cluster has nodes (up to three) otherwise."""
-        return 3 if self.kafka_broker else self.local_kafka.replicas
+        """Replicas of every topic, as Faust and :mod:`app.ops.topic_specs` create them:
+        three on an external cluster, as many as the local cluster has nodes (up to
+        three) otherwise."""
+        return MAX_REPLICAS if self.kafka_broker else self.local_kafka.replicas
 
     @property
     def min_insync_replicas(self) -> int:

@@ -23,6 +23,8 @@ from app.ops.local_kafka.jars import KafkaJars
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 FORMAT_TIMEOUT_SECONDS = 60.0
+MAX_REPLICAS = 3
+"""Replicas of a topic on a cluster of three nodes or more, as production runs."""
 
 
 def min_insync_replicas(replicas: int) -> int:
@@ -86,7 +88,7 @@ class LocalCluster:
 
     @property
     def replicas(self) -> int:
-        return min(len(self.nodes), 3)
+        return min(len(self.nodes), MAX_REPLICAS)
 
     @property
     def min_insync_replicas(self) -> int:
