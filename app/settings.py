@@ -105,8 +105,8 @@ class ForwardingSettings:
     backoff_max_seconds: float
     connect_timeout: float
     timeout: float  # a whole attempt, redirects included
-    concurrency: int  # requests in flight per worker process
-    host_concurrency: int  # requests in flight per destination host, across workers
+    concurrency: int  # requests in flight per forwarder process
+    host_concurrency: int  # requests in flight per destination host, across forwarders
     breaker_failures: int  # consecutive failures that open a host's circuit breaker
     breaker_seconds: float  # how long an open breaker holds deliveries back
     dedup_seconds: int  # how long a forwarded impression is remembered against replays

@@ -1,6 +1,6 @@
 """One HTTP attempt at a destination URL, and what it observed.
 
-A single ``aiohttp`` session per worker keeps connections alive between
+A single ``aiohttp`` session per forwarder process keeps connections alive between
 deliveries. Redirects are followed here rather than by aiohttp, so the address
 policy sees every hop: aiohttp connects to IP literals without consulting the
 resolver, and a redirect to ``http://169.254.169.254/`` must be refused as surely

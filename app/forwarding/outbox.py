@@ -33,7 +33,7 @@ Publish = Callable[[list[bytes]], Awaitable[None]]
 class DeliveryLogShipper:
     def __init__(self, schedule: DeliverySchedule, consumer: str, publish: Publish) -> None:
         self.schedule = schedule
-        # A name stable across restarts of the same worker, so it finds what it had
+        # A name stable across restarts of the same forwarder, so it finds what it had
         # read and not acknowledged before a crash at once.
         self.consumer = consumer
         self.publish = publish

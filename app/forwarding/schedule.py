@@ -1,10 +1,11 @@
 """The delivery schedule in Redis: what is due, who is delivering it, what happened.
 
 Every forward task goes through one sorted set, scored by the time it is next due:
-a new task is due at once, a failed one when its backoff ends. A worker *claims*
-due tasks by moving their score to the end of a lease; if it dies mid-delivery the
-lease runs out and any worker claims the task again. All of this lives in Redis,
-so pending retries survive worker restarts and several workers share one schedule.
+a new task is due at once, a failed one when its backoff ends. A forwarder process
+*claims* due tasks by moving their score to the end of a lease; if it dies
+mid-delivery the lease runs out and any forwarder process claims the task again. All
+of this lives in Redis, so pending retries survive restarts and several forwarder
+processes share one schedule.
 
 Each step is one Lua script, so it is atomic: a task is scheduled at most once per
 ``aimp_id`` (or conversion revision) and destination (replays are recognised), a claim respects the
@@ -14,7 +15,7 @@ one step. The log is a Redis stream read by :class:`~app.forwarding.outbox.Deliv
 which publishes it to Kafka: nothing is written to Kafka between two Redis states
 that a crash could split.
 
-Times are Redis server time, so workers with skewed clocks agree on what is due.
+Times are Redis server time, so processes with skewed clocks agree on what is due.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ DUE = PREFIX + "due"  # sorted set: task id -> due time (or end of lease), ms
 TASKS = PREFIX + "tasks"  # hash: task id -> {"task": ForwardTask, "attempts": n}
 CLAIMS = PREFIX + "claims"  # hash: task id -> token of the claim delivering it
 LOG = PREFIX + "log"  # stream: delivery attempts not yet published to Kafka
-STATS = PREFIX + "stats"  # hash: counters shared by all workers
+STATS = PREFIX + "stats"  # hash: counters shared by all forwarder processes
 LOG_GROUP = "shippers"
 
 _NOW = """
@@ -196,7 +197,7 @@ def _delivery(data: dict[str, Any]) -> Delivery:
 
 @dataclass(frozen=True)
 class Claim:
-    """A due task this worker may now deliver, until its lease runs out."""
+    """A due task this process may now deliver, until its lease runs out."""
 
     id: str
     token: str
