@@ -16,11 +16,11 @@ import faust
 
 from app.attribution.affiliate_postbacks import affiliate_postback_tasks
 from app.attribution.conversions import UPDATED, decide
-from app.attribution.params import STATUSES
 from app.attribution.replies import Reply
 from app.compat.table_writes import read_in_event_partition, write_in_event_partition
 from app.events import kinds
 from app.events.records import Conversion, Postback, PostbackOutcome
+from app.events.statuses import ConversionStatus
 from app.events.topics import EventTopics
 from app.streams.catalog import CatalogView, catalog_current_at
 
@@ -81,8 +81,8 @@ def _log_status_change(conversion: Conversion, outcome: PostbackOutcome) -> None
         "conversion %s of offer %d: status %s -> %s (action_id %r, postback %s)",
         conversion.conversion_id,
         conversion.offer_id,
-        "?" if previous is None else STATUSES[previous],
-        STATUSES[conversion.status],
+        "?" if previous is None else ConversionStatus(previous).label,
+        ConversionStatus(conversion.status).label,
         conversion.action_id,
         outcome.postback_id,
     )

@@ -241,6 +241,7 @@ def _positive_id(raw: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.events.statuses import CONVERSION_STATUS_LABELS
     from reports.slices import SLICES
 
     parser = argparse.ArgumentParser(
@@ -278,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status",
         metavar="STATUSES",
         help="conversion statuses (conversions, affiliate-postbacks, counts): "
-        "approved,pending,declined,hold",
+        + ",".join(CONVERSION_STATUS_LABELS),
     )
     report.add_argument(
         "--group-by",

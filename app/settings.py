@@ -104,8 +104,8 @@ class ForwardingSettings:
     backoff_max_seconds: float
     connect_timeout: float
     timeout: float  # a whole attempt, redirects included
-    concurrency: int  # requests in flight per worker process
-    host_concurrency: int  # requests in flight per destination host, across workers
+    concurrency: int  # requests in flight per forwarder process
+    host_concurrency: int  # requests in flight per destination host, across forwarders
     breaker_failures: int  # consecutive failures that open a host's circuit breaker
     breaker_seconds: float  # how long an open breaker holds deliveries back
     dedup_seconds: int  # how long a forwarded impression is remembered against replays
@@ -135,9 +135,13 @@ def node_ports(first_port: int, nodes: int) -> tuple[tuple[int, int], ...]:
     return tuple((first_port + 2 * n, first_port + 2 * n + 1) for n in range(nodes))
 
 
+MAX_REPLICAS = 3
+"""Replicas of a topic on a cluster of three nodes or more, as production runs."""
+
+
 def local_replicas(nodes: int) -> int:
     """Replicas of every topic on the local cluster of ``nodes`` nodes."""
-    return min(nodes, 3)
+    return min(nodes, MAX_REPLICAS)
 
 
 def min_insync_replicas(replicas: int) -> int:
@@ -340,9 +344,10 @@ class Settings:
 
     @property
     def replication_factor(self) -> int:
-        """Replicas of every topic: three on an external cluster, as many as the local
-        cluster has nodes (up to three) otherwise."""
-        return 3 if self.kafka_broker else local_replicas(self.kafka_nodes)
+        """Replicas of every topic, as Faust and :mod:`app.ops.topic_specs` create them:
+        three on an external cluster, as many as the local cluster has nodes (up to
+        three) otherwise."""
+        return MAX_REPLICAS if self.kafka_broker else local_replicas(self.kafka_nodes)
 
     @property
     def min_insync_replicas(self) -> int:

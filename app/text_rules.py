@@ -10,3 +10,13 @@ CSV exports and log lines they end up in, and no affiliate or advertiser means o
 
 def has_control_chars(text: str) -> bool:
     return not CONTROL_CHARS.isdisjoint(text)
+
+
+def parameter_problem(value: str, max_length: int) -> str | None:
+    """What is wrong with ``value`` as a request parameter's text, worded to follow
+    the parameter's name ("sub1 is 300 characters long; ..."), or None."""
+    if len(value) > max_length:
+        return f"is {len(value)} characters long; the limit is {max_length}"
+    if has_control_chars(value):
+        return "must not contain control characters"
+    return None

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from app.attribution.security import secure_hash
+from app.events.statuses import ConversionStatus, PostbackStatus
 from app.ids import IdGenerator, IdSeal
 from app.installation_secrets import load_id_key
 from app.settings import Settings
@@ -30,7 +31,11 @@ class PostbackRun:
 
     @property
     def conversions(self) -> int:
-        return sum(1 for _, a in self.answers if a.get("status") == 1 and "updated_from" not in a)
+        return sum(
+            1
+            for _, a in self.answers
+            if a.get("status") == PostbackStatus.ACCEPTED and "updated_from" not in a
+        )
 
     @property
     def updates(self) -> int:
@@ -38,7 +43,7 @@ class PostbackRun:
 
     @property
     def refused(self) -> int:
-        return sum(1 for _, a in self.answers if a.get("status") == 2)
+        return sum(1 for _, a in self.answers if a.get("status") == PostbackStatus.REFUSED)
 
     @property
     def pending(self) -> int:
@@ -67,8 +72,11 @@ def plan_postbacks(
     for n, (offer_id, aimp_id) in enumerate(chosen_views):
         plan.append(_params(offer_id, "aimp_id", aimp_id, f"order-v{n}"))
     for params in plan[:STATUS_UPDATES]:
-        params["status"] = "2"
-    updates = [{**params, "status": "1"} for params in plan[:STATUS_UPDATES]]
+        params["status"] = str(ConversionStatus.PENDING.value)
+    updates = [
+        {**params, "status": str(ConversionStatus.APPROVED.value)}
+        for params in plan[:STATUS_UPDATES]
+    ]
     plan += updates
     approved = updates[0] if updates else None
     mistakes: dict[int, str] = {}

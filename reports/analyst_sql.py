@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from app.exceptions import ReportError
+from app.exceptions import ReportError, ReportUnavailable
 from reports.slices import SliceResult
 
 
@@ -19,14 +19,14 @@ def run_sql(snapshot: Path, query: str) -> SliceResult:
     if not query.strip():
         raise ReportError("give a query, e.g. imptrack sql 'select * from daily'")
     if not snapshot.is_file():
-        raise ReportError(
+        raise ReportUnavailable(
             f"there is no DuckDB snapshot at {snapshot} yet: start the stack (`make up`); "
             "the exporter publishes one every REPORT_SNAPSHOT_SECONDS"
         )
     try:
         con = duckdb.connect(str(snapshot), read_only=True)
     except duckdb.Error as exc:
-        raise ReportError(f"cannot open {snapshot}: {exc}") from None
+        raise ReportUnavailable(f"cannot open {snapshot}: {exc}") from None
     try:
         relation = con.sql(query)
         if relation is None:  # a statement with no answer (SET, PRAGMA ...)

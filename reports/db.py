@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from app.exceptions import ReportError
+from app.exceptions import ReportError, ReportUnavailable
 from reports.views import create_views
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -109,7 +109,9 @@ def open_writer(path: Path, memory_mb: int | None = None) -> duckdb.DuckDBPyConn
 def open_reader(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection; raises ``duckdb.IOException`` while a writer holds the file."""
     if not path.exists():
-        raise ReportError(f"no reporting database at {path}; start imptrack (`make up`) first")
+        raise ReportUnavailable(
+            f"no reporting database at {path}; start imptrack (`make up`) first"
+        )
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()

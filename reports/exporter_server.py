@@ -88,8 +88,7 @@ async def stats(request: web.Request) -> web.Response:
             run_slice, wanted.name, wanted.period, wanted.options
         )
     except ReportError as exc:
-        status = 404 if str(exc).startswith("unknown slice") else 400
-        return _error(status, str(exc))
+        return _error(exc.http_status, str(exc))
     if fmt == "arrow":
         return web.Response(
             body=as_arrow_stream(result), content_type="application/vnd.apache.arrow.stream"
@@ -122,10 +121,17 @@ def _json_value(value: object) -> object:
 
 
 def create_exporter_app(settings: Settings) -> web.Application:
-    app = web.Application()
-    app[EXPORTER] = Exporter(settings)
-    app[API_KEY_GATE] = ApiKeyGate(load_api_key(settings), log)
+    app = create_stats_app(Exporter(settings), ApiKeyGate(load_api_key(settings), log))
     app.cleanup_ctx.append(_export_ctx)
+    return app
+
+
+def create_stats_app(exporter: Exporter, gate: ApiKeyGate) -> web.Application:
+    """Health and the stats API, answered from ``exporter``'s connection; without the
+    export loop, which :func:`create_exporter_app` adds."""
+    app = web.Application()
+    app[EXPORTER] = exporter
+    app[API_KEY_GATE] = gate
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/stats/{slice}", stats)
     return app

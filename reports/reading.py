@@ -11,7 +11,7 @@ import urllib.request
 import duckdb
 
 from app.edge.api_keys import HEADER
-from app.exceptions import ReportError
+from app.exceptions import ReportError, ReportUnavailable
 from app.installation_secrets import load_api_key
 from app.settings import settings
 from reports import db
@@ -31,7 +31,7 @@ def _through_exporter(request: SliceRequest) -> SliceResult:
     except urllib.error.HTTPError as exc:
         raise ReportError(json.loads(exc.read()).get("error", str(exc))) from None
     except OSError as exc:
-        raise ReportError(
+        raise ReportUnavailable(
             f"the reporting database is locked by another process and the exporter at "
             f"{s.exporter_url} does not answer ({exc})"
         ) from None

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.events.statuses import CONVERSION_STATUS_LABELS
 from app.exceptions import ReportError
 from reports.slices import (
-    SLICES,
     DateRange,
     SliceOptions,
     date_range,
@@ -20,6 +20,7 @@ from reports.slices import (
     parse_ids,
     parse_sort,
     parse_statuses,
+    slice_named,
 )
 
 # Query parameter -> what it is, for errors and the docs.
@@ -30,7 +31,7 @@ PARAMETERS = {
     "offer": "offer ids, comma-separated",
     "affiliate": "affiliate ids (pid), comma-separated",
     "advertiser": "advertiser ids, comma-separated",
-    "status": "conversion statuses: approved, pending, declined, hold",
+    "status": f"conversion statuses: {', '.join(CONVERSION_STATUS_LABELS)}",
     "group_by": "custom slice: date, hour, offer, affiliate, advertiser, goal, sub1..sub8",
     "sort": "column[:asc|desc], comma-separated",
     "limit": "at most this many rows",
@@ -47,8 +48,7 @@ class SliceRequest:
     @classmethod
     def parse(cls, name: str, values: Mapping[str, str | None]) -> SliceRequest:
         """Check and parse a slice name and its parameters (absent ones: None)."""
-        if name not in SLICES:
-            raise ReportError(f"unknown slice {name!r}; known: {', '.join(SLICES)}")
+        spec = slice_named(name)
         unknown = sorted(set(values) - set(PARAMETERS))
         if unknown:
             raise ReportError(f"unknown parameter {unknown[0]!r}; known: {', '.join(PARAMETERS)}")
@@ -70,7 +70,7 @@ class SliceRequest:
             limit=parsed_limit,
             errors_only=errors == "1",
         )
-        SLICES[name].check(options)
+        spec.check(options)
         period = date_range(values.get("from"), values.get("to"), values.get("tz") or "UTC")
         return cls(name, period, options)
 

@@ -26,11 +26,11 @@ import pyarrow as pa
 
 from app.attribution.matching import CLICK, VIEW_THROUGH
 from app.events.records import SUB_FIELDS
-from app.exceptions import ReportError
+from app.events.statuses import CONVERSION_STATUS_LABELS
+from app.exceptions import ReportError, UnknownSlice
 from reports import sql
 
 DEFAULT_DAYS = 7
-STATUSES = {"approved": 1, "pending": 2, "declined": 3, "hold": 5}
 MAX_LIMIT = 1_000_000
 
 
@@ -100,7 +100,7 @@ class SliceOptions:
     offers: tuple[int, ...] = ()
     affiliates: tuple[int, ...] = ()
     advertisers: tuple[int, ...] = ()
-    statuses: tuple[str, ...] = ()  # conversion statuses (keys of STATUSES)
+    statuses: tuple[str, ...] = ()  # conversion statuses by name (ConversionStatus.label)
     group_by: tuple[str, ...] = ()  # Custom slice only (keys of DIMENSIONS)
     sort: tuple[tuple[str, bool], ...] = ()  # (column, descending)
     limit: int | None = None
@@ -278,9 +278,10 @@ class Slice:
         if options.errors_only and self.name != "postbacks":
             raise ReportError("--errors is for the postbacks slice only")
         for status in options.statuses:
-            if status not in STATUSES:
+            if status not in CONVERSION_STATUS_LABELS:
                 raise ReportError(
-                    f"unknown conversion status {status!r}; known: {', '.join(STATUSES)}"
+                    f"unknown conversion status {status!r}; "
+                    f"known: {', '.join(CONVERSION_STATUS_LABELS)}"
                 )
         if options.limit is not None and not 1 <= options.limit <= MAX_LIMIT:
             raise ReportError(f"--limit must be between 1 and {MAX_LIMIT}, not {options.limit}")
@@ -377,6 +378,14 @@ SLICES: dict[str, Slice] = {
 GROUPABLE = tuple(DIMENSIONS)
 
 
+def slice_named(name: str) -> Slice:
+    """The slice called ``name`` (CLI/API), or :class:`UnknownSlice` naming those there are."""
+    try:
+        return SLICES[name]
+    except KeyError:
+        raise UnknownSlice(f"unknown slice {name!r}; known: {', '.join(SLICES)}") from None
+
+
 def parse_group_by(value: str | None) -> tuple[str, ...]:
     """``date,offer,sub1`` → dimension names, checked."""
     if not value:
@@ -440,10 +449,7 @@ def run_slice(
     options: SliceOptions = SliceOptions(),
 ) -> SliceResult:
     """Slice ``name`` over ``period``, narrowed, sorted and limited by ``options``."""
-    try:
-        spec = SLICES[name]
-    except KeyError:
-        raise ReportError(f"unknown slice {name!r}; known: {', '.join(SLICES)}") from None
+    spec = slice_named(name)
     spec.check(options)
     exact = spec.needs_tz_exactness and not period.whole_hour_offsets
     query = spec.query(options, exact)
@@ -454,7 +460,7 @@ def run_slice(
         "offers": list(options.offers),
         "affiliates": list(options.affiliates),
         "advertisers": list(options.advertisers),
-        "statuses": [STATUSES[s] for s in options.statuses],
+        "statuses": [CONVERSION_STATUS_LABELS[s].value for s in options.statuses],
         "errors_only": options.errors_only,
     }
     cur = con.cursor()

@@ -41,7 +41,8 @@ _EVERYTHING = {
 def _unparameterised(query: str) -> str:
     for name, value in _EVERYTHING.items():
         query = query.replace(name, value)
-    assert "$" not in query, f"a view query kept a parameter: {query}"
+    if "$" in query:
+        raise ValueError(f"a view query kept a parameter the views cannot bind: {query}")
     return query
 
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from app.attribution.params import STATUSES
 from app.catalog.model import AffiliatePostback, Catalog
 from app.events.records import SUB_FIELDS, AffiliatePostbackTask, Conversion
+from app.events.statuses import ConversionStatus
 from app.forwarding.templates import UrlTemplate
 
-DECLINED = 3
 TEMPLATE_CACHE_SIZE = 4096
 
 
@@ -48,12 +47,12 @@ def postback_urls_for(catalog: Catalog, offer_id: int, pid: int) -> tuple[Affili
 
 def notifies(postback: AffiliatePostback, status: int) -> bool:
     """Whether ``postback`` is for conversions of ``status`` (all, without statuses)."""
-    return not postback.statuses or STATUSES[status] in postback.statuses
+    return not postback.statuses or ConversionStatus(status).label in postback.statuses
 
 
 def notified_payout(conversion: Conversion) -> str:
     """What the affiliate is told it earns: nothing for a declined conversion."""
-    return "0" if conversion.status == DECLINED else conversion.payout
+    return "0" if conversion.status == ConversionStatus.DECLINED else conversion.payout
 
 
 def macro_values(conversion: Conversion) -> dict[str, object]:

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from app.events.records import Impression
 from app.ids import id_ms
+from app.redis_replies import reply_text
 
 BY_AIMP_ID = "aimp_id"
 """Linked by the click's ``aimp_id`` parameter."""
@@ -114,14 +115,10 @@ async def find_impression(
         owner = found.pop(0)
         if owner is not None:
             # offer:pid, then the imp_id (which may hold colons itself).
-            offer_pid_imp = _text(owner).split(":", 2)
+            offer_pid_imp = reply_text(owner).split(":", 2)
             if offer_pid_imp[:2] == [str(offer_id), str(pid)]:
                 linked_imp_id = offer_pid_imp[2] if len(offer_pid_imp) == 3 else ""
                 return Link(BY_AIMP_ID, aimp_id, linked_imp_id or None)
     if imp_id and found[0] is not None:
-        return Link(BY_IMP_ID, _text(found[0]), imp_id)
+        return Link(BY_IMP_ID, reply_text(found[0]), imp_id)
     return Link(NOT_FOUND)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -14,8 +14,8 @@ from typing import Any
 
 import faust
 
-from app.attribution.params import STATUSES
 from app.events.records import Conversion, MatchedPostback, Postback, PostbackOutcome
+from app.events.statuses import ConversionStatus, PostbackStatus
 from app.ids import id_ms
 
 CREATED = "created"
@@ -58,7 +58,7 @@ def refusal(
         method=postback.method,
         params=postback.params,
         ip=postback.ip,
-        status=2,
+        status=PostbackStatus.REFUSED,
         outcome=REFUSED,
         error=error,
         offer_id=offer_id,
@@ -76,7 +76,7 @@ def _accepted(
         method=postback.method,
         params=postback.params,
         ip=postback.ip,
-        status=1,
+        status=PostbackStatus.ACCEPTED,
         outcome=outcome,
         conversion_id=conversion.conversion_id,
         conversion_status=conversion.status,
@@ -101,7 +101,7 @@ def decide(
         # (publishing it again is harmless, the exporter keeps the highest revision;
         # its affiliate postbacks were sent at most once, app.forwarding.schedule).
         outcome = PostbackOutcome.from_data(state.outcomes[postback.postback_id])
-        if outcome.status != 1:
+        if outcome.status != PostbackStatus.ACCEPTED:
             return state, outcome, None
         return state, outcome, _as_made_by(state.conversion, outcome)
     if state is None:
@@ -121,7 +121,8 @@ def decide(
             postback,
             f"duplicate action_id {current.action_id!r} for offer {current.offer_id}: "
             f"conversion {current.conversion_id} already has status {current.status} "
-            f"({STATUSES[current.status]}); a postback with another status changes it",
+            f"({ConversionStatus(current.status).label}); a postback with another status "
+            "changes it",
             offer_id=current.offer_id,
             pid=current.pid,
             conversion_id=current.conversion_id,
@@ -138,11 +139,10 @@ def _as_made_by(current: Conversion, outcome: PostbackOutcome) -> Conversion:
     the latest; outcomes stored before they named their revision give the latest."""
     if outcome.revision is None or outcome.revision == current.revision:
         return current
-    assert outcome.conversion_status is not None
     return current.derive(
         revision=outcome.revision,
         postback_id=outcome.postback_id,
-        status=outcome.conversion_status,
+        status=_accepted_status(outcome, outcome.conversion_status, "conversion_status"),
         updated_ms=id_ms(outcome.postback_id),
     )
 
@@ -159,19 +159,35 @@ def _remember(
 
 def verdict(outcome: PostbackOutcome) -> dict[str, Any]:
     """The edge's JSON answer to the advertiser for ``outcome``."""
-    if outcome.status != 1:
-        return {"status": 2, "error": outcome.error, "postback_id": outcome.postback_id}
-    assert outcome.conversion_status is not None
+    if outcome.status != PostbackStatus.ACCEPTED:
+        return {
+            "status": PostbackStatus.REFUSED,
+            "error": outcome.error,
+            "postback_id": outcome.postback_id,
+        }
+    status = _accepted_status(outcome, outcome.conversion_status, "conversion_status")
     body: dict[str, Any] = {
-        "status": 1,
+        "status": PostbackStatus.ACCEPTED,
         "conversion_id": outcome.conversion_id,
         "postback_id": outcome.postback_id,
-        "conversion_status": STATUSES[outcome.conversion_status],
+        "conversion_status": status.label,
         "attribution": outcome.attribution,
         "offer_id": outcome.offer_id,
         "goal": outcome.goal,
     }
     if outcome.outcome == UPDATED:
-        assert outcome.previous_status is not None
-        body["updated_from"] = STATUSES[outcome.previous_status]
+        previous = _accepted_status(outcome, outcome.previous_status, "previous_status")
+        body["updated_from"] = previous.label
     return body
+
+
+def _accepted_status(outcome: PostbackOutcome, value: int | None, name: str) -> ConversionStatus:
+    """``value``, the ``conversion_status`` or (an update's) ``previous_status`` of an
+    accepted ``outcome``: :func:`decide` always sets them, so a missing one is a
+    record made by something else."""
+    if value is None:
+        raise ValueError(
+            f"postback {outcome.postback_id} was accepted ({outcome.outcome}) but its "
+            f"outcome record has no {name}"
+        )
+    return ConversionStatus(value)

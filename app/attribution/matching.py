@@ -57,8 +57,7 @@ def _sender_allowed(offer: Offer, request: PostbackRequest, ip: str | None) -> N
         raise PostbackRefused(f"source IP {ip} is not in offer {offer.id}'s postback IP whitelist")
     if offer.postback_token is None:
         return
-    identifier = request.clickid if request.clickid else request.aimp_id
-    assert identifier is not None  # parse_postback requires one of them
+    identifier = request.matched_id
     signed = f"'{identifier}:{request.action_id or ''}'"
     if request.secure is None:
         raise PostbackRefused(

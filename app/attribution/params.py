@@ -6,14 +6,15 @@ and in the Server postbacks slice, so each names the parameter and what it holds
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from app.events.statuses import ConversionStatus
 from app.ids import IdSeal, is_valid_id
-from app.text_rules import has_control_chars
+from app.text_rules import parameter_problem
 
-STATUSES = {1: "approved", 2: "pending", 3: "declined", 5: "hold"}
 CUSTOM_FIELDS = tuple(f"custom_field{n}" for n in range(1, 8))
 MAX_TEXT_LENGTH = 255
 MAX_SUM = Decimal("1000000000")
@@ -21,6 +22,7 @@ MAX_PARAMETERS = 64
 MAX_NAME_LENGTH = 64
 MAX_KEPT_VALUE_LENGTH = 1024
 """Bounds on what is kept of a postback's parameters for the Server postbacks slice."""
+NO_ID = "neither clickid nor aimp_id is given; send one of them"
 
 
 class PostbackRefused(Exception):
@@ -34,7 +36,7 @@ class PostbackRequest:
     action_id: str | None
     goal: str
     sum: Decimal | None
-    status: int
+    status: ConversionStatus
     secure: str | None
     custom_fields: dict[str, str] = field(default_factory=dict)
 
@@ -43,17 +45,21 @@ class PostbackRequest:
         """Which ID identifies what converted: a click beats an impression."""
         return "clickid" if self.clickid else "aimp_id"
 
+    @property
+    def matched_id(self) -> str:
+        """The ID named by :attr:`matched_by`."""
+        matched = self.clickid or self.aimp_id
+        if matched is None:
+            raise PostbackRefused(NO_ID)
+        return matched
+
 
 def _text(params: Mapping[str, str], name: str) -> str | None:
     value = params.get(name)
     if value is None or value == "":
         return None
-    if len(value) > MAX_TEXT_LENGTH:
-        raise PostbackRefused(
-            f"{name} is {len(value)} characters long; the limit is {MAX_TEXT_LENGTH}"
-        )
-    if has_control_chars(value):
-        raise PostbackRefused(f"{name} must not contain control characters")
+    if (problem := parameter_problem(value, MAX_TEXT_LENGTH)) is not None:
+        raise PostbackRefused(f"{name} {problem}")
     return value
 
 
@@ -87,13 +93,14 @@ def _sum(raw: str | None) -> Decimal | None:
     return value
 
 
-def _status(raw: str | None) -> int:
+def _status(raw: str | None) -> ConversionStatus:
     if raw is None:
-        return 1
-    known = ", ".join(f"{code} ({name})" for code, name in STATUSES.items())
-    if not (raw.isascii() and raw.isdigit()) or int(raw) not in STATUSES:
-        raise PostbackRefused(f"status {raw!r} is not one of {known}")
-    return int(raw)
+        return ConversionStatus.APPROVED
+    if raw.isascii() and raw.isdigit():
+        with contextlib.suppress(ValueError):
+            return ConversionStatus(int(raw))
+    known = ", ".join(f"{s.value} ({s.label})" for s in ConversionStatus)
+    raise PostbackRefused(f"status {raw!r} is not one of {known}")
 
 
 def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
@@ -106,7 +113,7 @@ def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
     clickid = _id(params, "clickid")
     aimp_id = _id(params, "aimp_id")
     if clickid is None and aimp_id is None:
-        raise PostbackRefused("neither clickid nor aimp_id is given; send one of them")
+        raise PostbackRefused(NO_ID)
     request = PostbackRequest(
         clickid=clickid,
         aimp_id=aimp_id,

@@ -27,7 +27,8 @@ from app.events import kinds
 log = logging.getLogger("imptrack.catalog")
 
 FETCH_WAIT_MS = 100
-RETRY_SECONDS = 1.0
+BROKER_RETRY_SECONDS = 1.0
+"""How long to wait before asking the broker again after it did not answer."""
 
 
 class CatalogFollower:
@@ -73,7 +74,7 @@ class CatalogFollower:
                 # retry made a new one, and the old ones stayed open.
                 await _close(consumer)
                 log.warning("cannot reach the broker for the catalog (%s); retrying", exc)
-                await asyncio.sleep(RETRY_SECONDS)
+                await asyncio.sleep(BROKER_RETRY_SECONDS)
             except asyncio.CancelledError:
                 await _close(consumer)
                 raise
@@ -90,7 +91,7 @@ class CatalogFollower:
                     fetched = await consumer.getmany(timeout_ms=self.fetch_wait_ms)
                 except KafkaError as exc:
                     log.warning("catalog fetch failed (%s); retrying", exc)
-                    await asyncio.sleep(RETRY_SECONDS)
+                    await asyncio.sleep(BROKER_RETRY_SECONDS)
                     continue
                 for tp, messages in fetched.items():
                     now_ms = int(time.time() * 1000)

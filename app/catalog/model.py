@@ -11,9 +11,6 @@ OFFER_STATUSES = ("active", "paused", "stopped", "deleted")
 PARTNER_STATUSES = ("active", "pending", "inactive", "blocked", "deleted")
 ACCESS_MODES = ("public", "approval")
 PAYMENT_TYPES = ("CPA", "CPM")
-CONVERSION_STATUSES = ("approved", "pending", "declined", "hold")
-"""A conversion's statuses by name, as catalog files spell them (the postback's
-``status`` parameter numbers them 1, 2, 3 and 5)."""
 
 DAY = 86_400
 DEFAULT_VIEW_THROUGH_WINDOW = DAY

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from app.catalog.model import (
     ACCESS_MODES,
-    CONVERSION_STATUSES,
     MAX_ID,
     OFFER_STATUSES,
     PARTNER_STATUSES,
@@ -28,6 +27,7 @@ from app.catalog.model import (
     Offer,
     Payment,
 )
+from app.events.statuses import CONVERSION_STATUS_LABELS
 from app.exceptions import CatalogError
 from app.text_rules import has_control_chars
 
@@ -264,7 +264,7 @@ def _statuses(value: Any, field: str) -> tuple[str, ...]:
     """The conversion statuses a postback URL is notified of (none given: all)."""
     if value is None:
         return ()
-    known = ", ".join(CONVERSION_STATUSES)
+    known = ", ".join(CONVERSION_STATUS_LABELS)
     if not isinstance(value, list) or not value:
         raise CatalogError(
             field,
@@ -272,7 +272,7 @@ def _statuses(value: Any, field: str) -> tuple[str, ...]:
             "be notified of every status",
         )
     for status in value:
-        if status not in CONVERSION_STATUSES:
+        if not isinstance(status, str) or status not in CONVERSION_STATUS_LABELS:
             raise CatalogError(field, f"{status!r} is not a conversion status; known: {known}")
     if len(set(value)) != len(value):
         raise CatalogError(field, "lists a status twice")

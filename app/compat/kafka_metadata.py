@@ -16,7 +16,7 @@ from app.exceptions import ImptrackError
 
 log = logging.getLogger("imptrack")
 
-RETRY_SECONDS = 1.0
+TOPICS_POLL_SECONDS = 1.0
 
 
 async def wait_for_partitions(
@@ -39,7 +39,7 @@ async def wait_for_partitions(
         else:
             return found
         log.info("waiting for topics %s to exist", ", ".join(topics))
-        await asyncio.sleep(RETRY_SECONDS)
+        await asyncio.sleep(TOPICS_POLL_SECONDS)
 
 
 async def cluster_id(client: Any) -> str:

@@ -13,13 +13,12 @@ from app.edge.client_ip import client_ip, user_agent
 from app.edge.keys import CATALOG, IDS, PRODUCER, REDIS, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
-from app.edge.responses import invalid_parameter, unavailable
+from app.edge.responses import NO_STORE, invalid_parameter, unavailable
 from app.events import kinds
 from app.events.records import SUB_FIELDS, rejected_click_payload
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
 
-_NO_STORE = {"Cache-Control": "no-store"}
 _NOT_FOUND = (RejectionReason.OFFER_UNKNOWN, RejectionReason.AFFILIATE_UNKNOWN)
 
 
@@ -60,7 +59,7 @@ async def click(request: web.Request) -> web.StreamResponse:
             await producer.produce(kinds.REJECTED_CLICKS.topic, clickid, orjson.dumps(rejected))
         except BrokerUnavailable:
             return unavailable("the click could not be stored; retry shortly")
-        headers = {**_NO_STORE, "X-Imptrack-Rejected": reason.value}
+        headers = {**NO_STORE, "X-Imptrack-Rejected": reason.value}
         if offer is not None and offer.trafficback_url:
             headers["Location"] = location(offer.trafficback_url, values)
             return web.Response(status=302, headers=headers)
@@ -69,7 +68,9 @@ async def click(request: web.Request) -> web.StreamResponse:
             status=404 if reason in _NOT_FOUND else 403,
             headers=headers,
         )
-    assert offer is not None and offer.tracking_url is not None  # eligible
+    if offer is None or offer.tracking_url is None:
+        # rejection_reason refuses both (offer_unknown, no_tracking_url) before here.
+        raise RuntimeError(f"offer {wanted.offer_id} was judged eligible with no tracking URL")
     # An aimp_id the network never issued names no impression: not worth a lookup.
     aimp_id = wanted.aimp_id if wanted.aimp_id and ids.seal.issued(wanted.aimp_id) else None
     link = await find_impression(
@@ -98,5 +99,5 @@ async def click(request: web.Request) -> web.StreamResponse:
         await producer.produce(kinds.CLICKS.topic, clickid, orjson.dumps(payload))
     except BrokerUnavailable:
         return unavailable("the click could not be stored; retry shortly")
-    headers = {**_NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}
+    headers = {**NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}
     return web.Response(status=302, headers=headers)

@@ -17,7 +17,7 @@ from app.catalog.model import MAX_ID
 from app.events.records import SUB_FIELDS
 from app.exceptions import InvalidParameter
 from app.ids import is_valid_id
-from app.text_rules import has_control_chars
+from app.text_rules import parameter_problem
 
 MAX_IMP_ID_LENGTH = 128
 MAX_SUB_LENGTH = 255
@@ -54,10 +54,8 @@ def _text(query: MultiMapping[str], name: str, max_length: int) -> str | None:
     raw = _single(query, name)
     if raw is None or raw == "":
         return None
-    if len(raw) > max_length:
-        raise InvalidParameter(name, f"is {len(raw)} characters long; the limit is {max_length}")
-    if has_control_chars(raw):
-        raise InvalidParameter(name, "must not contain control characters")
+    if (problem := parameter_problem(raw, max_length)) is not None:
+        raise InvalidParameter(name, problem)
     return raw
 
 

@@ -23,13 +23,13 @@ from app.attribution.params import collect_params
 from app.edge.client_ip import client_ip
 from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
 from app.edge.producer import BrokerUnavailable
-from app.edge.responses import unreadable_body
+from app.edge.responses import NO_STORE, RETRY_AFTER_SECONDS, unreadable_body
 from app.events import kinds
 from app.events.records import postback_payload
+from app.events.statuses import PostbackStatus
 from app.ids import is_valid_id
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_NO_STORE = {"Cache-Control": "no-store"}
 
 # What aiohttp raises for a body it cannot decode: a broken Content-Encoding
 # (RequestPayloadError), a form in an unknown charset or not in its charset
@@ -139,19 +139,24 @@ async def postback(request: web.Request) -> web.Response:
     except BrokerUnavailable:
         waiter.forget(postback_id)
         return web.json_response(
-            {"status": 2, "error": "the postback could not be stored; retry shortly"},
+            {
+                "status": PostbackStatus.REFUSED,
+                "error": "the postback could not be stored; retry shortly",
+            },
             status=503,
-            headers={**_NO_STORE, "Retry-After": "1"},
+            headers={**NO_STORE, "Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     try:
         verdict = await asyncio.wait_for(decided, settings.postback_verdict_seconds)
     except TimeoutError:
         waiter.forget(postback_id)
         return web.json_response(
-            {"status": 1, "pending": True, "postback_id": postback_id},
+            {"status": PostbackStatus.ACCEPTED, "pending": True, "postback_id": postback_id},
             status=202,
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
     return web.json_response(
-        verdict, status=200 if verdict.get("status") == 1 else 400, headers=_NO_STORE
+        verdict,
+        status=200 if verdict.get("status") == PostbackStatus.ACCEPTED else 400,
+        headers=NO_STORE,
     )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from app.exceptions import InvalidParameter
 
 RETRY_AFTER_SECONDS = 1
+NO_STORE: Mapping[str, str] = {"Cache-Control": "no-store"}
+"""For answers that are each one event's (a click's redirect, a postback's verdict):
+no cache may keep one and give it to the next request."""
 
 
 def invalid_parameter(exc: InvalidParameter) -> web.Response:
     return web.json_response(
-        {"error": f"{exc.parameter} {exc.problem}", "parameter": exc.parameter}, status=400
+        {"error": f"{exc.parameter} {exc.problem}", "parameter": exc.parameter},
+        status=exc.http_status,
     )
 
 

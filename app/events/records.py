@@ -273,7 +273,8 @@ class Postback(faust.Record, serializer="json"):
 
 
 class Conversion(faust.Record, serializer="json"):
-    """A conversion and its current state; ``revision`` grows with each status change.
+    """A conversion and its current state; ``revision`` grows with each status change
+    (``status``: an :class:`app.events.statuses.ConversionStatus` number).
 
     ``conversion_id`` is the ID of the postback that created it. Money is decimal
     text (revenue and payout of the offer's CPA payment for ``goal``); ``sum`` is
@@ -325,7 +326,9 @@ class MatchedPostback(faust.Record, serializer="json"):
 class PostbackOutcome(faust.Record, serializer="json"):
     """What became of one postback, for the Server postbacks slice and the edge.
 
-    ``status`` is the answer's: 1 accepted, 2 refused (``error`` says why).
+    ``status`` is the answer's, a :class:`app.events.statuses.PostbackStatus`
+    (``error`` says why a postback was refused); the conversion's statuses are
+    :class:`app.events.statuses.ConversionStatus` numbers.
     ``outcome`` is ``created``, ``updated`` (a repeated action_id changed the
     conversion's status) or ``refused``.
     """

@@ -1,6 +1,6 @@
 """One HTTP attempt at a destination URL, and what it observed.
 
-A single ``aiohttp`` session per worker keeps connections alive between
+A single ``aiohttp`` session per forwarder process keeps connections alive between
 deliveries. Redirects are followed here rather than by aiohttp, so the address
 policy sees every hop: aiohttp connects to IP literals without consulting the
 resolver, and a redirect to ``http://169.254.169.254/`` must be refused as surely
@@ -82,7 +82,8 @@ class Courier:
         return from_status(status, took(), retry_after)
 
     async def _follow(self, url: str) -> tuple[int, float | None]:
-        assert self._session is not None, "Courier.start() was not called"
+        if self._session is None:
+            raise RuntimeError("Courier.start() was not called")
         # The URL was encoded when it was filled; yarl must send it exactly so.
         target = URL(url, encoded=True)
         for _ in range(MAX_REDIRECTS + 1):

@@ -4,9 +4,9 @@ A task is an impression for its advertiser or a conversion's status for its
 affiliate (:data:`~app.forwarding.schedule.Delivery`); both are delivered alike, and
 only the log record says which.
 
-Runs in every worker next to the forwarder agent (which only schedules tasks; see
-agents/forwarder.py). Any worker may deliver any task: the schedule in Redis hands
-each due task to one claim at a time.
+Runs in every forwarder process (``imptrack forwarder``) next to the forwarder agent
+(which only schedules tasks; see agents/forwarder.py). Any forwarder process may
+deliver any task: the schedule in Redis hands each due task to one claim at a time.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from app.events.records import AffiliatePostbackAttempt, AffiliatePostbackTask, 
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
 from app.forwarding.schedule import Claim, Delivery, DeliverySchedule
-from app.ops.redis_retry import RETRY_SECONDS, until_redis_answers
+from app.ops.redis_retry import REDIS_RETRY_SECONDS, until_redis_answers
 from app.settings import ForwardingSettings
 
 log = logging.getLogger("imptrack.forwarder")
 
 POLL_SECONDS = 0.1
-"""How often due retries (and tasks scheduled by other workers) are looked for."""
+"""How often due retries (and tasks scheduled by other forwarder processes) are looked for."""
 CLAIM_BATCH = 64
 """At most this many tasks per claim. A claim scans four times as many due entries
 and moves those of a host at its cap a little later (so other hosts' tasks behind
@@ -42,8 +42,8 @@ one claim for several slots rather than one per slot (each claim costs Redis a s
 """
 STATUS_TIMEOUT = 1.0
 LEASE_MARGIN_SECONDS = 10.0
-"""A claim outlives the attempt's timeout by this much before another worker may
-take the task over (after a crash)."""
+"""A claim outlives the attempt's timeout by this much before another forwarder
+process may take the task over (after a crash)."""
 
 
 def lease_seconds(settings: ForwardingSettings) -> float:
@@ -110,7 +110,7 @@ class Forwarder:
                         claims = await self.schedule.claim(min(free, CLAIM_BATCH))
                     except RedisError as exc:
                         log.warning("cannot claim deliveries from Redis (%s); retrying", exc)
-                        await asyncio.sleep(RETRY_SECONDS)
+                        await asyncio.sleep(REDIS_RETRY_SECONDS)
                         continue
                 for claim in claims:
                     task = asyncio.create_task(self._deliver(claim))

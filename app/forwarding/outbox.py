@@ -16,12 +16,12 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from app.forwarding.schedule import DeliverySchedule, LogEntry
+from app.ops.redis_retry import REDIS_RETRY_SECONDS
 
 log = logging.getLogger("imptrack.forwarder")
 
 BATCH = 500
 BLOCK_MS = 200
-RETRY_SECONDS = 0.5
 # Entries a shipper read and did not acknowledge for this long belonged to a
 # shipper that died (a live one acknowledges within a produce round trip).
 ADOPT_AFTER_MS = 60_000
@@ -33,7 +33,7 @@ Publish = Callable[[list[bytes]], Awaitable[None]]
 class DeliveryLogShipper:
     def __init__(self, schedule: DeliverySchedule, consumer: str, publish: Publish) -> None:
         self.schedule = schedule
-        # A name stable across restarts of the same worker, so it finds what it had
+        # A name stable across restarts of the same forwarder, so it finds what it had
         # read and not acknowledged before a crash at once.
         self.consumer = consumer
         self.publish = publish
@@ -57,10 +57,11 @@ class DeliveryLogShipper:
                     entries = await self.schedule.read_log(self.consumer, BATCH, BLOCK_MS)
                 await self._ship(entries)
             except (RedisError, KafkaError, TimeoutError) as exc:
-                # Unacknowledged entries stay in the stream; they are read again.
+                # Unacknowledged entries stay in the stream; they are read again. The
+                # broker is waited for as long as Redis: one pause, whichever failed.
                 log.warning("cannot ship the delivery log (%s); retrying", exc)
                 pending = True
-                await asyncio.sleep(RETRY_SECONDS)
+                await asyncio.sleep(REDIS_RETRY_SECONDS)
 
     async def _ship(self, entries: list[LogEntry]) -> None:
         if not entries:

@@ -1,10 +1,11 @@
 """The delivery schedule in Redis: what is due, who is delivering it, what happened.
 
 Every forward task goes through one sorted set, scored by the time it is next due:
-a new task is due at once, a failed one when its backoff ends. A worker *claims*
-due tasks by moving their score to the end of a lease; if it dies mid-delivery the
-lease runs out and any worker claims the task again. All of this lives in Redis,
-so pending retries survive worker restarts and several workers share one schedule.
+a new task is due at once, a failed one when its backoff ends. A forwarder process
+*claims* due tasks by moving their score to the end of a lease; if it dies
+mid-delivery the lease runs out and any forwarder process claims the task again. All
+of this lives in Redis, so pending retries survive restarts and several forwarder
+processes share one schedule.
 
 Each step is one Lua script, so it is atomic: a task is scheduled at most once per
 ``aimp_id`` (or conversion revision) and destination (replays are recognised), a claim respects the
@@ -14,7 +15,7 @@ one step. The log is a Redis stream read by :class:`~app.forwarding.outbox.Deliv
 which publishes it to Kafka: nothing is written to Kafka between two Redis states
 that a crash could split.
 
-Times are Redis server time, so workers with skewed clocks agree on what is due.
+Times are Redis server time, so processes with skewed clocks agree on what is due.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from app.events.records import AFFILIATE_POSTBACK, IMPRESSION, AffiliatePostbackTask, ForwardTask
+from app.redis_replies import reply_text
 
 Delivery = ForwardTask | AffiliatePostbackTask
 """What the schedule delivers: an impression to its advertiser, or a conversion's
@@ -46,7 +48,7 @@ DUE = PREFIX + "due"  # sorted set: task id -> due time (or end of lease), ms
 TASKS = PREFIX + "tasks"  # hash: task id -> {"task": ForwardTask, "attempts": n}
 CLAIMS = PREFIX + "claims"  # hash: task id -> token of the claim delivering it
 LOG = PREFIX + "log"  # stream: delivery attempts not yet published to Kafka
-STATS = PREFIX + "stats"  # hash: counters shared by all workers
+STATS = PREFIX + "stats"  # hash: counters shared by all forwarder processes
 LOG_GROUP = "shippers"
 
 _NOW = """
@@ -195,7 +197,7 @@ def _delivery(data: dict[str, Any]) -> Delivery:
 
 @dataclass(frozen=True)
 class Claim:
-    """A due task this worker may now deliver, until its lease runs out."""
+    """A due task this process may now deliver, until its lease runs out."""
 
     id: str
     token: str
@@ -265,7 +267,7 @@ class DeliverySchedule:
             stored = orjson.loads(reply[n + 1])
             claims.append(
                 Claim(
-                    _text(reply[n]),
+                    reply_text(reply[n]),
                     token,
                     _delivery(stored["task"]),
                     int(stored["attempts"]),
@@ -327,7 +329,7 @@ class DeliverySchedule:
             block=None if pending else block_ms,
         )
         return [
-            LogEntry(_text(entry_id), fields[b"r"])
+            LogEntry(reply_text(entry_id), fields[b"r"])
             for _, entries in reply or []
             for entry_id, fields in entries
             if fields
@@ -338,7 +340,9 @@ class DeliverySchedule:
         reply: Any = await self.client.xautoclaim(
             LOG, LOG_GROUP, consumer, min_idle_ms, count=count
         )
-        return [LogEntry(_text(entry_id), fields[b"r"]) for entry_id, fields in reply[1] if fields]
+        return [
+            LogEntry(reply_text(entry_id), fields[b"r"]) for entry_id, fields in reply[1] if fields
+        ]
 
     async def ack_log(self, ids: list[str]) -> None:
         if ids:
@@ -358,9 +362,5 @@ class DeliverySchedule:
             "scheduled": int(scheduled),
             "in_flight": int(claimed),
             "log_unshipped": int(unshipped),
-            **{_text(k): int(v) for k, v in stats.items()},
+            **{reply_text(k): int(v) for k, v in stats.items()},
         }
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

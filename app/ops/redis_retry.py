@@ -11,7 +11,8 @@ from redis.exceptions import RedisError
 
 T = TypeVar("T")
 
-RETRY_SECONDS = 0.5
+REDIS_RETRY_SECONDS = 0.5
+"""How long to wait before asking Redis again after it did not answer."""
 
 
 async def until_redis_answers(
@@ -23,4 +24,4 @@ async def until_redis_answers(
             return await call()
         except RedisError as exc:
             log.warning("cannot %s in Redis (%s); retrying", doing, exc)
-            await asyncio.sleep(RETRY_SECONDS)
+            await asyncio.sleep(REDIS_RETRY_SECONDS)

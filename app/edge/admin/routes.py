@@ -44,9 +44,9 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except CatalogError as exc:
-        return _error(exc.status, str(exc), exc.field)
+        return _error(exc.http_status, str(exc), exc.field)
     except CatalogUnavailable as exc:
-        return _json({"error": str(exc)}, 503)
+        return _json({"error": str(exc)}, exc.http_status)
     except web.HTTPRequestEntityTooLarge as exc:
         # aiohttp's text states the limit ("Maximum request body size 65536
         # exceeded."); its reason does not.
