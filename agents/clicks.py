@@ -11,10 +11,10 @@ from typing import Any
 
 import faust
 
+from agents.batches import well_formed
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.topics import EventTopics
-from app.ids import is_valid_id
 from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.clicks")
@@ -29,12 +29,8 @@ def record_clicks(app: faust.App, topics: EventTopics, table: Any, table_input: 
     async def record(stream: Any) -> None:
         # Replays after a crash write again: the table is keyed by clickid.
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-            for event in events:
-                click = event.value
-                if not is_valid_id(click.clickid):
-                    log.error("skipped a click with a malformed clickid at %s", event.message)
-                    continue
-                write_in_event_partition(event, table, click.clickid, click)
+            for event in well_formed(events, "clickid", "a click", log):
+                write_in_event_partition(event, table, event.value.clickid, event.value)
             table_input.processed(events)
 
     return app.agent(topics[kinds.CLICKS], name="clicks")(record)

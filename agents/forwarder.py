@@ -14,10 +14,10 @@ from typing import Any
 
 import faust
 
+from agents.batches import well_formed
 from app.events import kinds
 from app.events.kinds import EventKind
 from app.events.topics import EventTopics
-from app.ids import is_valid_id
 
 log = logging.getLogger("imptrack.forwarder")
 
@@ -47,11 +47,7 @@ def _scheduling(
 
     async def schedule_batches(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-            tasks = [e.value for e in events if is_valid_id(getattr(e.value, id_field))]
-            if len(tasks) < len(events):
-                log.error(
-                    "skipped %d %s with a malformed %s", len(events) - len(tasks), what, id_field
-                )
+            tasks = [e.value for e in well_formed(events, id_field, f"one of the {what}", log)]
             # The batch is not acknowledged until it is scheduled: waiting keeps it.
             await schedule(tasks, what)
 

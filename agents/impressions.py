@@ -13,13 +13,14 @@ from typing import Any
 
 import faust
 
+from agents.batches import current_batches, well_formed
 from app.attribution.impressions import Recorded, judge_impression
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.records import Impression
 from app.events.topics import EventTopics
-from app.ids import id_ms, is_valid_id
-from app.streams.catalog import CatalogView, catalog_current_for
+from app.ids import id_ms
+from app.streams.catalog import CatalogView
 from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.impressions")
@@ -43,21 +44,14 @@ def record_impressions(
     """Declare the agent on ``app``."""
 
     async def record(stream: Any) -> None:
-        # Nothing is judged before the whole catalog is loaded: an empty catalog would
-        # reject every impression as unknown.
-        await catalog.ready.wait()
         # Replays after a crash record and emit again: the table write is keyed by
         # aimp_id and the exporter deduplicates by aimp_id, so both are idempotent.
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-            await catalog_current_for(catalog, events, "aimp_id")
+        batches = current_batches(stream, catalog, "aimp_id", BATCH_SIZE, BATCH_WINDOW_SECONDS)
+        async for events in batches:
             sent = []
             recorded: list[tuple[Impression, int]] = []
-            for event in events:
+            for event in well_formed(events, "aimp_id", "an impression", log):
                 impression = event.value
-                if not is_valid_id(impression.aimp_id):
-                    # Only the edge writes here; anything else is not ours to count.
-                    log.error("skipped an impression with a malformed aimp_id at %s", event.message)
-                    continue
                 judged = judge_impression(catalog.catalog_at(id_ms(impression.aimp_id)), impression)
                 key = impression.aimp_id
                 if isinstance(judged, Recorded):

@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 
+from agents.batches import current_batches, well_formed
 from app.attribution.params import PostbackRequest
 from app.attribution.postback_judgement import judge_postback, read_postback
 from app.attribution.replies import Reply
@@ -23,8 +24,8 @@ from app.compat.table_writes import read_in_event_partition
 from app.events import kinds
 from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.events.topics import EventTopics
-from app.ids import IdSeal, id_ms, is_valid_id
-from app.streams.catalog import CatalogView, catalog_current_for
+from app.ids import IdSeal, id_ms
+from app.streams.catalog import CatalogView
 from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.postbacks")
@@ -109,18 +110,12 @@ def match_postbacks(
     before any lookup."""
 
     async def match(stream: Any) -> None:
-        await catalog.ready.wait()
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-            await catalog_current_for(catalog, events, "postback_id")
+        batches = current_batches(stream, catalog, "postback_id", BATCH_SIZE, BATCH_WINDOW_SECONDS)
+        async for events in batches:
             sent = []
             refused: list[tuple[Postback, PostbackOutcome]] = []
-            for event in events:
+            for event in well_formed(events, "postback_id", "a postback", log):
                 postback = event.value
-                if not is_valid_id(postback.postback_id):
-                    log.error(
-                        "skipped a postback with a malformed postback_id at %s", event.message
-                    )
-                    continue
                 judged = await _judge(event, postback, sources, catalog, seal)
                 if isinstance(judged, PostbackOutcome):
                     refused.append((postback, judged))

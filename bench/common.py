@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -128,6 +128,20 @@ def apply_catalog(stack: Stack, yaml_text: str) -> None:
     applied = apply_file(stack.settings, path)
     if applied.errors:
         raise RuntimeError(f"the benchmark's catalog was refused: {applied.errors}")
+
+
+@contextmanager
+def sink_with_catalog(stack: Stack, catalog_of: Callable[[int], str]) -> Iterator[int]:
+    """A running advertiser sink (bench.sink) on a free port, given to ``catalog_of`` for
+    the catalog applied to the stack; the sink stops on the way out."""
+    (port,) = probes.free_ports(1)
+    sink = serve([sys.executable, "-m", "bench.sink", str(port)], f"http://127.0.0.1:{port}/count")
+    try:
+        apply_catalog(stack, catalog_of(port))
+        yield port
+    finally:
+        sink.terminate()
+        sink.wait(10)
 
 
 def figure(

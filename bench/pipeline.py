@@ -35,9 +35,8 @@ from app.compat.kafka_metadata import wait_for_partitions
 from app.events import kinds
 from app.events.records import impression_payload
 from app.ids import IdGenerator, IdSeal
-from app.ops import probes
 from app.ops.stack import Stack
-from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
+from bench.common import QUICK, bench_stack, figure, machine, sink_with_catalog, write_result
 
 N = int(os.environ.get("PIPELINE_IMPRESSIONS") or (3_000 if QUICK else 30_000))
 ROUNDS = int(os.environ.get("PIPELINE_ROUNDS") or (1 if QUICK else 3))
@@ -217,17 +216,8 @@ async def _measure(broker: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def run(stack: Stack) -> dict[str, Any]:
-    (sink_port,) = probes.free_ports(1)
-    sink = serve(
-        [sys.executable, "-m", "bench.sink", str(sink_port)],
-        f"http://127.0.0.1:{sink_port}/count",
-    )
-    try:
-        apply_catalog(stack, catalog(sink_port))
+    with sink_with_catalog(stack, catalog):
         runs = asyncio.run(_measure(stack.settings.broker))
-    finally:
-        sink.terminate()
-        sink.wait(10)
     worker = float(statistics.median(r["per_s"] for r in runs["worker"]))
     bare = float(statistics.median(r["per_s"] for r in runs["bare"]))
     return {

@@ -42,14 +42,14 @@ from app.ids import IdSeal
 from app.installation_secrets import load_id_key
 from app.ops import probes
 from app.ops.stack import Stack
-from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
+from bench.common import QUICK, bench_stack, figure, machine, sink_with_catalog, write_result
 from bench.pipeline import OFFER_ID, catalog, impressions, system_round
 
 KEYS = int(os.environ.get("RECOVERY_KEYS", 5_000 if QUICK else 1_000_000))
 # Some in each part, whatever KEYS is.
 WORKER_KEYS = min(KEYS // 2, 1_000 if QUICK else 20_000)
 FILL_BATCH = 50_000
-CHANGELOG = "imptrack-impressions-changelog"  # Faust: "{app id}-{table name}-changelog"
+CHANGELOG = kinds.changelog("impressions")
 TARGET_S = 15.0
 WHAT = {
     "rebuild": "rebuilt from the changelog",
@@ -122,13 +122,7 @@ def _postback_verdict(stack: Stack, aimp_id: str) -> dict[str, Any]:
 
 
 def run(stack: Stack) -> dict[str, Any]:
-    (sink_port,) = probes.free_ports(1)
-    sink = serve(
-        [sys.executable, "-m", "bench.sink", str(sink_port)],
-        f"http://127.0.0.1:{sink_port}/count",
-    )
-    try:
-        apply_catalog(stack, catalog(sink_port))
+    with sink_with_catalog(stack, catalog):
         # The stack's own ID key: the postbacks below name these impressions.
         seal = IdSeal(load_id_key(stack.settings))
         fill_began = time.monotonic()
@@ -150,9 +144,6 @@ def run(stack: Stack) -> dict[str, Any]:
             "first_through_worker": _postback_verdict(stack, first_id),
             "last_in_changelog": _postback_verdict(stack, last_id),
         }
-    finally:
-        sink.terminate()
-        sink.wait(10)
     # Status 1: the postback found its impression and made a conversion of it.
     known = all(v.get("status") == 1 for v in verdicts.values())
     judged = not QUICK and KEYS >= 1_000_000

@@ -167,29 +167,20 @@ REFUSALS = [
         "tracking_url",
         "unknown macro {aimpid}",
     ),
-    (
-        "POST",
-        "/offers",
-        {
-            **GOOD_OFFER,
-            "impressions_url": "https://adv.example/i",
-            "additional_impressions_urls": [{"url": "https://b.example/", "weight": 0}],
-        },
-        400,
-        "additional_impressions_urls[0].weight",
-        "must be a whole number from 1 to 100",
-    ),
-    (
-        "POST",
-        "/offers",
-        {
-            **GOOD_OFFER,
-            "impressions_url": "https://adv.example/i",
-            "additional_impressions_urls": [{"url": "https://b.example/", "weight": 12.5}],
-        },
-        400,
-        "additional_impressions_urls[0].weight",
-        "must be a whole number from 1 to 100",
+    *(
+        (
+            "POST",
+            "/offers",
+            {
+                **GOOD_OFFER,
+                "impressions_url": "https://adv.example/i",
+                "additional_impressions_urls": [{"url": "https://b.example/", "weight": weight}],
+            },
+            400,
+            "additional_impressions_urls[0].weight",
+            "must be a whole number from 1 to 100",
+        )
+        for weight in (0, 12.5)
     ),
     (
         "POST",

@@ -3,6 +3,8 @@ matched to it or refused, and the conversion it makes decided and answered."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.clicks import record_clicks
 from agents.conversions import decide_conversions
 from agents.postbacks import Sources, match_postbacks
@@ -22,11 +24,13 @@ CATALOG = Catalog(
 )
 
 
-def _stored_click(worker: Worker, ids: IdGenerator) -> Click:
-    """A click the clicks agent has written (straight into the in-memory table)."""
+def _clicked(worker: Worker) -> tuple[IdGenerator, Click, list[tuple[Postback, PostbackOutcome]]]:
+    """IDs, a click the clicks agent has written (straight into the in-memory table)
+    and where the postbacks' replies will be kept."""
+    ids = IdGenerator(TEST_SEAL)
     click = Click(clickid=ids.new_id(), offer_id=5, pid=3, advertiser_id=9, link="none")
     worker.tables.clicks.data[click.clickid] = click
-    return click
+    return ids, click, []
 
 
 def _kept_in(replies: list[tuple[Postback, PostbackOutcome]]) -> Reply:
@@ -36,13 +40,22 @@ def _kept_in(replies: list[tuple[Postback, PostbackOutcome]]) -> Reply:
     return reply
 
 
-def _sources(worker: Worker) -> Sources:
-    return Sources(
+def _matching(worker: Worker, reply: Reply) -> Any:
+    """The postbacks agent on ``worker``, looking clicks and impressions up in its tables."""
+    sources = Sources(
         worker.tables.clicks,
         TableInput(worker.app, kinds.CLICKS),
         worker.tables.impressions,
         TableInput(worker.app, kinds.IMPRESSIONS),
     )
+    return match_postbacks(
+        worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
+    )
+
+
+def _postback(ids: IdGenerator, **params: str) -> Postback:
+    """A postback as the edge received it, from an edge process waiting for its verdict."""
+    return Postback(postback_id=ids.new_id(), method="GET", params=params, reply_to="edge-1")
 
 
 async def test_a_click_is_kept_by_its_clickid(worker: Worker) -> None:
@@ -61,23 +74,11 @@ async def test_a_click_is_kept_by_its_clickid(worker: Worker) -> None:
 async def test_a_postback_naming_a_click_is_matched_and_a_malformed_one_refused(
     worker: Worker,
 ) -> None:
-    ids = IdGenerator(TEST_SEAL)
-    click = _stored_click(worker, ids)
-    replies: list[tuple[Postback, PostbackOutcome]] = []
+    ids, click, replies = _clicked(worker)
     reply = _kept_in(replies)
-    good = Postback(
-        postback_id=ids.new_id(),
-        method="GET",
-        params={"clickid": click.clickid, "action_id": "o-1"},
-        reply_to="edge-1",
-    )
-    bad = Postback(
-        postback_id=ids.new_id(), method="GET", params={"clickid": "nope"}, reply_to="edge-1"
-    )
-    sources = _sources(worker)
-    agent = match_postbacks(
-        worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
-    )
+    good = _postback(ids, clickid=click.clickid, action_id="o-1")
+    bad = _postback(ids, clickid="nope")
+    agent = _matching(worker, reply)
     async with agent.test_context() as tested:
         await tested.put(good, key=click.clickid)
         await tested.put(bad, key=bad.postback_id)
@@ -104,24 +105,11 @@ async def test_a_postback_naming_a_click_is_matched_and_a_malformed_one_refused(
 async def test_a_new_action_becomes_a_conversion_and_its_repeat_is_a_duplicate(
     worker: Worker,
 ) -> None:
-    ids = IdGenerator(TEST_SEAL)
-    click = _stored_click(worker, ids)
-    replies: list[tuple[Postback, PostbackOutcome]] = []
+    ids, click, replies = _clicked(worker)
     reply = _kept_in(replies)
-    sources = _sources(worker)
-    matcher = match_postbacks(
-        worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
-    )
-    first = Postback(
-        postback_id=ids.new_id(),
-        method="GET",
-        params={"clickid": click.clickid, "action_id": "o-2"},
-    )
-    again = Postback(
-        postback_id=ids.new_id(),
-        method="GET",
-        params={"clickid": click.clickid, "action_id": "o-2"},
-    )
+    matcher = _matching(worker, reply)
+    first = _postback(ids, clickid=click.clickid, action_id="o-2")
+    again = _postback(ids, clickid=click.clickid, action_id="o-2")
     async with matcher.test_context() as tested:
         await tested.put(first, key=click.clickid)
         await tested.put(again, key=click.clickid)
