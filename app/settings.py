@@ -160,7 +160,7 @@ class Settings:
     # An external cluster or Redis when set; otherwise ``imptrack up`` starts its own.
     kafka_broker: str | None
     redis_url: str | None
-    # The local Apache Kafka (app/local_kafka): node 1's client port (each node takes
+    # The local Apache Kafka (app/ops/local_kafka): node 1's client port (each node takes
     # two ports from there), how many nodes, each node's heap, and Maven's repository.
     embedded_broker_port: int
     kafka_nodes: int

@@ -23,7 +23,7 @@ ten minutes (bench.soak_report).
    pixel, click and postback the edge accepted must be in DuckDB once, and every
    impression at the sink once.
 
-The stack starts its own Kafka (app/local_kafka), unless SOAK_KAFKA_BROKER names a
+The stack starts its own Kafka (app/ops/local_kafka), unless SOAK_KAFKA_BROKER names a
 cluster (``host:port[,host:port...]``) to run on instead; that cluster's memory is
 not sampled. It must have none of imptrack's topics or consumer groups yet (a fresh
 cluster, or them deleted): the soak would count their records as its own, so it
