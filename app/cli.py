@@ -154,7 +154,7 @@ def _cmd_links(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from reports.reading import read_request
 
-    return _write_result(args, lambda: read_request(_slice_request(args)))
+    return _write_result(args, lambda: read_request(settings(), _slice_request(args)))
 
 
 def _slice_request(args: argparse.Namespace) -> SliceRequest:
@@ -226,7 +226,7 @@ def _cmd_catalog_export(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from demo.run import run_demo
 
-    return run_demo(args.requests)
+    return run_demo(settings(), args.requests)
 
 
 def _positive_id(raw: str) -> int:

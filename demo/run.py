@@ -29,7 +29,7 @@ from app.exceptions import StackError
 from app.installation_secrets import load_api_key
 from app.ops import probes
 from app.ops.stack import Stack
-from app.settings import ForwardingSettings, Settings, settings
+from app.settings import ForwardingSettings, Settings
 from demo.advertiser import LocalAdvertiser, Received
 from demo.postbacks import check_postbacks, send_postbacks
 from reports import db
@@ -259,11 +259,11 @@ def wait_for_export(s: Settings, pixels: int, clicks: int, postbacks: int = 0) -
         time.sleep(0.2)
 
 
-def run_demo(requests: int) -> int:
+def run_demo(settings: Settings, requests: int) -> int:
     # The demo's own settings allow what its processes allow: the catalog it applies
     # sends affiliate postbacks to 127.0.0.1, which is refused when saved otherwise.
     s = replace(
-        settings(), forwarding=ForwardingSettings.from_env({**DEMO_ENVIRONMENT, **os.environ})
+        settings, forwarding=ForwardingSettings.from_env({**DEMO_ENVIRONMENT, **os.environ})
     )
     logging.getLogger("imptrack.catalog").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -312,22 +312,22 @@ def run_demo(requests: int) -> int:
         tracked = expected_verdicts(answered)["tracked"]
         print(f"Waiting for {tracked} impressions to reach the advertiser endpoint ...")
         wait_for_deliveries(s, advertiser, tracked)
-        daily = read_slice("daily", None, None, "UTC")
+        daily = read_slice(s, "daily", None, None, "UTC")
         print("\nDaily slice (imptrack report daily):\n")
         print(render(daily, "table"))
-        rejections = read_slice("rejections", None, None, "UTC")
+        rejections = read_slice(s, "rejections", None, None, "UTC")
         print("\nRejections slice (imptrack report rejections):\n")
         print(render(rejections, "table"))
-        deliveries = read_slice("deliveries", None, None, "UTC")
+        deliveries = read_slice(s, "deliveries", None, None, "UTC")
         print("\nDeliveries slice (imptrack report deliveries):\n")
         print(render(deliveries, "table"))
         wait_for_affiliate_postbacks(s, advertiser)
-        told = read_slice("affiliate-postbacks", None, None, "UTC")
-        conversions = read_slice("conversions", None, None, "UTC")
+        told = read_slice(s, "affiliate-postbacks", None, None, "UTC")
+        conversions = read_slice(s, "conversions", None, None, "UTC")
         print(f"\nConversions slice (imptrack report conversions), {SHOWN} newest:\n")
         print(render(_head(conversions), "table"))
-        postbacks = read_slice("postbacks", None, None, "UTC")
-        refused = read_slice("postbacks", None, None, "UTC", SliceOptions(errors_only=True))
+        postbacks = read_slice(s, "postbacks", None, None, "UTC")
+        refused = read_slice(s, "postbacks", None, None, "UTC", SliceOptions(errors_only=True))
         print("\nServer postbacks slice, refused only (imptrack report postbacks --errors):\n")
         print(render(_without(refused, "params", "method"), "table"))
         print(

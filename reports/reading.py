@@ -13,15 +13,14 @@ import duckdb
 from app.edge.api_keys import HEADER
 from app.exceptions import ReportError, ReportUnavailable
 from app.installation_secrets import load_api_key
-from app.settings import settings
+from app.settings import Settings
 from reports import db
 from reports.formatting import from_arrow_stream
 from reports.slice_request import SliceRequest
 from reports.slices import SliceOptions, SliceResult, run_slice
 
 
-def _through_exporter(request: SliceRequest) -> SliceResult:
-    s = settings()
+def _through_exporter(s: Settings, request: SliceRequest) -> SliceResult:
     query = urllib.parse.urlencode({**request.query(), "format": "arrow"})
     url = f"{s.exporter_url}/api/v1/stats/{request.name}?{query}"
     http_request = urllib.request.Request(url, headers={HEADER: load_api_key(s)})
@@ -37,12 +36,13 @@ def _through_exporter(request: SliceRequest) -> SliceResult:
         ) from None
 
 
-def read_request(request: SliceRequest) -> SliceResult:
+def read_request(s: Settings, request: SliceRequest) -> SliceResult:
+    """The slice ``request`` asks for, from the reporting database of ``s``."""
     try:
-        con = db.open_reader(settings().exporter_db_path)
+        con = db.open_reader(s.exporter_db_path)
     except duckdb.IOException:
         # The running exporter holds the write lock; it answers reports itself.
-        return _through_exporter(request)
+        return _through_exporter(s, request)
     try:
         return run_slice(con, request.name, request.period, request.options)
     finally:
@@ -50,6 +50,7 @@ def read_request(request: SliceRequest) -> SliceResult:
 
 
 def read_slice(
+    s: Settings,
     name: str,
     date_from: str | None,
     date_to: str | None,
@@ -60,4 +61,4 @@ def read_slice(
     request = SliceRequest.parse(name, {"from": date_from, "to": date_to, "tz": tz})
     if options is not None:
         request = SliceRequest(name, request.period, options)
-    return read_request(request)
+    return read_request(s, request)
