@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.compat.kafka_metadata import RETRY_SECONDS, cluster_id, wait_for_partitions
+from app.compat.kafka_metadata import TOPICS_POLL_SECONDS, cluster_id, wait_for_partitions
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ async def test_partitions_are_awaited_until_every_topic_exists(
     existing, later = (f"test-kafka-metadata-{uuid.uuid4().hex[:8]}" for _ in range(2))
     await admin.create_topics([NewTopic(existing, 2, 1)])
     waiting = asyncio.create_task(wait_for_partitions(consumer, [existing, later]))
-    await asyncio.sleep(RETRY_SECONDS * 1.5)
+    await asyncio.sleep(TOPICS_POLL_SECONDS * 1.5)
     assert not waiting.done(), "answered before the second topic existed"
     await admin.create_topics([NewTopic(later, 3, 1)])
     found = await asyncio.wait_for(waiting, timeout=30)
