@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -16,6 +17,9 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.catalog.local import apply_file
 from app.ops import probes
@@ -128,6 +132,28 @@ def apply_catalog(stack: Stack, yaml_text: str) -> None:
     applied = apply_file(stack.settings, path)
     if applied.errors:
         raise RuntimeError(f"the benchmark's catalog was refused: {applied.errors}")
+
+
+async def fill_topic(
+    broker: str, topic: str, records: list[tuple[str, bytes]], partitions: int
+) -> None:
+    """Create ``topic`` and ``topic-out`` (``partitions`` each) and write ``records``
+    (key, value) to ``topic``, acknowledged: the input of a floor benchmark's app."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, partitions, 1) for name in (topic, f"{topic}-out")]
+        )
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        acks = [await producer.send(topic, value=v, key=k.encode()) for k, v in records]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
 
 
 @contextmanager

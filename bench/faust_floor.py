@@ -29,11 +29,10 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.ops.stack import Stack
-from bench.common import QUICK, bench_stack, figure, machine, median, write_result
+from bench.common import QUICK, bench_stack, figure, fill_topic, machine, median, write_result
 from bench.pipeline import bare_round, impressions
 
 N = 3_000 if QUICK else 30_000
@@ -41,27 +40,6 @@ ROUNDS = 1 if QUICK else 3
 PARTITIONS = 4
 BATCH = 1_000
 MODES = ("forward", "table")
-
-
-async def _new_topic(broker: str, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
-    finally:
-        await admin.close()
-
-
-async def _fill(broker: str, topic: str, records: list[tuple[str, bytes]]) -> None:
-    await _new_topic(broker, topic)
-    await _new_topic(broker, f"{topic}-out")
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        acks = [await producer.send(topic, value=v, key=k.encode()) for k, v in records]
-        await asyncio.gather(*acks)
-    finally:
-        await producer.stop()
 
 
 async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> dict[str, Any]:
@@ -89,7 +67,7 @@ async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> di
 def _faust_round(stack: Stack, mode: str, records: list[tuple[str, bytes]]) -> dict[str, Any]:
     broker = stack.settings.broker
     topic = f"floor-{mode}-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_fill(broker, topic, records))
+    asyncio.run(fill_topic(broker, topic, records, PARTITIONS))
     worker = subprocess.Popen(
         [sys.executable, "-m", "bench.faust_floor", "--worker", broker, topic, mode],
         stdout=subprocess.DEVNULL,
@@ -109,7 +87,7 @@ def _faust_round(stack: Stack, mode: str, records: list[tuple[str, bytes]]) -> d
 def _bare_round(stack: Stack, records: list[tuple[str, bytes]]) -> dict[str, Any]:
     broker = stack.settings.broker
     topic = f"floor-bare-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_fill(broker, topic, records))
+    asyncio.run(fill_topic(broker, topic, records, PARTITIONS))
     starts = {TopicPartition(topic, p): 0 for p in range(PARTITIONS)}
     return asyncio.run(bare_round(broker, {k.encode() for k, _ in records}, starts))
 
