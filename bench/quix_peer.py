@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -70,12 +69,15 @@ async def quix_round(broker: str, records: list[tuple[str, bytes]]) -> dict[str,
             str(len(records)),
             state_dir,
             stdout=asyncio.subprocess.PIPE,
-            # Its dependencies' deprecation notices are not the benchmark's output.
-            env={**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"},
+            # Kept, not shown: its dependencies print deprecation notices at import.
+            stderr=asyncio.subprocess.PIPE,
         )
-        out, _ = await process.communicate()
+        out, err = await process.communicate()
     if process.returncode != 0:
-        raise RuntimeError(f"the Quix Streams peer app exited with {process.returncode}")
+        tail = err.decode(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(
+            f"the Quix Streams peer app exited with {process.returncode}: " + " | ".join(tail)
+        )
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     result["per_s"] = round(result["records"] / result["seconds"]) if result["seconds"] else 0
     return result
