@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.catalog.current import CatalogView, catalog_current_for
 from app.ids import is_valid_id
-from app.streams.catalog import CatalogView, catalog_current_for
 
 
 def well_formed(events: list[Any], id_field: str, what: str, log: logging.Logger) -> list[Any]:

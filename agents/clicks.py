@@ -12,10 +12,10 @@ from typing import Any
 import faust
 
 from agents.batches import well_formed
+from agents.table_progress import TableInput
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.topics import EventTopics
-from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.clicks")
 

@@ -17,12 +17,12 @@ import faust
 from app.attribution.affiliate_postbacks import affiliate_postback_tasks
 from app.attribution.conversions import UPDATED, decide
 from app.attribution.replies import Reply
+from app.catalog.current import CatalogView, catalog_current_at
 from app.compat.table_writes import read_in_event_partition, write_in_event_partition
 from app.events import kinds
 from app.events.records import Conversion, Postback, PostbackOutcome
 from app.events.statuses import ConversionStatus
 from app.events.topics import EventTopics
-from app.streams.catalog import CatalogView, catalog_current_at
 
 log = logging.getLogger("imptrack.conversions")
 

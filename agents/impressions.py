@@ -14,14 +14,14 @@ from typing import Any
 import faust
 
 from agents.batches import current_batches, well_formed
+from agents.table_progress import TableInput
 from app.attribution.impressions import Recorded, judge_impression
+from app.catalog.current import CatalogView
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.records import Impression
 from app.events.topics import EventTopics
 from app.ids import id_ms
-from app.streams.catalog import CatalogView
-from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.impressions")
 
@@ -68,7 +68,7 @@ def record_impressions(
                     sent.append(
                         await topics[kinds.REJECTED_IMPRESSIONS].send(key=key, value=judged)
                     )
-            # Postbacks naming these impressions may now be judged (app/streams/table_progress.py).
+            # Postbacks naming these impressions may now be judged (agents/table_progress.py).
             table_input.processed(events)
             # Not acknowledged until indexed: a click must be able to find it.
             await index(recorded)

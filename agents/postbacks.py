@@ -17,16 +17,16 @@ from typing import Any
 import faust
 
 from agents.batches import current_batches, well_formed
+from agents.table_progress import TableInput
 from app.attribution.params import PostbackRequest
 from app.attribution.postback_judgement import judge_postback, read_postback
 from app.attribution.replies import Reply
+from app.catalog.current import CatalogView
 from app.compat.table_writes import read_in_event_partition
 from app.events import kinds
 from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.events.topics import EventTopics
 from app.ids import IdSeal, id_ms
-from app.streams.catalog import CatalogView
-from app.streams.table_progress import TableInput
 
 log = logging.getLogger("imptrack.postbacks")
 
@@ -57,7 +57,7 @@ class Sources:
         Not found, it is refused as unknown only once its table holds everything the
         edge accepted before this postback: a click or impression an advertiser can
         name was accepted before, but its agent may lag behind this one by a batch,
-        or by a whole backlog after a restart (app/streams/table_progress.py)."""
+        or by a whole backlog after a restart (agents/table_progress.py)."""
         if request.clickid is not None:
             key, table, source = request.clickid, self.clicks, self.clicks_input
         elif request.aimp_id is not None:

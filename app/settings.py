@@ -185,7 +185,7 @@ class Settings:
     instance: int
     worker_fetch_wait_ms: int  # see app.compat.faust_consumer.WorkerConsumerThread
     worker_fetch_min_bytes: int  # likewise
-    worker_catalog_fetch_wait_ms: int  # see app.streams.catalog
+    worker_catalog_fetch_wait_ms: int  # see app.catalog.current
     broker_session_timeout: float
     broker_rebalance_timeout: float
     exporter_port: int

@@ -98,7 +98,7 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     # Faust hard-codes a 1.5 s fetch wait. Kafka answers a waiting fetch as soon as
     # data arrives, but a fetch that finds nothing is held for the whole wait, and a
     # postback naming an impression not yet seen waits for such an empty answer
-    # (app/streams/table_progress.py): a short wait bounds the verdict's delay; it costs a few
+    # (agents/table_progress.py): a short wait bounds the verdict's delay; it costs a few
     # more empty fetches on an idle partition.
     #
     # With a fetch_min_bytes of 1 (the default of WORKER_FETCH_MIN_BYTES, aiokafka's
@@ -156,7 +156,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
 
     def processed(self, tp: Any, offset: int) -> None:
         """An agent is done with the record at ``offset`` of ``tp`` (see
-        app/streams/table_progress.py)."""
+        agents/table_progress.py)."""
         self._processed.processed(tp, offset)
 
     def processed_up_to_end(self, tp: Any, answered_after_ms: int) -> bool:

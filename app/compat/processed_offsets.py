@@ -3,7 +3,7 @@
 Every offset before ``next_offset(tp)`` has been processed: by this consumer, or
 before the committed offset it resumed from. Together with a fetch's high
 watermark this tells whether a table holds every event its partition had when the
-broker answered that fetch (app/streams/table_progress.py).
+broker answered that fetch (agents/table_progress.py).
 
 Pure bookkeeping, kept apart from the consumer so it can be tested on its own.
 """

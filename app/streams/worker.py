@@ -18,6 +18,7 @@ from agents.clicks import record_clicks
 from agents.conversions import decide_conversions
 from agents.impressions import record_impressions
 from agents.postbacks import Sources, match_postbacks
+from agents.table_progress import TableInput
 from app.attribution.click_links import index_impressions
 from app.attribution.replies import replying_through
 from app.catalog.follower import CatalogFollower
@@ -30,7 +31,6 @@ from app.ops.redis_retry import until_redis_answers
 from app.settings import Settings
 from app.streams import worker_views
 from app.streams.faust_app import Role, build_faust_app, redis_client
-from app.streams.table_progress import TableInput
 from tables import declare_tables
 
 

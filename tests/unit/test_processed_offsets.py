@@ -1,5 +1,5 @@
 """How far the agents have processed each partition, and what a postback that does
-not find its click or impression may conclude from it (app/streams/table_progress.py)."""
+not find its click or impression may conclude from it (agents/table_progress.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from agents.table_progress import CLOCK_SKEW_MS, TableInput
 from app.compat.processed_offsets import ProcessedOffsets
 from app.events import kinds
 from app.ids import IdGenerator
-from app.streams.table_progress import CLOCK_SKEW_MS, TableInput
 from tests.ids import TEST_SEAL
 
 TP = ("impressions", 0)
@@ -56,7 +56,7 @@ def test_caught_up_takes_a_fetch_answered_later_that_found_nothing_unprocessed()
 
 
 class FakeConsumer:
-    """The worker's consumer as app.streams.table_progress uses it, on the real bookkeeping."""
+    """The worker's consumer as agents.table_progress uses it, on the real bookkeeping."""
 
     def __init__(self) -> None:
         self.offsets = ProcessedOffsets()

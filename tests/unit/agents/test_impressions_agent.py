@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from agents.impressions import record_impressions
+from agents.table_progress import TableInput
 from app.catalog.model import Advertiser, Affiliate, Catalog, Offer, Payment
 from app.events import kinds
 from app.events.records import Impression
 from app.ids import IdGenerator
-from app.streams.table_progress import TableInput
 from tests.ids import TEST_SEAL
 from tests.unit.agents.conftest import FixedCatalog, Worker, settled
 

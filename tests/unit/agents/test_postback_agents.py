@@ -8,12 +8,12 @@ from typing import Any
 from agents.clicks import record_clicks
 from agents.conversions import decide_conversions
 from agents.postbacks import Sources, match_postbacks
+from agents.table_progress import TableInput
 from app.attribution.replies import Reply
 from app.catalog.model import Advertiser, Affiliate, Catalog, Offer, Payment
 from app.events import kinds
 from app.events.records import Click, Postback, PostbackOutcome
 from app.ids import IdGenerator
-from app.streams.table_progress import TableInput
 from tests.ids import TEST_SEAL
 from tests.unit.agents.conftest import FixedCatalog, Worker, settled
 
