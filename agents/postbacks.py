@@ -58,12 +58,11 @@ class Sources:
         edge accepted before this postback: a click or impression an advertiser can
         name was accepted before, but its agent may lag behind this one by a batch,
         or by a whole backlog after a restart (agents/table_progress.py)."""
-        if request.clickid is not None:
-            key, table, source = request.clickid, self.clicks, self.clicks_input
-        elif request.aimp_id is not None:
-            key, table, source = request.aimp_id, self.impressions, self.impressions_input
+        key = request.matched_id  # parse_postback made sure there is one
+        if request.matched_by == "clickid":
+            table, source = self.clicks, self.clicks_input
         else:
-            return None
+            table, source = self.impressions, self.impressions_input
         received_ms = id_ms(event.value.postback_id)
         partition = event.message.partition
         deadline = time.monotonic() + MATCH_WAIT_SECONDS

@@ -29,7 +29,7 @@ from reports.snapshot import SnapshotPublisher, adopt_legacy_file
 
 log = logging.getLogger("imptrack.exporter")
 
-EXPORTED_TOPICS = {kind.topic: kind.export.table for kind in kinds.EXPORTED if kind.export}
+EXPORTED_TOPICS = {topic: export.table for topic, export in kinds.EXPORTS}
 """Each exported topic, and the kind of rows (reports.store.KINDS) it becomes."""
 
 

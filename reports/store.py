@@ -13,7 +13,7 @@ from app.events import kinds
 from reports import sql
 
 KIND_KEYS: dict[str, tuple[str, ...]] = {
-    kind.export.table: kind.export.dedup_key for kind in kinds.EXPORTED if kind.export
+    export.table: export.dedup_key for _, export in kinds.EXPORTS
 }
 """Exported kinds (app.events.kinds), in the order a batch stores them, and the key
 each is deduplicated by; the first key column is a time-ordered ID. Each kind has a
@@ -22,9 +22,7 @@ kinds stored once per key, its first statement selects the stored keys a batch m
 repeat; the rest write ``fresh_KIND``, the batch's new rows."""
 KINDS = tuple(KIND_KEYS)
 
-UPDATED_IN_PLACE = frozenset(
-    kind.export.table for kind in kinds.EXPORTED if kind.export and kind.export.updated_in_place
-)
+UPDATED_IN_PLACE = frozenset(export.table for _, export in kinds.EXPORTS if export.updated_in_place)
 """Kinds whose export SQL makes ``fresh_KIND`` itself: a conversion's newer revision
 replaces the stored row instead of being dropped as already stored."""
 

@@ -19,9 +19,9 @@ from app.ids import IdSeal
 def read_postback(postback: Postback, seal: IdSeal) -> PostbackRequest | PostbackOutcome:
     """What ``postback`` asks for, or its refusal when the edge could not read it or
     its parameters are wrong (``seal`` tells IDs this network issued from others)."""
+    if postback.problem:
+        return refusal(postback, postback.problem)
     try:
-        if postback.problem:
-            raise PostbackRefused(postback.problem)
         return parse_postback(postback.params, seal)
     except PostbackRefused as exc:
         return refusal(postback, str(exc))

@@ -188,7 +188,8 @@ EVENTS = (
 )
 """Every event kind, in the order the exporter stores a batch's kinds."""
 
-EXPORTED = tuple(kind for kind in EVENTS if kind.export is not None)
+EXPORTS = tuple((kind.topic, kind.export) for kind in EVENTS if kind.export is not None)
+"""Each exported kind's topic and where the exporter stores it, in order."""
 
 EDGE_TOPICS = frozenset(kind.topic for kind in EVENTS if kind.writer == EDGE)
 """Written by the edge's plain (never transactional) producer."""

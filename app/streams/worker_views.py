@@ -7,12 +7,12 @@ from typing import Any
 import faust
 from faust import web
 
+from app.catalog.follower import CatalogFollower
 from app.compat.faust_consumer import CurrentGenerationConsumer
 
 
-def serve(app: faust.App, catalog: Any) -> None:
-    """Add the worker's ``/healthz`` to ``app``; ``catalog`` is its
-    :class:`app.catalog.follower.CatalogFollower`."""
+def serve(app: faust.App, catalog: CatalogFollower) -> None:
+    """Add the worker's ``/healthz`` to ``app``, reporting on its ``catalog``."""
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> Any:

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from app.events import kinds
-from app.events.kinds import EVENTS, EXPORTED, EventKind
+from app.events.kinds import EVENTS, EXPORTS, Export
 from app.events.records import (
     Click,
     Impression,
@@ -34,20 +34,17 @@ def test_topics_are_unique_and_keys_are_fields_of_their_records() -> None:
 
 
 def test_the_exporter_reads_every_exported_kind_and_no_other() -> None:
-    assert {kind.topic: kind.export.table for kind in EXPORTED if kind.export} == EXPORTED_TOPICS
-    assert (
-        list(store.KINDS) == list(BATCH_BUILDERS) == [k.export.table for k in EXPORTED if k.export]
-    )
+    assert {topic: export.table for topic, export in EXPORTS} == EXPORTED_TOPICS
+    assert list(store.KINDS) == list(BATCH_BUILDERS) == [export.table for _, export in EXPORTS]
 
 
-@pytest.mark.parametrize("kind", EXPORTED, ids=lambda k: k.topic)
+@pytest.mark.parametrize(("topic", "export"), EXPORTS, ids=[topic for topic, _ in EXPORTS])
 def test_each_exported_kind_has_its_sql_and_columns_matching_its_duckdb_table(
-    kind: EventKind,
+    topic: str, export: Export
 ) -> None:
     """The Arrow columns a batch is built with are the DuckDB table's, and its export
     SQL ships with the package."""
-    assert kind.export is not None
-    table = kind.export.table
+    table = export.table
     sql = resources.files("reports").joinpath("sql", f"export_{table}.sql")
     assert sql.is_file(), f"reports/sql/export_{table}.sql"
     con = duckdb.connect()
@@ -55,7 +52,7 @@ def test_each_exported_kind_has_its_sql_and_columns_matching_its_duckdb_table(
     stored = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
     built = BATCH_BUILDERS[table]([]).schema.names
     assert sorted(built) == sorted(stored)
-    assert set(kind.export.dedup_key) <= set(built)
+    assert set(export.dedup_key) <= set(built)
 
 
 def test_the_worker_tables_changelogs_are_named_like_faust_names_them() -> None:
