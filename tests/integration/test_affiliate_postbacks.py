@@ -328,8 +328,13 @@ async def test_worker_and_forwarder_killed_tell_each_status_once(
     recognised, and each conversion's status reaches the affiliate once."""
     clickids = [await _click(session, stack, REPLAY, REPLAY_PID) for _ in range(20)]
     affiliate_sink.down.set()
+    # The forwarder waits while the postbacks go in: otherwise the first conversions
+    # spend their five attempts (0.2 s backoff here) before the last postback is sent
+    # on a slow machine, and are dead-lettered, as the test does not intend.
+    await asyncio.to_thread(stack.stack.stop, "forwarder")
     for n, clickid in enumerate(clickids):
         await _postback(session, stack, clickid=clickid, action_id=f"rp-{n}", status="2")
+    await asyncio.to_thread(stack.stack.start_together, ["forwarder"])
     await _until(
         "the first attempts fail", lambda: len(affiliate_sink.requests("/down/replay")) > 0
     )
