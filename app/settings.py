@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
+from app.ids import MAX_PARTITIONS
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -34,7 +35,9 @@ def _base_url(env: Mapping[str, str], name: str) -> str | None:
     return raw.rstrip("/")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -44,6 +47,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigurationError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -241,7 +246,8 @@ class Settings:
             else None,
             cache_dir=Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imptrack",
             embedded_redis_port=_int(env, "IMPTRACK_REDIS_PORT", 16379, 1),
-            topic_partitions=_int(env, "IMPTRACK_TOPIC_PARTITIONS", 4, 1),
+            # Fixed for a deployment: every ID names its partition (app.ids).
+            topic_partitions=_int(env, "IMPTRACK_TOPIC_PARTITIONS", 4, 1, MAX_PARTITIONS),
             edge_host=env.get("EDGE_HOST", "127.0.0.1"),
             edge_port=_int(env, "EDGE_PORT", 8080, 1),
             edge_processes=_int(env, "EDGE_PROCESSES", 1, 1),

@@ -10,7 +10,7 @@ from app.attribution.click_redirects import location
 from app.attribution.payments import offer_currency
 from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_reason
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import CATALOG, IDS, PRODUCER, REDIS, SETTINGS
+from app.edge.keys import CATALOG, PLACEMENT, PRODUCER, REDIS, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import NO_STORE, invalid_parameter, unavailable
@@ -32,8 +32,9 @@ async def click(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     catalog = request.app[CATALOG].catalog
     producer = request.app[PRODUCER]
-    ids = request.app[IDS]
-    clickid = ids.new_id()
+    placement = request.app[PLACEMENT]
+    partition = placement.next_partition()
+    clickid = placement.ids.new_id(partition=partition)
     values: dict[str, object] = {
         "clickid": clickid,
         "offer_id": wanted.offer_id,
@@ -56,7 +57,9 @@ async def click(request: web.Request) -> web.StreamResponse:
             None if offer is None else offer.advertiser_id,
         )
         try:
-            await producer.produce(kinds.REJECTED_CLICKS.topic, clickid, orjson.dumps(rejected))
+            await producer.produce(
+                kinds.REJECTED_CLICKS.topic, clickid, orjson.dumps(rejected), partition
+            )
         except BrokerUnavailable:
             return unavailable("the click could not be stored; retry shortly")
         headers = {**NO_STORE, "X-Imptrack-Rejected": reason.value}
@@ -72,7 +75,7 @@ async def click(request: web.Request) -> web.StreamResponse:
         # rejection_reason refuses both (offer_unknown, no_tracking_url) before here.
         raise RuntimeError(f"offer {wanted.offer_id} was judged eligible with no tracking URL")
     # An aimp_id the network never issued names no impression: not worth a lookup.
-    aimp_id = wanted.aimp_id if wanted.aimp_id and ids.seal.issued(wanted.aimp_id) else None
+    aimp_id = wanted.aimp_id if wanted.aimp_id and placement.seal.issued(wanted.aimp_id) else None
     link = await find_impression(
         request.app[REDIS], wanted.offer_id, wanted.pid, aimp_id, wanted.imp_id
     )
@@ -96,7 +99,7 @@ async def click(request: web.Request) -> web.StreamResponse:
         **{name: wanted.subs.get(name) for name in SUB_FIELDS},
     }
     try:
-        await producer.produce(kinds.CLICKS.topic, clickid, orjson.dumps(payload))
+        await producer.produce(kinds.CLICKS.topic, clickid, orjson.dumps(payload), partition)
     except BrokerUnavailable:
         return unavailable("the click could not be stored; retry shortly")
     headers = {**NO_STORE, "Location": location(offer.tracking_url, values), "X-Clickid": clickid}

@@ -9,8 +9,8 @@ from app.attribution.verdicts import VerdictWaiter
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.api_keys import ApiKeyGate
+from app.edge.placement import Placement
 from app.edge.producer import EventProducer
-from app.ids import IdGenerator
 from app.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,4 +20,4 @@ CATALOG_SERVICE = web.AppKey("catalog_service", CatalogService)
 API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
 REDIS = web.AppKey("redis", aioredis.Redis)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)
-IDS = web.AppKey("ids", IdGenerator)
+PLACEMENT = web.AppKey("placement", Placement)

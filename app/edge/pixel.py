@@ -7,7 +7,7 @@ from aiohttp import web
 
 from app.catalog.eligibility import rejection_reason
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import API_KEY_GATE, CATALOG, IDS, PRODUCER, SETTINGS
+from app.edge.keys import API_KEY_GATE, CATALOG, PLACEMENT, PRODUCER, SETTINGS
 from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
@@ -31,7 +31,9 @@ async def pixel(request: web.Request) -> web.Response:
     except InvalidParameter as exc:
         return invalid_parameter(exc)
     settings = request.app[SETTINGS]
-    aimp_id = request.app[IDS].new_id()
+    placement = request.app[PLACEMENT]
+    partition = placement.next_partition()
+    aimp_id = placement.ids.new_id(partition=partition)
     payload = impression_payload(
         aimp_id=aimp_id,
         offer_id=wanted.offer_id,
@@ -42,7 +44,9 @@ async def pixel(request: web.Request) -> web.Response:
         ip=client_ip(request, settings.edge_trusted_proxy_hops),
     )
     try:
-        await request.app[PRODUCER].produce(kinds.IMPRESSIONS.topic, aimp_id, orjson.dumps(payload))
+        await request.app[PRODUCER].produce(
+            kinds.IMPRESSIONS.topic, aimp_id, orjson.dumps(payload), partition
+        )
     except BrokerUnavailable:
         return unavailable("the impression could not be stored; retry shortly")
     # The aimp_id is for the advertiser it is forwarded to: whoever learns it can post

@@ -21,13 +21,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from app.attribution.params import collect_params
 from app.edge.client_ip import client_ip
-from app.edge.keys import IDS, PRODUCER, SETTINGS, VERDICTS
+from app.edge.keys import PLACEMENT, PRODUCER, SETTINGS, VERDICTS
+from app.edge.placement import Placement
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import NO_STORE, RETRY_AFTER_SECONDS, unreadable_body
 from app.events import kinds
 from app.events.records import postback_payload
 from app.events.statuses import PostbackStatus
-from app.ids import is_valid_id
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -102,14 +102,11 @@ async def _read_body(request: web.Request) -> tuple[list[tuple[str, str]], str |
     )
 
 
-def _routing_key(params: dict[str, str], postback_id: str) -> str:
+def _placed(placement: Placement, params: dict[str, str]) -> int:
     # The partition of the click or impression it names: the worker holding that
-    # part of the clicks and impressions tables reads it (app.events.kinds.POSTBACKS.topic).
-    for name in ("clickid", "aimp_id"):
-        value = params.get(name, "")
-        if is_valid_id(value):
-            return value
-    return postback_id
+    # part of the clicks and impressions tables reads it (app.events.kinds.POSTBACKS).
+    named = placement.named(params.get("clickid", ""), params.get("aimp_id", ""))
+    return placement.next_partition() if named is None else named
 
 
 async def postback(request: web.Request) -> web.Response:
@@ -122,7 +119,9 @@ async def postback(request: web.Request) -> web.Response:
     problem = body_problem or params_problem
     settings = request.app[SETTINGS]
     waiter = request.app[VERDICTS]
-    postback_id = request.app[IDS].new_id()
+    placement = request.app[PLACEMENT]
+    partition = _placed(placement, params)
+    postback_id = placement.ids.new_id(partition=partition)
     record = postback_payload(
         postback_id,
         request.method,
@@ -134,7 +133,7 @@ async def postback(request: web.Request) -> web.Response:
     decided = waiter.expect(postback_id)
     try:
         await request.app[PRODUCER].produce(
-            kinds.POSTBACKS.topic, _routing_key(params, postback_id), orjson.dumps(record)
+            kinds.POSTBACKS.topic, postback_id, orjson.dumps(record), partition
         )
     except BrokerUnavailable:
         waiter.forget(postback_id)

@@ -34,14 +34,24 @@ class EventProducer:
     async def start(self) -> None:
         await self._producer.start()
 
+    async def partition_count(self, topic: str) -> int:
+        """How many partitions ``topic`` has on the broker (0: no such topic)."""
+        try:
+            return len(await self._producer.partitions_for(topic) or ())
+        except KafkaError:
+            return 0
+
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def produce(self, topic: str, key: str, value: bytes) -> None:
-        """Return once the broker has the event; raise :class:`BrokerUnavailable` if not."""
+    async def produce(self, topic: str, key: str, value: bytes, partition: int) -> None:
+        """Return once the broker has the event on ``partition``; raise
+        :class:`BrokerUnavailable` if not."""
         try:
             async with asyncio.timeout(self._ack_timeout):
-                ack = await self._producer.send(topic, value=value, key=key.encode())
+                ack = await self._producer.send(
+                    topic, value=value, key=key.encode(), partition=partition
+                )
                 await ack
         except (KafkaError, TimeoutError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"

@@ -27,15 +27,17 @@ from app.edge.keys import (
     API_KEY_GATE,
     CATALOG,
     CATALOG_SERVICE,
-    IDS,
+    PLACEMENT,
     PRODUCER,
     REDIS,
     SETTINGS,
     VERDICTS,
 )
 from app.edge.pixel import pixel
+from app.edge.placement import Placement
 from app.edge.postback import postback
 from app.edge.producer import EventProducer
+from app.events import kinds
 from app.exceptions import StackError
 from app.ids import IdGenerator, IdSeal
 from app.installation_secrets import load_api_key, load_id_key
@@ -52,9 +54,29 @@ async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     producer = EventProducer(s.broker, s.edge_linger_ms, s.edge_produce_timeout)
     await producer.start()
+    try:
+        await _check_partitions(producer, s.topic_partitions)
+    except StackError:
+        await producer.stop()
+        raise
     app[PRODUCER] = producer
     yield
     await producer.stop()
+
+
+async def _check_partitions(producer: EventProducer, expected: int) -> None:
+    """Every ID the edge makes names its partition (app.edge.placement): a topic with
+    another partition count than the setting would strand or refuse events."""
+    for topic in sorted(kinds.EDGE_TOPICS):
+        found = await producer.partition_count(topic)
+        if found == 0:
+            raise StackError(f"topic {topic} does not exist: run `imptrack up` first")
+        if found != expected:
+            raise StackError(
+                f"topic {topic} has {found} partitions, IMPTRACK_TOPIC_PARTITIONS is "
+                f"{expected}: the partition count is fixed for a deployment "
+                '(docs/OPERATIONS.md, "The partition count"); set it to the topics\' count'
+            )
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -138,7 +160,9 @@ def create_edge_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[API_KEY_GATE] = ApiKeyGate(load_api_key(settings), logging.getLogger("imptrack.admin"))
     # Made here, in the process that serves: each edge process draws its own node bits.
-    app[IDS] = IdGenerator(IdSeal(load_id_key(settings)))
+    app[PLACEMENT] = Placement(
+        IdGenerator(IdSeal(load_id_key(settings))), settings.topic_partitions
+    )
     app.cleanup_ctx.append(_producer_ctx)
     app.cleanup_ctx.append(_catalog_ctx)
     app.cleanup_ctx.append(_redis_ctx)
