@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import faust
 
+from app.events.envelopes import EnvelopeKind, envelope_kind
+from app.events.records import SUB_FIELDS as _SUBS
 from app.events.records import (
     AffiliatePostbackAttempt,
     AffiliatePostbackTask,
@@ -54,14 +56,54 @@ class EventKind:
     key: str | None
     """The record field whose value is the Kafka key; None: a key made otherwise
     (the kind's docstring says how)."""
-    record: type[faust.Record]
+    record: type[faust.Record] | None
+    """Each event's record; None for a kind whose values are kept as they came."""
     writer: str
     export: Export | None = None
     serialized: bool = False
     """Published already serialized (written to Redis as JSON first, then shipped)."""
+    envelope: EnvelopeKind | None = None
+    """Carried in envelopes (app.events.envelopes), many events a Kafka record, keyed
+    by the envelope's key (app.ids.envelope_key); ``key`` is then each event's ID."""
+
+    @property
+    def enveloped(self) -> EnvelopeKind:
+        if self.envelope is None:
+            raise TypeError(f"{self.topic} is not carried in envelopes")
+        return self.envelope
 
 
-IMPRESSIONS = EventKind("impressions", "aimp_id", Impression, EDGE)
+IMPRESSION_ENVELOPE = envelope_kind(
+    "impressions", ("aimp_id", "offer_id", "pid", "imp_id", *_SUBS, "ua", "ip")
+)
+"""An edge's impressions of one partition and a few milliseconds."""
+
+RECORDED_ENVELOPE = envelope_kind(
+    "recorded impressions",
+    (
+        *IMPRESSION_ENVELOPE.formats[0].fields,
+        "revenue",
+        "payout",
+        "currency",
+        "advertiser_id",
+    ),
+)
+"""An envelope's recorded impressions, with what they earned; also the value of its
+entry in the ``impressions`` table."""
+
+REJECTED_ENVELOPE = envelope_kind(
+    "rejected impressions", ("aimp_id", "offer_id", "pid", "reason", "imp_id", "advertiser_id")
+)
+"""An envelope's impressions that were not tracked, with their reason."""
+
+FORWARD_TASK_ENVELOPE = envelope_kind(
+    "forward tasks",
+    ("aimp_id", "offer_id", "pid", "advertiser_id", "destination", "url", "kind"),
+)
+"""An envelope's deliveries to make to impressions destination URLs."""
+
+
+IMPRESSIONS = EventKind("impressions", "aimp_id", Impression, EDGE, envelope=IMPRESSION_ENVELOPE)
 """Impressions as the edge accepted them."""
 
 RECORDED_IMPRESSIONS = EventKind(
@@ -70,6 +112,7 @@ RECORDED_IMPRESSIONS = EventKind(
     Impression,
     WORKER,
     Export("impressions", ("aimp_id",)),
+    envelope=RECORDED_ENVELOPE,
 )
 """Impressions the impressions agent recorded, with what they earned."""
 
@@ -79,10 +122,13 @@ REJECTED_IMPRESSIONS = EventKind(
     RejectedImpression,
     WORKER,
     Export("rejections", ("aimp_id",)),
+    envelope=REJECTED_ENVELOPE,
 )
 """Impressions the impressions agent did not track, with their reason."""
 
-FORWARD_TASKS = EventKind("forward-tasks", "aimp_id", ForwardTask, WORKER)
+FORWARD_TASKS = EventKind(
+    "forward-tasks", "aimp_id", ForwardTask, WORKER, envelope=FORWARD_TASK_ENVELOPE
+)
 """One delivery to make to an advertiser's impressions destination URL."""
 
 DELIVERIES = EventKind(
@@ -169,6 +215,12 @@ AFFILIATE_POSTBACK_DEAD_LETTERS = EventKind(
 """Affiliate postbacks that were never delivered: a topic of their own, so readers
 of ``forward-dead-letters`` find impressions only."""
 
+UNREADABLE = EventKind("unreadable-records", None, None, WORKER, serialized=True)
+"""Records a reader could not read (an envelope of a format it does not know, a
+malformed record), as they were, with headers naming where they came from and why
+(app.events.dead_letters): never dropped silently, and replayable once a reader
+that knows them runs. Written by whichever process met them."""
+
 EVENTS = (
     IMPRESSIONS,
     RECORDED_IMPRESSIONS,
@@ -185,6 +237,7 @@ EVENTS = (
     AFFILIATE_POSTBACKS,
     AFFILIATE_POSTBACK_DELIVERIES,
     AFFILIATE_POSTBACK_DEAD_LETTERS,
+    UNREADABLE,
 )
 """Every event kind, in the order the exporter stores a batch's kinds."""
 

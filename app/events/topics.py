@@ -14,7 +14,8 @@ class EventTopics:
 
     Keys are the raw ID bytes, exactly as the edge sends them, so the producer's
     partitioner places a key on the same partition in every topic and table. A kind
-    published already serialized (the delivery logs) is sent as raw bytes.
+    published already serialized (the delivery logs) or carried in envelopes is sent
+    and read as raw bytes.
     """
 
     def __init__(self, app: faust.App) -> None:
@@ -25,7 +26,7 @@ class EventTopics:
 
 
 def _declare(app: faust.App, kind: EventKind) -> Any:
-    if kind.serialized:
+    if kind.serialized or kind.envelope is not None:
         return app.topic(
             kind.topic,
             key_type=str,

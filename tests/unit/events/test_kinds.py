@@ -83,3 +83,24 @@ def test_the_edges_payloads_decode_as_their_kinds_records() -> None:
         assert {name: getattr(decoded, name) for name in payload} == payload
     # The clicks the edge accepts are Click records already (app/edge/click.py).
     assert kinds.CLICKS.record is Click
+
+
+def test_each_envelope_carries_its_records_fields() -> None:
+    """An envelope's current format carries every field of its kind's record (the
+    edge's impressions: all but what the worker adds), so a field added to a record
+    without a new envelope format fails here instead of being dropped on the wire."""
+    added_by_the_worker = {"revenue", "payout", "currency", "advertiser_id"}
+    enveloped = [kind for kind in EVENTS if kind.envelope is not None]
+    assert {kind.topic for kind in enveloped} == {
+        "impressions",
+        "impressions-recorded",
+        "impressions-rejected",
+        "forward-tasks",
+    }
+    for kind in enveloped:
+        assert kind.record is not None
+        fields = set(kind.record._options.fields)
+        if kind is kinds.IMPRESSIONS:
+            fields -= added_by_the_worker
+        assert set(kind.enveloped.current.fields) == fields, kind.topic
+        assert kind.enveloped.current.fields[0] == kind.key == "aimp_id"

@@ -1,0 +1,111 @@
+"""The edge's impressions, gathered into envelopes (app.events.envelopes).
+
+One envelope is open at a time in each edge process. It takes every impression the
+process accepts until it holds ``max_events`` or has been open ``linger_ms``,
+whichever comes first; then it is sent as one Kafka record to its partition and the
+next one opens on the next partition in turn. Each impression's ``aimp_id`` is its
+envelope's ID for its slot (app.ids.EnvelopeIds), so a lookup by ``aimp_id`` finds the
+envelope without an index. A pixel is answered when its envelope is acknowledged by
+the broker, never before: the GIF still means the broker has the impression.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from app.edge.placement import Placement
+from app.edge.producer import BrokerUnavailable, EventProducer
+from app.events.envelopes import EnvelopeFormat
+from app.ids import ENVELOPE_SLOTS, EnvelopeIds
+
+log = logging.getLogger("imptrack.edge")
+
+
+class _Open:
+    """The envelope being filled."""
+
+    __slots__ = ("ids", "rows", "acked", "timer")
+
+    def __init__(self, ids: EnvelopeIds, acked: asyncio.Future[None]) -> None:
+        self.ids = ids
+        self.rows: list[dict[str, Any]] = []
+        self.acked = acked
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class EnvelopeWriter:
+    def __init__(
+        self,
+        producer: EventProducer,
+        placement: Placement,
+        topic: str,
+        fmt: EnvelopeFormat,
+        max_events: int,
+        linger_ms: float,
+    ) -> None:
+        if not 1 <= max_events <= ENVELOPE_SLOTS:
+            raise ValueError(f"an envelope holds 1-{ENVELOPE_SLOTS} events, not {max_events}")
+        self._producer = producer
+        self._placement = placement
+        self._topic = topic
+        self._format = fmt
+        self._max_events = max_events
+        self._linger = linger_ms / 1000
+        self._open: _Open | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self.envelopes_sent = 0
+
+    def add(self, row: dict[str, Any]) -> tuple[str, Awaitable[None]]:
+        """Put ``row`` in the open envelope under a new ``aimp_id``; return the ID and
+        what to await for the broker's ack (it raises :class:`BrokerUnavailable` if
+        the envelope is not acknowledged in time)."""
+        current = self._open
+        if current is None:
+            loop = asyncio.get_running_loop()
+            partition = self._placement.next_partition()
+            current = _Open(self._placement.ids.open_envelope(partition), loop.create_future())
+            current.timer = loop.call_later(self._linger, self._close, current)
+            self._open = current
+        aimp_id = current.ids.id(len(current.rows))
+        row["aimp_id"] = aimp_id
+        current.rows.append(row)
+        if len(current.rows) >= self._max_events:
+            self._close(current)
+        # Many requests await one future: shield it, so one cancelled request (its
+        # client went away) does not cancel the ack the others wait for.
+        return aimp_id, asyncio.shield(current.acked)
+
+    def _close(self, envelope: _Open) -> None:
+        if self._open is not envelope:
+            return  # closed already, full before its time was up
+        self._open = None
+        if envelope.timer is not None:
+            envelope.timer.cancel()
+        task = asyncio.create_task(self._send(envelope))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, envelope: _Open) -> None:
+        value = self._format.encode_rows(envelope.rows)
+        try:
+            await self._producer.produce(
+                self._topic, envelope.ids.key, value, envelope.ids.partition
+            )
+        except BrokerUnavailable as exc:
+            envelope.acked.set_exception(exc)
+            # Retrieved here too: a future whose requests all went away must not log
+            # "exception was never retrieved".
+            envelope.acked.exception()
+            return
+        self.envelopes_sent += 1
+        envelope.acked.set_result(None)
+
+    async def flush(self) -> None:
+        """Send the open envelope now and wait for every envelope in flight."""
+        if self._open is not None:
+            self._close(self._open)
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
