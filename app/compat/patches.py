@@ -170,6 +170,16 @@ ROCKSDB_BUDGET = Patch(
     upstream=None,
     test="tests/unit/test_table_storage.py",
 )
+TABLE_EXPIRY = Patch(
+    module="app.compat.table_expiry",
+    library=FAUST,
+    written_for="0.15.3",
+    reason="Faust tables never expire keys and list no partition's keys in order; the "
+    "impressions table's oldest are read from the store's per-partition databases and deleted "
+    "with Faust's private current-event variable set to that partition",
+    upstream=None,
+    test="tests/unit/test_table_expiry.py",
+)
 WAIT_FOR_PARTITIONS = Patch(
     module="app.compat.kafka_metadata",
     library=AIOKAFKA,
@@ -199,6 +209,7 @@ PATCHES = (
     TABLE_WRITES,
     ROCKSDB_STORE,
     ROCKSDB_BUDGET,
+    TABLE_EXPIRY,
     WAIT_FOR_PARTITIONS,
     CLUSTER_ID,
 )

@@ -17,6 +17,7 @@ import faust
 from agents.clicks import record_clicks
 from agents.conversions import decide_conversions
 from agents.impressions import record_impressions
+from agents.impressions_expiry import expire_impressions
 from agents.postbacks import Sources, match_postbacks
 from agents.table_progress import TableInput
 from app.attribution.click_links import index_impressions
@@ -64,6 +65,7 @@ def build_worker(settings: Settings) -> faust.App:
         )
 
     record_impressions(app, topics, tables.impressions, impressions_input, catalog, index)
+    expire_impressions(app, tables.impressions, catalog)
     record_clicks(app, topics, tables.clicks, clicks_input)
     seal = IdSeal(load_id_key(settings))
     sources = Sources(tables.clicks, clicks_input, tables.impressions, impressions_input, seal)
