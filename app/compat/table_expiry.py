@@ -49,7 +49,7 @@ def keys_below(table: Any, partition: int, below: str, limit: int) -> list[str]:
     db = dbs.get(partition)
     if db is None:
         return []
-    keys = (store._decode_key(raw) for raw in db)
+    keys = (store._decode_key(raw) for raw in db.keys())  # noqa: SIM118 - an Rdict, whose iteration is not its keys
     return list(itertools.islice(itertools.takewhile(lambda k: k < below, keys), limit))
 
 

@@ -75,7 +75,7 @@ def test_expired_envelopes_are_deleted_per_partition_and_the_rest_kept(
     monkeypatch.setattr(table, "send_changelog", send_changelog)
     assert sweep_expired(table, CATALOG, NOW_MS) == 6
     for partition in (0, 1):
-        left = [table.data._decode_key(k) for k in table.data._dbs[partition]]
+        left = [table.data._decode_key(k) for k in table.data._dbs[partition].keys()]  # noqa: SIM118
         assert left == [young[partition]]
     # One tombstone each, on the changelog partition of the entry's own partition.
     assert sorted(sent) == sorted(
