@@ -2,19 +2,31 @@
 the pipeline benchmark's records, against the bare aiokafka loop over the same ones.
 
 The issue's pipeline target is 0.5 x the bare consume -> produce loop. This measures
-what that target leaves for the work itself, on this machine and broker, with Faust
-as shipped (faust.App; of imptrack only the helper that sets a table key on the
-event's partition in a batch, app.compat.table_writes), in batches of 1,000 (``take_events``):
+what that target leaves for the work itself, on this machine and broker, in batches
+of 1,000 (``take_events``), on two Faust apps:
+
+- ``shipped``: Faust as shipped (faust.App, in-memory tables; of imptrack only the
+  helper that sets a table key on the event's partition in a batch,
+  app.compat.table_writes);
+- ``imptrack``: the app the worker runs (app.streams.faust_app.build_faust_app, so
+  every patch of app/compat/, RocksDB tables with their shared budget);
+
+and two agents:
 
 - ``forward``: decode each record and produce it again, nothing else (what the bare
   loop does, in a Faust agent);
-- ``table``: the same, plus one table write per record (a changelogged in-memory
-  table: the write and its changelog record, no RocksDB);
+- ``table``: the same, plus one table write per record (a changelogged table: the
+  write and its changelog record);
 
-each run by a Faust worker of its own over a topic filled beforehand, timed from its
-first output record to its last (record timestamps); the bare loop
-(bench.pipeline.bare_round) reads the same topic. Alternating, 3 rounds (1 in QUICK),
-medians. Reported, not judged: the floor is what the target is checked against.
+each run by a Faust worker of its own (``--loglevel warn``) over a topic filled
+beforehand, timed from its first output record to its last (record timestamps); the
+bare loop (bench.pipeline.bare_round) reads the same topic. Alternating, 3 rounds
+(1 in QUICK), medians. Reported, not judged: the floor is what the target is checked
+against.
+
+``FLOOR_PYSPY=/path/to/py-spy`` samples each worker with py-spy (not a dependency:
+install it to use it) and reports where its time went (:func:`profile_shares`); the
+raw stacks are left in bench/results/faust_floor-profile/.
 
     python -m bench.faust_floor          # QUICK=1 for a smoke run
 """
@@ -23,23 +35,51 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.ops.stack import Stack
-from bench.common import QUICK, bench_stack, figure, fill_topic, machine, median, write_result
+from bench.common import (
+    QUICK,
+    RESULTS,
+    bench_stack,
+    figure,
+    fill_topic,
+    machine,
+    median,
+    write_result,
+)
 from bench.pipeline import bare_round, impressions
 
 N = 3_000 if QUICK else 30_000
 ROUNDS = 1 if QUICK else 3
 PARTITIONS = 4
 BATCH = 1_000
+APPS = ("shipped", "imptrack")
 MODES = ("forward", "table")
+CASES = tuple(f"{app}-{mode}" for app in APPS for mode in MODES)
+PROFILES = RESULTS / "faust_floor-profile"
+
+# Where a worker's time goes: each sample is counted under the first of these whose
+# frame is on its stack (py-spy's raw format names a frame "function (path:line)").
+PROFILE_PARTS = (
+    ("logging (LogRecords built and dropped)", ("(logging/__init__.py",)),
+    ("Topic.send and aiokafka's send", ("send (faust/topics.py", "send (aiokafka/producer")),
+    ("wait_first racing each consumer callback", ("wait_first (mode/services.py",)),
+    ("consumer callback (conductor.on_message)", ("on_message (faust/transport/conductor.py",)),
+    ("the drain loop and its fetch", ("_drain_messages (",)),
+    ("the agent's stream (take_events)", ("take_events (faust/streams.py",)),
+    ("the event loop itself", ("_run_once (",)),
+)
 
 
 async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> dict[str, Any]:
@@ -64,24 +104,65 @@ async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> di
     return {"records": seen, "seconds": round(seconds, 3), "per_s": round(seen / seconds)}
 
 
-def _faust_round(stack: Stack, mode: str, records: list[tuple[str, bytes]]) -> dict[str, Any]:
+def _faust_round(
+    stack: Stack, case: str, records: list[tuple[str, bytes]], profile: Path | None
+) -> dict[str, Any]:
     broker = stack.settings.broker
-    topic = f"floor-{mode}-{uuid.uuid4().hex[:8]}"
+    topic = f"floor-{case}-{uuid.uuid4().hex[:8]}"
     asyncio.run(fill_topic(broker, topic, records, PARTITIONS))
+    app, mode = case.split("-")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "bench.faust_floor", "--worker", broker, topic, mode],
+        [sys.executable, "-m", "bench.faust_floor", "--worker", broker, topic, app, mode],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=os.environ | {"FLOOR_DATADIR": str(stack.settings.home / topic)},
+        # The stack's own environment: the imptrack app reads its settings from it.
+        env=stack.env
+        | {
+            "IMPTRACK_HOME": str(stack.settings.home),
+            "FLOOR_DATADIR": str(stack.settings.home / topic),
+        },
     )
+    sampler = _sample(worker.pid, profile) if profile else None
     try:
         span = asyncio.run(_output_span(broker, f"{topic}-out", len(records), 300))
         if worker.poll() is not None:
             raise RuntimeError(f"the Faust worker exited with {worker.returncode}")
-        return span | {"mode": mode}
+        return span | {"case": case}
     finally:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            sampler.wait(60)
         worker.terminate()
         worker.wait(30)
+
+
+def _sample(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    options = ["--pid", str(pid), "--format", "raw", "--rate", "200", "--output", str(output)]
+    return subprocess.Popen(
+        [os.environ["FLOOR_PYSPY"], "record", *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def profile_shares(path: Path) -> dict[str, float]:
+    """The share of a worker's samples in each of PROFILE_PARTS (%), counting only
+    the samples taken while it moved records: those of the drain loop or its agent."""
+    parts: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "_drain_messages (" not in stack and "take_events (" not in stack:
+            continue
+        total += int(count)
+        for name, frames in PROFILE_PARTS:
+            if any(frame in stack for frame in frames):
+                parts[name] += int(count)
+                break
+        else:
+            parts["other"] += int(count)
+    return {name: round(100 * n / max(1, total), 1) for name, n in parts.most_common()}
 
 
 def _bare_round(stack: Stack, records: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -93,45 +174,60 @@ def _bare_round(stack: Stack, records: list[tuple[str, bytes]]) -> dict[str, Any
 
 
 def run(stack: Stack) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{mode: [] for mode in MODES}}
-    order = ["bare", *MODES]
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{case: [] for case in CASES}}
+    profiles: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
+    sampling = bool(os.environ.get("FLOOR_PYSPY"))
+    order = ["bare", *CASES]
     for n in range(ROUNDS):
         for name in order if n % 2 == 0 else reversed(order):
             records = impressions(N)
             if name == "bare":
                 runs[name].append(_bare_round(stack, records))
-            else:
-                runs[name].append(_faust_round(stack, name, records))
+                continue
+            profile = PROFILES / f"{name}-{n + 1}.txt" if sampling else None
+            runs[name].append(_faust_round(stack, name, records, profile))
+            if profile is not None:
+                profiles[name].append(profile_shares(profile))
     bare = median(runs["bare"], "per_s")
     checks = {f"{name}_all": all(r["records"] == N for r in rs) for name, rs in runs.items()}
-    result = {
+    details: dict[str, Any] = {"ok": all(checks.values()), "checks": checks, "runs": runs}
+    if sampling:
+        details["profiles"] = profiles
+    result: dict[str, Any] = {
         "benchmark": "faust_floor",
         "figures": [
             figure(
-                f"faust agent, {mode} records/s",
-                median(runs[mode], "per_s"),
+                f"faust agent ({case.replace('-', ', ')}) records/s",
+                median(runs[case], "per_s"),
                 "records/s",
                 baseline=bare,
                 target="reported (the floor under the 0.5 x bare pipeline target)",
                 met=None,
             )
-            for mode in MODES
+            for case in CASES
         ],
-        "details": {"ok": all(checks.values()), "checks": checks, "runs": runs, "records": N},
+        "details": details | {"records": N},
     }
     path = write_result("faust_floor", result | {"quick": QUICK, "machine": machine()})
     print(f"written: {path}")
+    for item in result["figures"]:
+        print(f"  {item['name']}: {item['value']:,.0f} ({item.get('ratio')} x bare {bare:,.0f})")
     return result
 
 
-def _worker(broker: str, topic: str, mode: str) -> None:
-    """The Faust worker of one round (its own process and app id, in-memory tables)."""
-    import faust
-    import orjson
+def _app(broker: str, topic: str, app_kind: str) -> faust.App:
+    """The Faust app of one round: as shipped, or as the imptrack worker builds it."""
+    if app_kind == "imptrack":
+        from app.settings import Settings
+        from app.streams.faust_app import Role, build_faust_app
 
-    from app.compat.table_writes import write_in_event_partition
-
-    app = faust.App(
+        settings = Settings.from_env()
+        data_dir = Path(os.environ["FLOOR_DATADIR"])
+        role = Role(
+            f"floor-{topic}", data_dir, settings.worker_web_port, settings.processing_guarantee
+        )
+        return build_faust_app(settings, role)
+    return faust.App(
         f"floor-{topic}",
         broker=f"kafka://{broker}",
         store="memory://",
@@ -143,6 +239,15 @@ def _worker(broker: str, topic: str, mode: str) -> None:
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
     )
+
+
+def _worker(broker: str, topic: str, app_kind: str, mode: str) -> None:
+    """The Faust worker of one round (its own process and app id)."""
+    import orjson
+
+    from app.compat.table_writes import write_in_event_partition
+
+    app = _app(broker, topic, app_kind)
     source = app.topic(topic, key_type=bytes, value_type=bytes, value_serializer="raw")
     out = app.topic(f"{topic}-out", key_type=bytes, value_type=bytes, value_serializer="raw")
     table = app.Table(
@@ -171,7 +276,7 @@ def _worker(broker: str, topic: str, mode: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        _worker(*sys.argv[2:5])
+        _worker(*sys.argv[2:6])
     else:
         os.environ.setdefault("PYTHONUNBUFFERED", "1")
         with bench_stack() as stack:
