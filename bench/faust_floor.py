@@ -25,8 +25,9 @@ bare loop (bench.pipeline.bare_round) reads the same topic. Alternating, 3 round
 against.
 
 ``FLOOR_PYSPY=/path/to/py-spy`` samples each worker with py-spy (not a dependency:
-install it to use it) and reports where its time went (:func:`profile_shares`); the
-raw stacks are left in bench/results/faust_floor-profile/.
+install it to use it; the figures then pay for the sampling) and reports where its
+time went (:func:`profile_shares`); the raw stacks are left in
+$TMPDIR/imptrack-faust-floor-profile/.
 
     python -m bench.faust_floor          # QUICK=1 for a smoke run
 """
@@ -38,6 +39,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -50,7 +52,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app.ops.stack import Stack
 from bench.common import (
     QUICK,
-    RESULTS,
     bench_stack,
     figure,
     fill_topic,
@@ -67,19 +68,24 @@ BATCH = 1_000
 APPS = ("shipped", "imptrack")
 MODES = ("forward", "table")
 CASES = tuple(f"{app}-{mode}" for app in APPS for mode in MODES)
-PROFILES = RESULTS / "faust_floor-profile"
+PROFILES = Path(tempfile.gettempdir()) / "imptrack-faust-floor-profile"
 
-# Where a worker's time goes: each sample is counted under the first of these whose
-# frame is on its stack (py-spy's raw format names a frame "function (path:line)").
+# Where a worker's time goes: each sample is counted under the first part one of
+# whose frames is on its stack (py-spy's raw format names a frame "function (path:line)").
 PROFILE_PARTS = (
-    ("logging (LogRecords built and dropped)", ("(logging/__init__.py",)),
-    ("Topic.send and aiokafka's send", ("send (faust/topics.py", "send (aiokafka/producer")),
-    ("wait_first racing each consumer callback", ("wait_first (mode/services.py",)),
-    ("consumer callback (conductor.on_message)", ("on_message (faust/transport/conductor.py",)),
+    ("logging", ("(logging/__init__.py",)),
+    ("Topic.send and aiokafka's producer", ("Topic.send (faust/topics.py", "(aiokafka/producer/")),
+    (
+        "the race per record (wait_first, its tasks)",
+        ("Service.wait_first (", "Event.wait (asyncio/locks.py", "Event.wait (mode/utils/locks.py"),
+    ),
+    ("hand-over to the stream (conductor.on_message)", ("on_message (faust/transport/conductor",)),
     ("the drain loop and its fetch", ("_drain_messages (",)),
-    ("the agent's stream (take_events)", ("take_events (faust/streams.py",)),
-    ("the event loop itself", ("_run_once (",)),
+    ("the agent (take_events, decode)", ("Agent._execute_actor (",)),
+    ("aiokafka's consumer thread", ("Thread._bootstrap (",)),
+    ("the event loop", ("BaseEventLoop._run_once (",)),
 )
+SAMPLES_PER_SECOND = 200
 
 
 async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> dict[str, Any]:
@@ -138,31 +144,27 @@ def _faust_round(
 
 def _sample(pid: int, output: Path) -> subprocess.Popen[bytes]:
     output.parent.mkdir(parents=True, exist_ok=True)
-    options = ["--pid", str(pid), "--format", "raw", "--rate", "200", "--output", str(output)]
+    options = ["--pid", str(pid), "--format", "raw", "--output", str(output)]
     return subprocess.Popen(
-        [os.environ["FLOOR_PYSPY"], "record", *options],
+        [os.environ["FLOOR_PYSPY"], "record", "--rate", str(SAMPLES_PER_SECOND), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-def profile_shares(path: Path) -> dict[str, float]:
-    """The share of a worker's samples in each of PROFILE_PARTS (%), counting only
-    the samples taken while it moved records: those of the drain loop or its agent."""
+def profile_shares(path: Path, records: int) -> dict[str, float]:
+    """The share of a worker's samples in each of PROFILE_PARTS (%; imports left out),
+    and the sampled time per record (µs: samples while running, not waiting)."""
     parts: Counter[str] = Counter()
-    total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if "_drain_messages (" not in stack and "take_events (" not in stack:
+        if "_find_and_load (" in stack:
             continue
-        total += int(count)
-        for name, frames in PROFILE_PARTS:
-            if any(frame in stack for frame in frames):
-                parts[name] += int(count)
-                break
-        else:
-            parts["other"] += int(count)
-    return {name: round(100 * n / max(1, total), 1) for name, n in parts.most_common()}
+        name = next((n for n, frames in PROFILE_PARTS if any(f in stack for f in frames)), "other")
+        parts[name] += int(count)
+    total = sum(parts.values())
+    shares = {name: round(100 * n / max(1, total), 1) for name, n in parts.most_common()}
+    return shares | {"µs per record": round(total / SAMPLES_PER_SECOND / records * 1e6, 1)}
 
 
 def _bare_round(stack: Stack, records: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def run(stack: Stack) -> dict[str, Any]:
             profile = PROFILES / f"{name}-{n + 1}.txt" if sampling else None
             runs[name].append(_faust_round(stack, name, records, profile))
             if profile is not None:
-                profiles[name].append(profile_shares(profile))
+                profiles[name].append(profile_shares(profile, N))
     bare = median(runs["bare"], "per_s")
     checks = {f"{name}_all": all(r["records"] == N for r in rs) for name, rs in runs.items()}
     details: dict[str, Any] = {"ok": all(checks.values()), "checks": checks, "runs": runs}
