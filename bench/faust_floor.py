@@ -24,6 +24,12 @@ bare loop (bench.pipeline.bare_round) reads the same topic. Alternating, 3 round
 (1 in QUICK), medians. Reported, not judged: the floor is what the target is checked
 against.
 
+``FLOOR_BEFORE=/path/to/checkout`` adds the imptrack app of another checkout (say, of
+the commit before a change: ``git archive``), run alternating with this one's, so
+that both are measured on the same load. Each round also reports the workers' CPU
+time per record (µs, from the first output record to the last), which a machine
+busy with other work moves much less than the records a second.
+
 ``FLOOR_PYSPY=/path/to/py-spy`` samples each worker with py-spy (not a dependency:
 install it to use it; the figures then pay for the sampling) and reports where its
 time went (:func:`profile_shares`); the raw stacks are left in
@@ -65,8 +71,12 @@ N = 3_000 if QUICK else 30_000
 ROUNDS = 1 if QUICK else 3
 PARTITIONS = 4
 BATCH = 1_000
-APPS = ("shipped", "imptrack")
+# FLOOR_BEFORE: another checkout (the commit before a change) whose imptrack app runs
+# too, alternating with this one's in the same run: before and after on one load.
+BEFORE = Path(os.environ["FLOOR_BEFORE"]) if os.environ.get("FLOOR_BEFORE") else None
+APPS = ("shipped", "imptrack", *(("before",) if BEFORE else ()))
 MODES = ("forward", "table")
+WAIT_SECONDS = 900.0
 CASES = tuple(f"{app}-{mode}" for app in APPS for mode in MODES)
 PROFILES = Path(tempfile.gettempdir()) / "imptrack-faust-floor-profile"
 
@@ -88,14 +98,25 @@ PROFILE_PARTS = (
 SAMPLES_PER_SECOND = 200
 
 
-async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> dict[str, Any]:
-    """Wait for ``count`` records on ``topic``; the span of their timestamps."""
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, every thread) of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _output_span(
+    broker: str, topic: str, count: int, wait_s: float, pid: int
+) -> dict[str, Any]:
+    """Wait for ``count`` records on ``topic``; the span of their timestamps, and the
+    CPU time process ``pid`` took from the first to the last, per record (µs): on a
+    busy machine the span grows with whatever else runs, the CPU time much less."""
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, auto_offset_reset="earliest")
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
         seen, first, last = 0, 0, 0
+        cpu_first = cpu_last = 0.0
         deadline = time.monotonic() + wait_s
         while seen < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
@@ -104,10 +125,18 @@ async def _output_span(broker: str, topic: str, count: int, wait_s: float) -> di
                     seen += 1
                     first = min(first or m.timestamp, m.timestamp)
                     last = max(last, m.timestamp)
+            if batch:
+                cpu_last = _cpu_seconds(pid)
+                cpu_first = cpu_first or cpu_last
     finally:
         await consumer.stop()
     seconds = max(0.001, (last - first) / 1000)
-    return {"records": seen, "seconds": round(seconds, 3), "per_s": round(seen / seconds)}
+    return {
+        "records": seen,
+        "seconds": round(seconds, 3),
+        "per_s": round(seen / seconds),
+        "cpu_us": round((cpu_last - cpu_first) / max(1, seen) * 1e6, 1),
+    }
 
 
 def _faust_round(
@@ -118,7 +147,10 @@ def _faust_round(
     asyncio.run(fill_topic(broker, topic, records, PARTITIONS))
     app, mode = case.split("-")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "bench.faust_floor", "--worker", broker, topic, app, mode],
+        [sys.executable, "-m", "bench.faust_floor", "--worker", broker, topic]
+        + (["imptrack", mode] if app == "before" else [app, mode]),
+        # The worker imports imptrack from its working directory.
+        cwd=BEFORE if app == "before" else None,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         # The stack's own environment: the imptrack app reads its settings from it.
@@ -130,7 +162,8 @@ def _faust_round(
     )
     sampler = _sample(worker.pid, profile) if profile else None
     try:
-        span = asyncio.run(_output_span(broker, f"{topic}-out", len(records), 300))
+        out = f"{topic}-out"
+        span = asyncio.run(_output_span(broker, out, len(records), WAIT_SECONDS, worker.pid))
         if worker.poll() is not None:
             raise RuntimeError(f"the Faust worker exited with {worker.returncode}")
         return span | {"case": case}
@@ -172,7 +205,10 @@ def _bare_round(stack: Stack, records: list[tuple[str, bytes]]) -> dict[str, Any
     topic = f"floor-bare-{uuid.uuid4().hex[:8]}"
     asyncio.run(fill_topic(broker, topic, records, PARTITIONS))
     starts = {TopicPartition(topic, p): 0 for p in range(PARTITIONS)}
-    return asyncio.run(bare_round(broker, {k.encode() for k, _ in records}, starts))
+    cpu = time.process_time()
+    result = asyncio.run(bare_round(broker, {k.encode() for k, _ in records}, starts))
+    # This process's CPU time, its client's start and stop included.
+    return result | {"cpu_us": round((time.process_time() - cpu) / len(records) * 1e6, 1)}
 
 
 def run(stack: Stack) -> dict[str, Any]:
@@ -207,13 +243,27 @@ def run(stack: Stack) -> dict[str, Any]:
                 met=None,
             )
             for case in CASES
+        ]
+        + [
+            # The bare loop's CPU time per record over the case's: the throughput
+            # ratio's counterpart that a busy machine moves much less.
+            figure(
+                f"faust agent ({case.replace('-', ', ')}) CPU per record",
+                median(runs[case], "cpu_us"),
+                "µs",
+                baseline=median(runs["bare"], "cpu_us"),
+                target="reported",
+                met=None,
+            )
+            for case in CASES
         ],
         "details": details | {"records": N},
     }
     path = write_result("faust_floor", result | {"quick": QUICK, "machine": machine()})
     print(f"written: {path}")
     for item in result["figures"]:
-        print(f"  {item['name']}: {item['value']:,.0f} ({item.get('ratio')} x bare {bare:,.0f})")
+        value, ratio, baseline = item["value"], item["ratio"], item["baseline"]
+        print(f"  {item['name']}: {value:,.0f} ({ratio} x bare {baseline:,.0f})")
     return result
 
 
