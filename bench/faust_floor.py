@@ -30,9 +30,9 @@ that both are measured on the same load. Each round also reports the workers' CP
 time per record (µs, from the first output record to the last), which a machine
 busy with other work moves much less than the records a second.
 
-``FLOOR_PYSPY=/path/to/py-spy`` samples each worker with py-spy (not a dependency:
-install it to use it; the figures then pay for the sampling) and reports where its
-time went (:func:`profile_shares`); the raw stacks are left in
+``FLOOR_PYSPY=/path/to/py-spy`` samples each worker with py-spy from its first output
+record to its last (not a dependency: install it to use it; the figures then pay for
+the sampling) and reports where its time went (:func:`profile_shares`); the raw stacks are left in
 $TMPDIR/imptrack-faust-floor-profile/.
 
     python -m bench.faust_floor          # QUICK=1 for a smoke run
@@ -105,13 +105,15 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _output_span(
-    broker: str, topic: str, count: int, wait_s: float, pid: int
+    broker: str, topic: str, count: int, wait_s: float, pid: int, profile: Path | None
 ) -> dict[str, Any]:
     """Wait for ``count`` records on ``topic``; the span of their timestamps, and the
     CPU time process ``pid`` took from the first to the last, per record (µs): on a
-    busy machine the span grows with whatever else runs, the CPU time much less."""
+    busy machine the span grows with whatever else runs, the CPU time much less.
+    With ``profile``, ``pid`` is sampled into it from the first record to the last."""
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, auto_offset_reset="earliest")
     await consumer.start()
+    sampler = None
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
@@ -128,7 +130,12 @@ async def _output_span(
             if batch:
                 cpu_last = _cpu_seconds(pid)
                 cpu_first = cpu_first or cpu_last
+                if profile is not None and sampler is None:
+                    sampler = _sample(pid, profile)
     finally:
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+            sampler.wait(60)
         await consumer.stop()
     seconds = max(0.001, (last - first) / 1000)
     return {
@@ -160,17 +167,15 @@ def _faust_round(
             "FLOOR_DATADIR": str(stack.settings.home / topic),
         },
     )
-    sampler = _sample(worker.pid, profile) if profile else None
     try:
         out = f"{topic}-out"
-        span = asyncio.run(_output_span(broker, out, len(records), WAIT_SECONDS, worker.pid))
+        span = asyncio.run(
+            _output_span(broker, out, len(records), WAIT_SECONDS, worker.pid, profile)
+        )
         if worker.poll() is not None:
             raise RuntimeError(f"the Faust worker exited with {worker.returncode}")
         return span | {"case": case}
     finally:
-        if sampler is not None:
-            sampler.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
-            sampler.wait(60)
         worker.terminate()
         worker.wait(30)
 
@@ -185,19 +190,16 @@ def _sample(pid: int, output: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def profile_shares(path: Path, records: int) -> dict[str, float]:
-    """The share of a worker's samples in each of PROFILE_PARTS (%; imports left out),
-    and the sampled time per record (µs: samples while running, not waiting)."""
+def profile_shares(path: Path) -> dict[str, float]:
+    """The share of a worker's samples in each of PROFILE_PARTS (%), both threads
+    (the event loop's and aiokafka's consumer thread) counted."""
     parts: Counter[str] = Counter()
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if "_find_and_load (" in stack:
-            continue
         name = next((n for n, frames in PROFILE_PARTS if any(f in stack for f in frames)), "other")
         parts[name] += int(count)
     total = sum(parts.values())
-    shares = {name: round(100 * n / max(1, total), 1) for name, n in parts.most_common()}
-    return shares | {"µs per record": round(total / SAMPLES_PER_SECOND / records * 1e6, 1)}
+    return {name: round(100 * n / max(1, total), 1) for name, n in parts.most_common()}
 
 
 def _bare_round(stack: Stack, records: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -225,7 +227,7 @@ def run(stack: Stack) -> dict[str, Any]:
             profile = PROFILES / f"{name}-{n + 1}.txt" if sampling else None
             runs[name].append(_faust_round(stack, name, records, profile))
             if profile is not None:
-                profiles[name].append(profile_shares(profile, N))
+                profiles[name].append(profile_shares(profile))
     bare = median(runs["bare"], "per_s")
     checks = {f"{name}_all": all(r["records"] == N for r in rs) for name, rs in runs.items()}
     details: dict[str, Any] = {"ok": all(checks.values()), "checks": checks, "runs": runs}
