@@ -199,6 +199,26 @@ CLUSTER_ID = Patch(
     test="tests/integration/test_kafka_metadata.py",
 )
 
+DIRECT_DRAIN = Patch(
+    module="app.compat.faust_drain",
+    library=FAUST,
+    written_for="0.15.3",
+    reason="Faust's drain loop races each record's hand-over to the streams against the "
+    "consumer stopping in four tasks and an asyncio.wait; a hand-over that does not wait runs "
+    "in the loop's own task, one that waits is raced as in Faust (a copy of its loop)",
+    upstream=None,
+    test="tests/unit/compat/test_faust_drain.py",
+)
+ROOT_LOG_LEVEL = Patch(
+    module="app.compat.faust_worker",
+    library=FAUST,
+    written_for="0.15.3",
+    reason="at --loglevel warn Faust's worker sets the root logger to DEBUG for its startup "
+    "spinner and leaves it there, so every log.debug builds a LogRecord that is dropped",
+    upstream=None,
+    test="tests/unit/compat/test_faust_worker.py",
+)
+
 PATCHES = (
     FETCH_SNAPSHOT,
     CONTIGUITY_GUARD,
@@ -206,6 +226,8 @@ PATCHES = (
     STALE_ACK_REFUSED,
     IDEMPOTENT_PRODUCER,
     FETCH_SETTINGS,
+    DIRECT_DRAIN,
+    ROOT_LOG_LEVEL,
     TABLE_WRITES,
     ROCKSDB_STORE,
     ROCKSDB_BUDGET,

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 
 from app.compat import install
 from app.compat.faust_consumer import KafkaTransport
+from app.compat.faust_worker import LevelKeepingWorker
 from app.compat.rocksdb_store import store_url
 from app.settings import Settings
 
@@ -76,6 +77,8 @@ def build_faust_app(settings: Settings, role: Role) -> ImptrackApp:
         web_in_thread=False,
         # Everything is declared by the role's factory; nothing is found by scanning.
         autodiscover=False,
+        # The root logger stays at LOG_LEVEL (app/compat/faust_worker.py).
+        Worker=LevelKeepingWorker,
     )
 
 
