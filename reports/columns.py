@@ -218,22 +218,30 @@ _HEX_DIGITS = pa.array(list("0123456789abcdef"))
 
 
 def id_times(ids: pa.Array) -> pa.Array:
-    """When each ID was issued (its first 11 hex digits, app.ids.id_ms), computed
-    column-wise; ValueError if one does not start with 11 lowercase hex digits."""
-    ms = pa.array(repeat(0, len(ids)), pa.int64())
+    """When each ID was issued (its first 11 hex digits, app.ids.id_ms), column-wise;
+    ValueError if one does not start with 11 lowercase hex digits.
+
+    The IDs of one envelope share their millisecond (app.ids.EnvelopeIds), so each
+    distinct time is read once: a batch of 250,000 impressions has about 1,250."""
+    times = pc.utf8_slice_codeunits(ids, 0, _TIME_HEX_DIGITS).dictionary_encode()
+    distinct = times.dictionary
+    ms = pa.array(repeat(0, len(distinct)), pa.int64())
     for position in range(_TIME_HEX_DIGITS):
-        char = pc.utf8_slice_codeunits(ids, position, position + 1)
+        char = pc.utf8_slice_codeunits(distinct, position, position + 1)
         digit = pc.index_in(char, value_set=_HEX_DIGITS).cast(pa.int64())
         ms = pc.add(pc.multiply(ms, 16), digit)
     if ms.null_count:
-        raise ValueError(f"{ms.null_count} IDs that do not start with their time in hex")
-    return pc.add(ms, EPOCH_MS).cast(_TIMESTAMP)
+        wrong = distinct.filter(pc.is_null(ms)).to_pylist()[:3]
+        raise ValueError(f"IDs that do not start with their time in hex, such as {wrong}")
+    return pc.take(pc.add(ms, EPOCH_MS).cast(_TIMESTAMP), times.indices)
 
 
 def _money_column(values: list[Any]) -> pa.Array:
-    """Decimal text as the column's exact decimals; null is 0."""
+    """Decimal text as the column's exact decimals; null is 0. Each distinct amount
+    is cast once: prices repeat, and Arrow's cast costs more than the lookup."""
     try:
-        money = pa.array(values, pa.string()).cast(MONEY)
+        amounts = pa.array(values, pa.string()).dictionary_encode()
+        money = pc.take(amounts.dictionary.cast(MONEY), amounts.indices)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # More than 8 places (Arrow refuses to round), or not text: one by one.
         money = pa.array([_money(v) for v in values], MONEY)
