@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -146,7 +147,8 @@ class Exporter:
                 if envelope_kind is None:
                     rows = self._columns(kind, self._decode(tp, messages))
                 else:
-                    rows = await self._envelope_columns(kind, envelope_kind, tp, messages)
+                    rows, unreadable = read_envelopes(envelope_kind, kind, messages)
+                    await self._send_unreadable(tp, unreadable)
                 chunks[kind].append(rows)
                 pending += rows.num_rows
                 next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
@@ -171,54 +173,29 @@ class Exporter:
                 log.error("skipped a malformed event at %s:%d", tp, message.offset)
         return events
 
-    async def _envelope_columns(
-        self,
-        kind: str,
-        envelope_kind: EnvelopeKind,
-        tp: TopicPartition,
-        messages: list[ConsumerRecord],
-    ) -> pa.Table:
-        """The rows of a fetch's envelopes; every record that is not a readable
-        envelope is in ``unreadable-records`` when this returns."""
-        envelopes: list[tuple[ConsumerRecord, Envelope]] = []
-        for message in messages:
-            try:
-                envelopes.append((message, envelope_kind.decode(message.value)))
-            except UnreadableEnvelope as exc:
-                await self._send_unreadable(tp, message, str(exc))
-        build = ENVELOPE_BUILDERS[kind]
-        try:
-            return build([envelope for _, envelope in envelopes])
-        except _UNBUILDABLE:
-            pass
-        # An envelope of the wrong shape must not stop the export of the others.
-        kept = []
-        for message, envelope in envelopes:
-            try:
-                build([envelope])
-            except _UNBUILDABLE as exc:
-                reason = f"{envelope_kind.kind} envelope v{envelope.format.version}: {exc}"
-                await self._send_unreadable(tp, message, reason)
-            else:
-                kept.append(envelope)
-        return build(kept)
-
     async def _send_unreadable(
-        self, tp: TopicPartition, message: ConsumerRecord, reason: str
+        self, tp: TopicPartition, unreadable: list[tuple[ConsumerRecord, str]]
     ) -> None:
-        """Copy ``message`` as it was to ``unreadable-records``; return once the broker
-        has it. An error here ends the export loop before the offsets past the
-        record are stored, so the record is read, and copied, again."""
+        """Copy each record as it was to ``unreadable-records``; return once the broker
+        has every copy. An error here ends the export loop before the offsets past
+        the records are stored, so they are read, and copied, again."""
+        if not unreadable:
+            return
         if self._producer is None:
             raise RuntimeError("Exporter used before Exporter.start()")
-        await self._producer.send_and_wait(
-            dead_letters.TOPIC,
-            value=message.value,
-            key=message.key,
-            headers=dead_letters.headers(tp.topic, tp.partition, message.offset, reason),
-        )
-        self.sent_to_unreadable += 1
-        dead_letters.log_sent(log, tp.topic, tp.partition, message.offset, reason)
+        acks = [
+            await self._producer.send(
+                dead_letters.TOPIC,
+                value=message.value,
+                key=message.key,
+                headers=dead_letters.headers(tp.topic, tp.partition, message.offset, reason),
+            )
+            for message, reason in unreadable
+        ]
+        await asyncio.gather(*acks)
+        for message, reason in unreadable:
+            self.sent_to_unreadable += 1
+            dead_letters.log_sent(log, tp.topic, tp.partition, message.offset, reason)
 
     async def _flush(
         self, chunks: dict[str, list[pa.Table]], next_offsets: dict[tuple[str, int], int]
@@ -287,6 +264,37 @@ class Exporter:
             return await asyncio.to_thread(fn, cursor, *args)
         finally:
             cursor.close()
+
+
+def read_envelopes(
+    envelope_kind: EnvelopeKind, kind: str, messages: Sequence[ConsumerRecord]
+) -> tuple[pa.Table, list[tuple[ConsumerRecord, str]]]:
+    """The rows of ``kind`` (an exported table) that a fetch's envelopes hold, and the
+    records that are no envelope it can read, each with why."""
+    unreadable: list[tuple[ConsumerRecord, str]] = []
+    envelopes: list[tuple[ConsumerRecord, Envelope]] = []
+    for message in messages:
+        try:
+            envelopes.append((message, envelope_kind.decode(message.value)))
+        except UnreadableEnvelope as exc:
+            unreadable.append((message, str(exc)))
+    build = ENVELOPE_BUILDERS[kind]
+    try:
+        return build([envelope for _, envelope in envelopes]), unreadable
+    except _UNBUILDABLE:
+        pass
+    # An envelope of the wrong shape must not stop the export of the others.
+    kept = []
+    for message, envelope in envelopes:
+        try:
+            build([envelope])
+        except _UNBUILDABLE as exc:
+            reason = f"{envelope_kind.kind} envelope v{envelope.format.version}: {exc}"
+            unreadable.append((message, reason))
+        else:
+            kept.append(envelope)
+    unreadable.sort(key=lambda item: item[0].offset)
+    return build(kept), unreadable
 
 
 def _well_formed(kind: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
