@@ -4,6 +4,12 @@ It reads with manual partition assignment and keeps its offsets in DuckDB, in th
 same transaction as the rows they cover, instead of committing them to Kafka: on
 start it seeks to the stored offsets, so whatever was not committed to DuckDB is
 read again and whatever was is not.
+
+Recorded and rejected impressions come in envelopes (app.events.envelopes), many a
+record: a fetch's envelopes become Arrow columns whole, field by field. A record
+that is no envelope it can read is copied, as it was, to ``unreadable-records``
+(app.events.dead_letters), and the broker has acknowledged the copy before the
+offsets past it are stored.
 """
 
 from __future__ import annotations
@@ -12,25 +18,38 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import duckdb
 import orjson
 import pyarrow as pa
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from app.compat.kafka_metadata import cluster_id, wait_for_partitions
-from app.events import kinds
+from app.events import dead_letters, kinds
+from app.events.envelopes import Envelope, EnvelopeKind, UnreadableEnvelope
 from app.settings import Settings
 from reports import db, store
-from reports.columns import BATCH_BUILDERS
+from reports.columns import ENVELOPE_BUILDERS, ROW_BUILDERS
 from reports.snapshot import SnapshotPublisher, adopt_legacy_file
 
 log = logging.getLogger("imptrack.exporter")
 
 EXPORTED_TOPICS = {topic: export.table for topic, export in kinds.EXPORTS}
 """Each exported topic, and the kind of rows (reports.store.KINDS) it becomes."""
+
+ENVELOPED_TOPICS: dict[str, EnvelopeKind] = {
+    kind.topic: kind.envelope
+    for kind in kinds.EVENTS
+    if kind.export is not None and kind.envelope is not None
+}
+"""The exported topics whose records are envelopes, and how to read them."""
+
+_UNBUILDABLE = (KeyError, TypeError, ValueError, ArithmeticError)
+"""What a builder raises for an event of the wrong shape (pyarrow's errors are
+TypeError and ValueError; a decimal that is no number, ArithmeticError)."""
 
 
 class Exporter:
@@ -42,10 +61,12 @@ class Exporter:
         self.cluster_id = ""
         self.exported: dict[str, int] = {}
         self.skipped_malformed = 0
+        self.sent_to_unreadable = 0
         self.batches = 0
         self.last_batch_at: float | None = None
         self.positions: dict[tuple[str, int], int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
         self._writer_lock: int | None = None
         self._unpublished = False
         self.snapshot = SnapshotPublisher(
@@ -76,6 +97,14 @@ class Exporter:
         )
         await consumer.start()
         self._consumer = consumer
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.broker,
+            acks="all",
+            # A copy retried after a lost answer is not written twice.
+            enable_idempotence=True,
+        )
+        await producer.start()
+        self._producer = producer
         self.cluster_id = await cluster_id(consumer._client)
         tps = await wait_for_partitions(consumer, EXPORTED_TOPICS)
         consumer.assign(tps)
@@ -114,8 +143,14 @@ class Exporter:
                 if not messages:
                     continue
                 kind = EXPORTED_TOPICS[tp.topic]
-                pending += len(messages)
-                chunks[kind].append(self._columns(kind, self._decode(tp, messages)))
+                envelope_kind = ENVELOPED_TOPICS.get(tp.topic)
+                if envelope_kind is None:
+                    rows = self._columns(kind, self._decode(tp, messages))
+                else:
+                    rows, unreadable = read_envelopes(envelope_kind, kind, messages)
+                    await self._send_unreadable(tp, unreadable)
+                chunks[kind].append(rows)
+                pending += rows.num_rows
                 next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
                 first_at = first_at or time.monotonic()
             due = first_at is not None and time.monotonic() - first_at >= s.export_batch_seconds
@@ -137,6 +172,30 @@ class Exporter:
                 self.skipped_malformed += 1
                 log.error("skipped a malformed event at %s:%d", tp, message.offset)
         return events
+
+    async def _send_unreadable(
+        self, tp: TopicPartition, unreadable: list[tuple[ConsumerRecord, str]]
+    ) -> None:
+        """Copy each record as it was to ``unreadable-records``; return once the broker
+        has every copy. An error here ends the export loop before the offsets past
+        the records are stored, so they are read, and copied, again."""
+        if not unreadable:
+            return
+        if self._producer is None:
+            raise RuntimeError("Exporter used before Exporter.start()")
+        acks = [
+            await self._producer.send(
+                dead_letters.TOPIC,
+                value=message.value,
+                key=message.key,
+                headers=dead_letters.headers(tp.topic, tp.partition, message.offset, reason),
+            )
+            for message, reason in unreadable
+        ]
+        await asyncio.gather(*acks)
+        for message, reason in unreadable:
+            self.sent_to_unreadable += 1
+            dead_letters.log_sent(log, tp.topic, tp.partition, message.offset, reason)
 
     async def _flush(
         self, chunks: dict[str, list[pa.Table]], next_offsets: dict[tuple[str, int], int]
@@ -161,17 +220,19 @@ class Exporter:
 
     def _columns(self, kind: str, events: list[dict[str, Any]]) -> pa.Table:
         try:
-            return BATCH_BUILDERS[kind](events)
+            return ROW_BUILDERS[kind](events)
         except (KeyError, TypeError, ValueError) as exc:
             # One event with a wrong shape must not stop the export of the others.
             kept = _well_formed(kind, events)
             self.skipped_malformed += len(events) - len(kept)
             log.error("skipped %d malformed %s in a batch: %s", len(events) - len(kept), kind, exc)
-            return BATCH_BUILDERS[kind](kept)
+            return ROW_BUILDERS[kind](kept)
 
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
         if self.con is not None:
             await self._publish()
             await self._in_db(self.con.close)
@@ -186,6 +247,7 @@ class Exporter:
             "cluster_id": self.cluster_id,
             "exported": self.exported,
             "skipped_malformed": self.skipped_malformed,
+            "sent_to_unreadable": self.sent_to_unreadable,
             "batches": self.batches,
             "last_batch_at": self.last_batch_at,
             "duckdb": str(self.settings.exporter_db_path),
@@ -204,11 +266,42 @@ class Exporter:
             cursor.close()
 
 
+def read_envelopes(
+    envelope_kind: EnvelopeKind, kind: str, messages: Sequence[ConsumerRecord]
+) -> tuple[pa.Table, list[tuple[ConsumerRecord, str]]]:
+    """The rows of ``kind`` (an exported table) that a fetch's envelopes hold, and the
+    records that are no envelope it can read, each with why."""
+    unreadable: list[tuple[ConsumerRecord, str]] = []
+    envelopes: list[tuple[ConsumerRecord, Envelope]] = []
+    for message in messages:
+        try:
+            envelopes.append((message, envelope_kind.decode(message.value)))
+        except UnreadableEnvelope as exc:
+            unreadable.append((message, str(exc)))
+    build = ENVELOPE_BUILDERS[kind]
+    try:
+        return build([envelope for _, envelope in envelopes]), unreadable
+    except _UNBUILDABLE:
+        pass
+    # An envelope of the wrong shape must not stop the export of the others.
+    kept = []
+    for message, envelope in envelopes:
+        try:
+            build([envelope])
+        except _UNBUILDABLE as exc:
+            reason = f"{envelope_kind.kind} envelope v{envelope.format.version}: {exc}"
+            unreadable.append((message, reason))
+        else:
+            kept.append(envelope)
+    unreadable.sort(key=lambda item: item[0].offset)
+    return build(kept), unreadable
+
+
 def _well_formed(kind: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kept = []
     for event in events:
         try:
-            BATCH_BUILDERS[kind]([event])
+            ROW_BUILDERS[kind]([event])
         except (KeyError, TypeError, ValueError):
             continue
         kept.append(event)

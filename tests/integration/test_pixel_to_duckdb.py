@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import aiohttp
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -61,22 +60,21 @@ async def test_edge_reports_client_ip_and_user_agent(stack: RunningStack) -> Non
     assert rows == [("pytest-agent/1", "127.0.0.1")]
 
 
-async def test_malformed_exported_events_are_skipped_and_the_rest_stored(
+async def test_recorded_envelopes_are_stored_once_per_impression(
     stack: RunningStack,
 ) -> None:
-    """Events the exporter cannot read (not JSON, or a field missing) are counted and
-    logged; the good events of the same fetch are stored, once each."""
+    """Envelopes on impressions-recorded become one row per impression with its
+    fields, an impression repeated in a later envelope of the same fetch once, an
+    empty envelope none. (Envelopes the exporter cannot read: test_unreadable_exports.)"""
     ids = IdGenerator(TEST_SEAL)
     good = [
-        {"aimp_id": ids.new_id(), "offer_id": 9001, "pid": 7, "sub1": f"ok-{n}"} for n in range(3)
+        {"aimp_id": ids.new_id(), "offer_id": 9403, "pid": 7, "sub1": f"ok-{n}"} for n in range(3)
     ]
+    recorded = kinds.RECORDED_ENVELOPE.current
     values = [
-        orjson.dumps(good[0]),
-        b"{not json",
-        orjson.dumps(good[1]),
-        orjson.dumps({"aimp_id": ids.new_id(), "pid": 7}),  # no offer_id
-        orjson.dumps(good[2]),
-        orjson.dumps(good[0]),  # a replay in the same batch
+        recorded.encode_rows(good[:2]),
+        recorded.empty(),
+        recorded.encode_rows([good[2], good[0]]),  # a replay in the same batch
     ]
     stack.settle()
     before = stack.exported_status()
@@ -91,7 +89,8 @@ async def test_malformed_exported_events_are_skipped_and_the_rest_stored(
     expected = before["exported"]["impressions"] + 3
     assert stack.wait_exported(expected) == expected
     after = stack.exported_status()
-    assert after["exported"]["impressions"] == before["exported"]["impressions"] + 3
-    assert after["skipped_malformed"] == before["skipped_malformed"] + 2
-    rows = stack.query("SELECT aimp_id, sub1 FROM impressions WHERE offer_id = 9001 ORDER BY 1")
-    assert sorted(rows) == sorted((e["aimp_id"], e["sub1"]) for e in good)
+    assert after["sent_to_unreadable"] == before["sent_to_unreadable"]
+    rows = stack.query(
+        "SELECT aimp_id, sub1, currency, revenue FROM impressions WHERE offer_id = 9403"
+    )
+    assert sorted(rows) == sorted((e["aimp_id"], e["sub1"], "USD", 0) for e in good)

@@ -1,0 +1,74 @@
+"""What the exporter makes of a fetch of envelopes (reports.exporter.read_envelopes):
+the rows of those it can read, and every other record with the reason it is sent to
+unreadable-records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from app.events import kinds
+from app.ids import IdGenerator
+from reports.exporter import ENVELOPED_TOPICS, EXPORTED_TOPICS, read_envelopes
+from tests.ids import TEST_SEAL
+
+RECORDED = kinds.RECORDED_IMPRESSIONS
+
+
+def fetch_factory(values: list[bytes]) -> list[ConsumerRecord[bytes, bytes]]:
+    """``values`` as one fetch of partition 0 of impressions-recorded, from offset 40."""
+    return [
+        ConsumerRecord(
+            RECORDED.topic, 0, 40 + n, 0, 0, b"key-%d" % n, value, None, 5, len(value), []
+        )
+        for n, value in enumerate(values)
+    ]
+
+
+def rows_factory(count: int, **fields: Any) -> list[dict[str, Any]]:
+    ids = IdGenerator(TEST_SEAL)
+    return [
+        {"aimp_id": ids.new_id(), "offer_id": 9404, "pid": 3, "sub1": f"s{n}", **fields}
+        for n in range(count)
+    ]
+
+
+def test_the_exporter_reads_the_enveloped_exported_topics() -> None:
+    assert set(ENVELOPED_TOPICS) == {"impressions-recorded", "impressions-rejected"}
+    assert set(ENVELOPED_TOPICS) <= set(EXPORTED_TOPICS)
+
+
+def test_readable_envelopes_become_rows_and_the_others_are_set_aside_with_why() -> None:
+    """Good envelopes around unreadable records are built in order; each unreadable
+    record (unknown format byte, broken JSON, no bytes, an event without its offer)
+    is returned untouched with its reason, in offset order."""
+    encode = RECORDED.enveloped.current.encode_rows
+    first, second = rows_factory(2), rows_factory(1)
+    fetch = fetch_factory(
+        [
+            encode(first),
+            b"\x7f[[1]]",
+            b"\x01[[broken",
+            encode(rows_factory(2, offer_id=None)),
+            b"",
+            encode(second),
+        ]
+    )
+    table, unreadable = read_envelopes(RECORDED.enveloped, "impressions", fetch)
+    assert table.column("aimp_id").to_pylist() == [r["aimp_id"] for r in first + second]
+    assert [message for message, _ in unreadable] == [fetch[1], fetch[2], fetch[3], fetch[4]]
+    reasons = [reason for _, reason in unreadable]
+    assert "of format 127, which this imptrack does not know (it reads 1)" in reasons[0]
+    assert reasons[1].startswith("recorded impressions envelope v1: ")
+    assert reasons[2] == "recorded impressions envelope v1: 2 events without their offer_id"
+    assert reasons[3] == "an empty record is no recorded impressions envelope"
+
+
+def test_a_fetch_of_good_envelopes_sets_nothing_aside() -> None:
+    encode = RECORDED.enveloped.current.encode_rows
+    rows = rows_factory(3)
+    fetch = fetch_factory([encode(rows[:1]), RECORDED.enveloped.current.empty(), encode(rows[1:])])
+    table, unreadable = read_envelopes(RECORDED.enveloped, "impressions", fetch)
+    assert unreadable == []
+    assert table.column("sub1").to_pylist() == ["s0", "s1", "s2"]
