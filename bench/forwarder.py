@@ -10,6 +10,12 @@ of the same shape to the same sink with the forwarder's per-host connection limi
 >= 0.5 x bare.
 
     python -m bench.forwarder          # QUICK=1 for a smoke run
+    PROFILE=/tmp/fwd python -m bench.forwarder   # and py-spy the forwarder in round 1
+
+Each round also reports the CPU the forwarder process and Redis spent per delivery.
+With PROFILE set, py-spy samples the forwarder process through the first round:
+``$PROFILE.folded`` gets its stacks, ``$PROFILE.txt`` the functions that took most
+of its samples.
 """
 
 from __future__ import annotations
@@ -17,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import redis
 from aiokafka import AIOKafkaProducer
 
 from app.events import kinds
@@ -31,12 +41,23 @@ from app.events.records import ForwardTask
 from app.ids import IdGenerator, IdSeal
 from app.ops import probes
 from app.ops.stack import Stack
-from bench.common import QUICK, apply_catalog, bench_stack, figure, machine, serve, write_result
+from bench.common import (
+    QUICK,
+    apply_catalog,
+    bench_stack,
+    figure,
+    machine,
+    serve,
+    write_result,
+)
 
 N = 1_000 if QUICK else 20_000
 ROUNDS = 1 if QUICK else 3
 TARGET_RATIO = 0.5
 OFFER_ID = 200
+PROFILE = os.environ.get("PROFILE", "")
+PROFILE_RATE = 250
+PROFILE_TOP = 30
 CATALOG = """
 advertisers: [{id: 200, name: Bench advertiser}]
 affiliates: [{id: 200, name: Bench affiliate}]
@@ -92,12 +113,86 @@ async def _produce_tasks(broker: str, sink: str, count: int) -> None:
         await producer.stop()
 
 
-def system_round(stack: Stack, sink: str) -> dict[str, Any]:
+def _process_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _redis_cpu_seconds(stack: Stack) -> float:
+    client = redis.Redis.from_url(stack.settings.redis)
+    try:
+        info: dict[str, Any] = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _start_profile(pid: int, path: Path) -> subprocess.Popen[bytes]:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    argv = [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--output", str(path)]
+    argv += ["--rate", str(PROFILE_RATE), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop_profile(profiler: subprocess.Popen[bytes]) -> None:
+    profiler.send_signal(signal.SIGINT)
+    profiler.wait(30)
+
+
+def profile_summary(folded: Path, seconds: float) -> str:
+    """The functions in most of py-spy's samples (folded stacks): the share of samples
+    each was on the stack (inclusive) and on top (self), and how busy the process was."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [frame.rsplit(":", 1)[0] for frame in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    busy = total / (PROFILE_RATE * seconds)
+    lines = [f"{total} samples over {seconds:.1f} s: the process busy {busy:.0%} of the time", ""]
+    # The event loop, the CLI and the threads' entry points are on most stacks.
+    lines.append("inclusive  self  function (those on over 60 % of the stacks left out)")
+    shown = [(f, n) for f, n in inclusive.most_common() if n <= 0.6 * total][:PROFILE_TOP]
+    for frame, n in shown:
+        lines.append(f"{n / total:8.1%} {own[frame] / total:6.1%}  {frame}")
+    lines += ["", "self  function"]
+    for frame, n in own.most_common(PROFILE_TOP):
+        lines.append(f"{n / total:6.1%}  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+def system_round(stack: Stack, sink: str, profile: Path | None = None) -> dict[str, Any]:
     _sink(sink, "/reset", "POST")
+    forwarder = stack.pid("forwarder")
+    if forwarder is None:
+        raise RuntimeError("the forwarder is not running")
+    profiler = None if profile is None else _start_profile(forwarder, profile)
+    cpu_before, redis_before = _process_cpu_seconds(forwarder), _redis_cpu_seconds(stack)
+    started = time.monotonic()
     asyncio.run(_produce_tasks(stack.settings.broker, sink, N))
     seen = _wait_for(sink, N)
+    cpu = _process_cpu_seconds(forwarder) - cpu_before
+    redis_cpu = _redis_cpu_seconds(stack) - redis_before
+    if profiler is not None and profile is not None:
+        _stop_profile(profiler)
+        summary = profile_summary(profile, time.monotonic() - started)
+        profile.with_suffix(".txt").write_text(summary)
     seconds = max(0.001, seen["last"] - seen["first"])
-    return seen | {"seconds": round(seconds, 3), "per_s": round(seen["distinct"] / seconds)}
+    return seen | {
+        "seconds": round(seconds, 3),
+        "per_s": round(seen["distinct"] / seconds),
+        # The round's whole time, its wait for a repeat included.
+        "forwarder_cpu_us_per_delivery": round(cpu / N * 1e6, 1),
+        "redis_cpu_us_per_delivery": round(redis_cpu / N * 1e6, 1),
+    }
 
 
 def bare_round(sink: str, connections: int) -> dict[str, Any]:
@@ -132,8 +227,9 @@ def run(stack: Stack) -> dict[str, Any]:
     connections = stack.settings.forwarding.host_concurrency
     runs: dict[str, list[dict[str, Any]]] = {"forwarder": [], "bare": []}
     try:
-        for _ in range(ROUNDS):
-            runs["forwarder"].append(system_round(stack, sink))
+        for n in range(ROUNDS):
+            profile = Path(f"{PROFILE}.folded") if PROFILE and n == 0 else None
+            runs["forwarder"].append(system_round(stack, sink, profile))
             runs["bare"].append(bare_round(sink, connections))
     finally:
         server.terminate()

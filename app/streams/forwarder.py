@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -55,8 +56,8 @@ def build_forwarder(settings: Settings) -> faust.App:
     )
     forwarder = Forwarder(forwarding, schedule, Courier(forwarding))
 
-    async def enqueue(tasks: list[Any], what: str) -> None:
-        await until_redis_answers(partial(schedule.enqueue, tasks), f"schedule {what}", log)
+    async def enqueue(groups: Sequence[Sequence[Any]], what: str) -> None:
+        await until_redis_answers(partial(schedule.enqueue_groups, groups), f"schedule {what}", log)
         forwarder.wake()
 
     schedule_deliveries(app, topics, enqueue)
