@@ -1,8 +1,9 @@
-"""The impressions agent: judges each accepted impression against the catalog
-(:func:`app.attribution.impressions.judge_impression`), records the eligible ones
-in the ``impressions`` table, emits every impression for export (recorded or
-rejected) and a forward task for each recorded one whose offer has an impressions
-destination URL, and indexes recorded impressions for linking clicks to them."""
+"""The impressions agent: judges each envelope of impressions the edge accepted
+against the catalog (:func:`app.attribution.impressions.judge_envelope`), records it
+in the ``impressions`` table (one entry per envelope: its recorded impressions),
+emits one envelope of recorded, one of rejected impressions and one of forward tasks
+for it (each only if not empty), and indexes the recorded impressions for linking
+clicks to them. Its outputs stay on the envelope's partition, under its key."""
 
 from __future__ import annotations
 
@@ -13,24 +14,31 @@ from typing import Any
 
 import faust
 
-from agents.batches import current_batches, well_formed
+from agents.batches import current_batches, envelope_key, envelope_time
 from agents.table_progress import TableInput
-from app.attribution.impressions import Recorded, judge_impression
+from agents.unreadable import set_aside
+from app.attribution.impressions import judge_envelope, unreadable_impressions
 from app.catalog.current import CatalogView
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
+from app.events.envelopes import UnreadableEnvelope
 from app.events.records import Impression
 from app.events.topics import EventTopics
-from app.ids import id_ms
 
 log = logging.getLogger("imptrack.impressions")
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 100
+"""Envelopes a batch (up to 512 impressions each)."""
 BATCH_WINDOW_SECONDS = 0.05
 
 IndexImpressions = Callable[[list[tuple[Impression, int]]], Awaitable[None]]
 """Indexes recorded impressions (each with its offer's view-through window) where
 clicks are linked to them (app.attribution.click_links); returns once indexed."""
+
+_ACCEPTED = kinds.IMPRESSIONS.enveloped
+_RECORDED = kinds.RECORDED_IMPRESSIONS.enveloped.current
+_REJECTED = kinds.REJECTED_IMPRESSIONS.enveloped.current
+_FORWARD = kinds.FORWARD_TASKS.enveloped.current
 
 
 def record_impressions(
@@ -45,29 +53,41 @@ def record_impressions(
 
     async def record(stream: Any) -> None:
         # Replays after a crash record and emit again: the table write is keyed by
-        # aimp_id and the exporter deduplicates by aimp_id, so both are idempotent.
-        batches = current_batches(stream, catalog, "aimp_id", BATCH_SIZE, BATCH_WINDOW_SECONDS)
+        # the envelope and the exporter deduplicates by aimp_id, so both are idempotent.
+        batches = current_batches(stream, catalog, envelope_time, BATCH_SIZE, BATCH_WINDOW_SECONDS)
         async for events in batches:
             sent = []
             recorded: list[tuple[Impression, int]] = []
-            for event in well_formed(events, "aimp_id", "an impression", log):
-                impression = event.value
-                judged = judge_impression(catalog.catalog_at(id_ms(impression.aimp_id)), impression)
-                key = impression.aimp_id
-                if isinstance(judged, Recorded):
-                    write_in_event_partition(event, table, key, impression)
+            for event in events:
+                key = envelope_key(event)
+                accepted_ms = envelope_time(event)
+                try:
+                    envelope = _ACCEPTED.decode(event.value)
+                    problem = unreadable_impressions(envelope)
+                except UnreadableEnvelope as exc:
+                    problem = str(exc)
+                if problem is None and accepted_ms is None:
+                    problem = f"its key {key!r} is not an envelope key"
+                if problem is not None or accepted_ms is None:
+                    sent.append(await set_aside(topics, event, problem or "", log))
+                    continue
+                verdicts = judge_envelope(catalog.catalog_at(accepted_ms), envelope)
+                partition = event.message.partition
+                if verdicts.recorded:
+                    value = _RECORDED.encode_rows(verdicts.recorded)
+                    write_in_event_partition(event, table, key, value)
                     sent.append(
-                        await topics[kinds.RECORDED_IMPRESSIONS].send(key=key, value=judged.earning)
+                        await _send(topics[kinds.RECORDED_IMPRESSIONS], key, value, partition)
                     )
-                    recorded.append((impression, judged.view_through_window))
-                    if judged.forward is not None:
-                        sent.append(
-                            await topics[kinds.FORWARD_TASKS].send(key=key, value=judged.forward)
-                        )
-                else:
+                    recorded += verdicts.indexed
+                if verdicts.rejected:
+                    value = _REJECTED.encode_rows(verdicts.rejected)
                     sent.append(
-                        await topics[kinds.REJECTED_IMPRESSIONS].send(key=key, value=judged)
+                        await _send(topics[kinds.REJECTED_IMPRESSIONS], key, value, partition)
                     )
+                if verdicts.forward:
+                    value = _FORWARD.encode_rows(verdicts.forward)
+                    sent.append(await _send(topics[kinds.FORWARD_TASKS], key, value, partition))
             # Postbacks naming these impressions may now be judged (agents/table_progress.py).
             table_input.processed(events)
             # Not acknowledged until indexed: a click must be able to find it.
@@ -77,3 +97,7 @@ def record_impressions(
             await asyncio.gather(*sent)
 
     return app.agent(topics[kinds.IMPRESSIONS], name="impressions")(record)
+
+
+async def _send(topic: Any, key: str, value: bytes, partition: int) -> Any:
+    return await topic.send(key=key, value=value, partition=partition)

@@ -3,8 +3,9 @@ impression it names, and either refuses it (the outcome goes to the log and back
 the edge) or passes the conversion it makes to the conversions agent
 (app.attribution.postback_judgement decides).
 
-Postbacks are keyed by the ID they name, so this partition of the ``clicks`` and
-``impressions`` tables is the one that holds it, in this worker.
+Postbacks are on the partition of the ID they name (app.edge.placement), so this
+partition of the ``clicks`` and ``impressions`` tables is the one that holds it, in
+this worker.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import faust
 
-from agents.batches import current_batches, well_formed
+from agents.batches import current_batches, id_time, well_formed
 from agents.table_progress import TableInput
+from app.attribution.impressions import recorded_impression
 from app.attribution.params import PostbackRequest
 from app.attribution.postback_judgement import judge_postback, read_postback
 from app.attribution.replies import Reply
@@ -46,10 +48,26 @@ class Sources:
     agent has written its input."""
 
     def __init__(
-        self, clicks: Any, clicks_input: TableInput, impressions: Any, impressions_input: TableInput
+        self,
+        clicks: Any,
+        clicks_input: TableInput,
+        impressions: Any,
+        impressions_input: TableInput,
+        seal: IdSeal,
     ) -> None:
         self.clicks, self.clicks_input = clicks, clicks_input
         self.impressions, self.impressions_input = impressions, impressions_input
+        self.seal = seal
+
+    def _read(self, event: Any, request: PostbackRequest) -> Click | Impression | None:
+        if request.matched_by == "clickid":
+            return read_in_event_partition(event, self.clicks, request.matched_id)  # type: ignore[no-any-return]
+        # An impression is in its envelope's entry, at its slot (app.ids).
+        parts = self.seal.parts(request.matched_id)
+        if parts is None:
+            return None  # read_postback refused IDs not issued here already
+        entry = read_in_event_partition(event, self.impressions, parts.envelope_key)
+        return recorded_impression(entry, request.matched_id, parts.slot)
 
     async def find(self, event: Any, request: PostbackRequest) -> Click | Impression | None:
         """The click named by ``clickid``, else the impression named by ``aimp_id``.
@@ -59,17 +77,14 @@ class Sources:
         name was accepted before, but its agent may lag behind this one by a batch,
         or by a whole backlog after a restart (agents/table_progress.py)."""
         key = request.matched_id  # parse_postback made sure there is one
-        if request.matched_by == "clickid":
-            table, source = self.clicks, self.clicks_input
-        else:
-            table, source = self.impressions, self.impressions_input
+        source = self.clicks_input if request.matched_by == "clickid" else self.impressions_input
         received_ms = id_ms(event.value.postback_id)
         partition = event.message.partition
         deadline = time.monotonic() + MATCH_WAIT_SECONDS
         while True:
-            found = read_in_event_partition(event, table, key)
+            found = self._read(event, request)
             if found is not None or source.holds_everything_before(partition, received_ms):
-                return found  # type: ignore[no-any-return]
+                return found
             if time.monotonic() > deadline:
                 log.warning(
                     "postback %s: %s %s not found, and the %s agent has not shown in %.0f s "
@@ -109,7 +124,9 @@ def match_postbacks(
     before any lookup."""
 
     async def match(stream: Any) -> None:
-        batches = current_batches(stream, catalog, "postback_id", BATCH_SIZE, BATCH_WINDOW_SECONDS)
+        batches = current_batches(
+            stream, catalog, id_time("postback_id"), BATCH_SIZE, BATCH_WINDOW_SECONDS
+        )
         async for events in batches:
             sent = []
             refused: list[tuple[Postback, PostbackOutcome]] = []

@@ -17,9 +17,9 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 
+from agents.batches import envelope_time, id_time
 from app.compat.faust_consumer import CurrentGenerationConsumer
 from app.events.kinds import EventKind
-from app.ids import id_ms, is_valid_id
 
 CLOCK_SKEW_MS = 500
 """How far the clocks that time IDs (the edge processes') and fetch answers (this
@@ -28,13 +28,15 @@ worker's) may disagree, plus a fetch's round trip; one host's clocks agree."""
 
 class TableInput:
     """The input topic of one table's agent, whose events carry their time-ordered
-    ID in ``id_field``, and how far the agent has written it into the table."""
+    ID in ``id_field`` (or, carried in envelopes, are keyed by their envelope's
+    time-ordered key), and how far the agent has written it into the table."""
 
     def __init__(self, app: faust.App, kind: EventKind) -> None:
         if kind.key is None:
             raise ValueError(f"{kind.topic}: a table's input is keyed by its time-ordered ID")
         self.topic = kind.topic
         self.id_field = kind.key
+        self._accepted = envelope_time if kind.envelope is not None else id_time(kind.key)
         self._app = app
         # partition -> the newest ID time (ms) written from it.
         self._newest_ms: dict[int, int] = {}
@@ -45,11 +47,9 @@ class TableInput:
         for event in events:
             message = event.message
             consumer.processed(message.tp, message.offset)
-            value = getattr(event.value, self.id_field, None)
-            if isinstance(value, str) and is_valid_id(value):
-                ms = id_ms(value)
-                if ms > self._newest_ms.get(message.partition, 0):
-                    self._newest_ms[message.partition] = ms
+            ms = self._accepted(event)
+            if ms is not None and ms > self._newest_ms.get(message.partition, 0):
+                self._newest_ms[message.partition] = ms
 
     def holds_everything_before(self, partition: int, ms: int) -> bool:
         """Whether every event appended to ``partition`` before ``ms`` (by the edge's

@@ -102,9 +102,15 @@ def envelope_key(tick: int, partition: int, node: int, seq: int) -> str:
     return f"{tick:011x}{partition:02x}{node:05x}{seq:x}"
 
 
-def envelope_key_tick(key: str) -> int:
-    """The millisecond (since EPOCH_MS) an envelope key was opened in."""
-    return int(key[:_TIME_HEX], 16)
+ENVELOPE_KEY_PATTERN = re.compile(r"^[0-9a-f]{19}$")
+
+
+def envelope_key_ms(key: str) -> int | None:
+    """When an envelope was opened, in milliseconds since the epoch; None for a key
+    that is not an envelope key."""
+    if not ENVELOPE_KEY_PATTERN.match(key):
+        return None
+    return int(key[:_TIME_HEX], 16) + EPOCH_MS
 
 
 def _plain(partition: int, node: int, seq: int, slot: int) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from app.exceptions import ConfigurationError
-from app.ids import MAX_PARTITIONS
+from app.ids import ENVELOPE_SLOTS, MAX_PARTITIONS
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -180,6 +180,9 @@ class Settings:
     edge_processes: int
     edge_trusted_proxy_hops: int
     edge_linger_ms: int
+    # An envelope of impressions closes at this many or after this long (app.edge.envelope_writer).
+    edge_envelope_events: int
+    edge_envelope_ms: float
     edge_produce_timeout: float
     # Worker and forwarder processes ``imptrack up`` starts; each is an instance
     # (from 1) with its own web port (the base port + instance - 1) and data dir.
@@ -253,6 +256,8 @@ class Settings:
             edge_processes=_int(env, "EDGE_PROCESSES", 1, 1),
             edge_trusted_proxy_hops=_int(env, "EDGE_TRUSTED_PROXY_HOPS", 0),
             edge_linger_ms=_int(env, "EDGE_LINGER_MS", 2),
+            edge_envelope_events=_int(env, "EDGE_ENVELOPE_EVENTS", 200, 1, ENVELOPE_SLOTS),
+            edge_envelope_ms=_float(env, "EDGE_ENVELOPE_MS", 2.0),
             edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
             forwarder_web_port=_int(env, "FORWARDER_WEB_PORT", 16068, 1),

@@ -72,7 +72,6 @@ def impressions(count: int, seal: IdSeal = _ANY_KEY) -> list[tuple[str, bytes]]:
     for n in range(count):
         aimp_id = ids.new_id()
         payload = impression_payload(
-            aimp_id=aimp_id,
             offer_id=OFFER_ID,
             pid=300,
             imp_id=f"i{n}",
@@ -80,6 +79,7 @@ def impressions(count: int, seal: IdSeal = _ANY_KEY) -> list[tuple[str, bytes]]:
             ua=UA,
             ip=f"203.0.{(n >> 8) & 255}.{n & 255}",
         )
+        payload["aimp_id"] = aimp_id
         out.append((aimp_id, orjson.dumps(payload)))
     return out
 

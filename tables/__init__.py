@@ -15,7 +15,7 @@ import faust
 
 from app.attribution.conversions import ActionState
 from app.compat.rocksdb_store import rocksdb_options
-from app.events.records import Click, Impression
+from app.events.records import Click
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,10 @@ def declare_tables(app: faust.App) -> WorkerTables:
         impressions=_table(
             app,
             "impressions",
-            Impression,
-            "Recorded impressions by aimp_id, for click and postback matching.",
+            bytes,
+            "Recorded impressions by envelope key (app.ids.IdParts.envelope_key): each "
+            "entry is an envelope's recorded impressions, as the recorded envelope "
+            "(app.events.kinds.RECORDED_ENVELOPE), for postback matching.",
         ),
         clicks=_table(
             app,
@@ -55,7 +57,7 @@ def _table(app: faust.App, name: str, value_type: type, help_text: str) -> Any:
             key_type=str,
             value_type=value_type,
             key_serializer="raw",
-            value_serializer="json",
+            value_serializer="raw" if value_type is bytes else "json",
         ),
         options=rocksdb_options(),
         help=help_text,

@@ -4,13 +4,17 @@ forwarded, or rejected with its reason. Pure: the impressions agent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from app.attribution.payments import impression_earning
 from app.catalog.eligibility import rejection_reason
 from app.catalog.model import Catalog
+from app.events.envelopes import Envelope
+from app.events.kinds import RECORDED_ENVELOPE
 from app.events.records import ForwardTask, Impression, RejectedImpression
 from app.forwarding.plan import forward_task
+from app.ids import is_valid_id
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,63 @@ def judge_impression(in_force: Catalog, impression: Impression) -> Recorded | Re
         forward=forward_task(offer, impression),
         view_through_window=offer.view_through_window,
     )
+
+
+@dataclass
+class EnvelopeVerdicts:
+    """What became of an envelope's impressions, as rows of the envelopes the
+    impressions agent writes (app.events.kinds): recorded, rejected and forward
+    tasks, in slot order; and the recorded ones to index for clicks, each with its
+    view-through window in seconds."""
+
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    forward: list[dict[str, Any]] = field(default_factory=list)
+    indexed: list[tuple[Impression, int]] = field(default_factory=list)
+
+
+def judge_envelope(in_force: Catalog, envelope: Envelope) -> EnvelopeVerdicts:
+    """Judge every impression of ``envelope`` by ``in_force``, the catalog in force
+    when its envelope was opened (its impressions' aimp_ids share that millisecond)."""
+    verdicts = EnvelopeVerdicts()
+    for row in envelope.rows():
+        judged = judge_impression(in_force, Impression(**row))
+        if isinstance(judged, Recorded):
+            verdicts.recorded.append(judged.earning.asdict())
+            verdicts.indexed.append((judged.impression, judged.view_through_window))
+            if judged.forward is not None:
+                verdicts.forward.append(judged.forward.asdict())
+        else:
+            verdicts.rejected.append(judged.asdict())
+    return verdicts
+
+
+def unreadable_impressions(envelope: Envelope) -> str | None:
+    """Why ``envelope``'s impressions cannot be judged, if they cannot: only the edge
+    writes them, so a row without a well-formed aimp_id, offer and affiliate is not
+    ours to guess at (the whole envelope is set aside, app.events.dead_letters)."""
+    for name in ("offer_id", "pid"):
+        if not all(type(value) is int for value in envelope[name]):
+            return f"an impression's {name} is not a whole number"
+    if not all(isinstance(value, str) and is_valid_id(value) for value in envelope["aimp_id"]):
+        return "an impression's aimp_id is not an ID"
+    return None
+
+
+def recorded_impression(entry: bytes | None, aimp_id: str, slot: int) -> Impression | None:
+    """The impression ``aimp_id`` of an ``impressions`` table entry (its envelope's
+    recorded impressions), or None if it was not recorded. Rejected impressions are
+    not in the entry, so ``slot`` (the aimp_id's own) is where to look first, not
+    where it must be; a forged ID that passes the seal's check is not found, since
+    the whole ID is compared."""
+    if entry is None:
+        return None
+    envelope = RECORDED_ENVELOPE.decode(entry)
+    ids = envelope["aimp_id"]
+    if slot < len(ids) and ids[slot] == aimp_id:
+        index = slot
+    elif aimp_id in ids:
+        index = ids.index(aimp_id)
+    else:
+        return None
+    return Impression(**envelope.row(index))

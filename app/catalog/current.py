@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from app.catalog.model import Catalog
-from app.ids import id_ms, is_valid_id
 
 log = logging.getLogger("imptrack.catalog")
 
@@ -32,11 +32,15 @@ class CatalogView(Protocol):
     async def wait_current(self, moment_ms: int, within: float) -> bool: ...
 
 
-async def catalog_current_for(catalog: CatalogView, events: list[Any], id_field: str) -> None:
+EventTime = Callable[[Any], "int | None"]
+"""When an event (a Faust event) was accepted by the edge, in ms; None if it does not
+say (a malformed one)."""
+
+
+async def catalog_current_for(catalog: CatalogView, events: list[Any], accepted: EventTime) -> None:
     """Wait until ``catalog`` has every change made before the newest event of the
-    batch was accepted (by its time-ordered ID)."""
-    ids = [getattr(e.value, id_field) for e in events]
-    newest = max((id_ms(i) for i in ids if isinstance(i, str) and is_valid_id(i)), default=0)
+    batch was accepted (by its time-ordered ID or envelope key)."""
+    newest = max((ms for e in events if (ms := accepted(e)) is not None), default=0)
     await catalog_current_at(catalog, newest, len(events))
 
 

@@ -27,7 +27,7 @@ log = logging.getLogger("imptrack.edge")
 class _Open:
     """The envelope being filled."""
 
-    __slots__ = ("ids", "rows", "acked", "timer")
+    __slots__ = ("acked", "ids", "rows", "timer")
 
     def __init__(self, ids: EnvelopeIds, acked: asyncio.Future[None]) -> None:
         self.ids = ids

@@ -9,6 +9,7 @@ from app.attribution.verdicts import VerdictWaiter
 from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.api_keys import ApiKeyGate
+from app.edge.envelope_writer import EnvelopeWriter
 from app.edge.placement import Placement
 from app.edge.producer import EventProducer
 from app.settings import Settings
@@ -21,3 +22,4 @@ API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
 REDIS = web.AppKey("redis", aioredis.Redis)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)
 PLACEMENT = web.AppKey("placement", Placement)
+IMPRESSIONS = web.AppKey("impressions", EnvelopeWriter)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from app.catalog.eligibility import rejection_reason
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import API_KEY_GATE, CATALOG, PLACEMENT, PRODUCER, SETTINGS
+from app.edge.keys import API_KEY_GATE, CATALOG, IMPRESSIONS, SETTINGS
 from app.edge.params import parse_pixel
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import invalid_parameter, unavailable
-from app.events import kinds
 from app.events.records import impression_payload
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
@@ -31,11 +29,7 @@ async def pixel(request: web.Request) -> web.Response:
     except InvalidParameter as exc:
         return invalid_parameter(exc)
     settings = request.app[SETTINGS]
-    placement = request.app[PLACEMENT]
-    partition = placement.next_partition()
-    aimp_id = placement.ids.new_id(partition=partition)
     payload = impression_payload(
-        aimp_id=aimp_id,
         offer_id=wanted.offer_id,
         pid=wanted.pid,
         imp_id=wanted.imp_id,
@@ -43,10 +37,11 @@ async def pixel(request: web.Request) -> web.Response:
         ua=user_agent(request),
         ip=client_ip(request, settings.edge_trusted_proxy_hops),
     )
+    # The impression joins the open envelope, which gives it its aimp_id; the GIF
+    # waits for the envelope's ack.
+    aimp_id, acked = request.app[IMPRESSIONS].add(payload)
     try:
-        await request.app[PRODUCER].produce(
-            kinds.IMPRESSIONS.topic, aimp_id, orjson.dumps(payload), partition
-        )
+        await acked
     except BrokerUnavailable:
         return unavailable("the impression could not be stored; retry shortly")
     # The aimp_id is for the advertiser it is forwarded to: whoever learns it can post

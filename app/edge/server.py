@@ -23,10 +23,12 @@ from app.edge import malformed_log
 from app.edge.admin.routes import create_admin_app
 from app.edge.api_keys import ApiKeyGate
 from app.edge.click import click
+from app.edge.envelope_writer import EnvelopeWriter
 from app.edge.keys import (
     API_KEY_GATE,
     CATALOG,
     CATALOG_SERVICE,
+    IMPRESSIONS,
     PLACEMENT,
     PRODUCER,
     REDIS,
@@ -60,7 +62,16 @@ async def _producer_ctx(app: web.Application) -> AsyncIterator[None]:
         await producer.stop()
         raise
     app[PRODUCER] = producer
+    app[IMPRESSIONS] = EnvelopeWriter(
+        producer,
+        app[PLACEMENT],
+        kinds.IMPRESSIONS.topic,
+        kinds.IMPRESSIONS.enveloped.current,
+        s.edge_envelope_events,
+        s.edge_envelope_ms,
+    )
     yield
+    await app[IMPRESSIONS].flush()
     await producer.stop()
 
 

@@ -189,7 +189,6 @@ class RejectedClick(faust.Record, serializer="json"):
 
 
 def impression_payload(
-    aimp_id: str,
     offer_id: int,
     pid: int,
     imp_id: str | None,
@@ -197,13 +196,13 @@ def impression_payload(
     ua: str | None,
     ip: str | None,
 ) -> dict[str, Any]:
-    """The JSON object the edge produces; it decodes as an :class:`Impression`.
+    """An impression as the edge puts it in an envelope (which gives it its
+    ``aimp_id``); it decodes as an :class:`Impression`.
 
     The edge builds plain dicts rather than Record instances: it is the hottest
     path and has no use for Faust's model machinery.
     """
     payload: dict[str, Any] = {
-        "aimp_id": aimp_id,
         "offer_id": offer_id,
         "pid": pid,
         "imp_id": imp_id,

@@ -65,8 +65,8 @@ def build_worker(settings: Settings) -> faust.App:
 
     record_impressions(app, topics, tables.impressions, impressions_input, catalog, index)
     record_clicks(app, topics, tables.clicks, clicks_input)
-    sources = Sources(tables.clicks, clicks_input, tables.impressions, impressions_input)
     seal = IdSeal(load_id_key(settings))
+    sources = Sources(tables.clicks, clicks_input, tables.impressions, impressions_input, seal)
     match_postbacks(app, topics, sources, catalog, seal, reply)
     decide_conversions(app, topics, tables.conversions, catalog, reply)
     worker_views.serve(app, catalog)

@@ -81,6 +81,7 @@ def _impressions_input(consumer: FakeConsumer) -> TableInput:
 
 
 def _written(source: TableInput, first_offset: int, *issued_ms: int) -> None:
+    """Envelopes opened at ``issued_ms`` are in the table (their keys say when)."""
     ids = IdGenerator(TEST_SEAL)
     source.processed(
         [
@@ -90,7 +91,8 @@ def _written(source: TableInput, first_offset: int, *issued_ms: int) -> None:
                     partition=0,
                     offset=first_offset + n,
                 ),
-                value=SimpleNamespace(aimp_id=ids.new_id(now_ms=ms)),
+                key=ids.open_envelope(0, now_ms=ms).key,
+                value=b"",
             )
             for n, ms in enumerate(issued_ms)
         ]

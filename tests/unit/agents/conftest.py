@@ -44,7 +44,11 @@ class ChannelTopics(EventTopics):
 
     def __init__(self, app: faust.App) -> None:
         self.sent: dict[str, list[tuple[Any, Any]]] = {kind.topic: [] for kind in EVENTS}
-        self._channels = {kind.topic: _Recording(app, self.sent[kind.topic]) for kind in EVENTS}
+        self.headers: dict[str, list[Any]] = {kind.topic: [] for kind in EVENTS}
+        self._channels = {
+            kind.topic: _Recording(app, self.sent[kind.topic], self.headers[kind.topic])
+            for kind in EVENTS
+        }
 
     def __getitem__(self, kind: EventKind) -> Any:
         return self._channels[kind.topic]
@@ -57,12 +61,16 @@ class _Recording(faust.Channel):  # type: ignore[misc]
     """A channel that keeps what is sent to it: ``await send(key=, value=)`` gives a
     future done once the record is "on the broker" (here: at once)."""
 
-    def __init__(self, app: faust.App, sent: list[tuple[Any, Any]]) -> None:
+    def __init__(self, app: faust.App, sent: list[tuple[Any, Any]], headers: list[Any]) -> None:
         super().__init__(app)
         self._sent = sent
+        self._headers = headers
 
-    async def send(self, *, key: Any = None, value: Any = None, **_: Any) -> Any:
+    async def send(
+        self, *, key: Any = None, value: Any = None, headers: Any = None, **_: Any
+    ) -> Any:
         self._sent.append((key, value))
+        self._headers.append(headers)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done

@@ -47,6 +47,7 @@ def _matching(worker: Worker, reply: Reply) -> Any:
         TableInput(worker.app, kinds.CLICKS),
         worker.tables.impressions,
         TableInput(worker.app, kinds.IMPRESSIONS),
+        TEST_SEAL,
     )
     return match_postbacks(
         worker.app, worker.topics, sources, FixedCatalog(CATALOG), TEST_SEAL, reply
@@ -132,3 +133,29 @@ async def test_a_new_action_becomes_a_conversion_and_its_repeat_is_a_duplicate(
         1,
     )
     assert worker.tables.conversions.get("5:o-2").conversion.conversion_id == first.postback_id
+
+
+async def test_a_postback_naming_an_impression_finds_it_in_its_envelopes_entry(
+    worker: Worker,
+) -> None:
+    """The impressions table holds one entry per envelope (its recorded
+    impressions): a postback naming an aimp_id is matched to that impression by the
+    envelope key and slot its ID carries. (That an impression of the envelope that
+    was not recorded is not found: test_impressions_agent.py.)"""
+    ids = IdGenerator(TEST_SEAL)
+    envelope = ids.open_envelope(0)
+    first, second = envelope.id(0), envelope.id(1)
+    rows = [
+        {"aimp_id": aimp_id, "offer_id": 5, "pid": pid, "revenue": "0", "payout": "0"}
+        for aimp_id, pid in ((first, 3), (second, 4))
+    ]
+    entry = kinds.RECORDED_IMPRESSIONS.enveloped.current.encode_rows(rows)
+    worker.tables.impressions.data[envelope.key] = entry
+    replies: list[tuple[Postback, PostbackOutcome]] = []
+    found = _postback(ids, aimp_id=second, action_id="vt-1")
+    async with _matching(worker, _kept_in(replies)).test_context() as tested:
+        await tested.put(found, key=second)
+        await settled(lambda: len(worker.topics.sent[kinds.POSTBACK_MATCHES.topic]) == 1)
+    ((_, matched),) = worker.topics.sent[kinds.POSTBACK_MATCHES.topic]
+    assert (matched.conversion.aimp_id, matched.conversion.pid) == (second, 4)
+    assert replies == []

@@ -67,9 +67,10 @@ def test_the_edges_payloads_decode_as_their_kinds_records() -> None:
     models); each decodes as the record its kind declares, nothing lost."""
     ids = IdGenerator(TEST_SEAL)
     payloads = {
-        kinds.IMPRESSIONS: impression_payload(
-            ids.new_id(), 5, 3, "i-1", {"sub1": "a"}, "UA", "1.2.3.4"
-        ),
+        kinds.IMPRESSIONS: {
+            **impression_payload(5, 3, "i-1", {"sub1": "a"}, "UA", "1.2.3.4"),
+            "aimp_id": ids.new_id(),
+        },
         kinds.REJECTED_CLICKS: rejected_click_payload(ids.new_id(), 5, 3, "offer_paused", None, 9),
         kinds.POSTBACKS: postback_payload(
             ids.new_id(), "GET", {"clickid": "x"}, None, "edge-1", None
