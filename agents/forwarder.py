@@ -7,9 +7,10 @@ holds up the stream or its commits.
 
 A ``forward-tasks`` record is an envelope of tasks (app.events.envelopes): a batch
 of them is scheduled in one Redis round trip, one script per envelope, replays
-recognised there. A record that is no envelope this imptrack can read is copied as
-it is to ``unreadable-records`` (app.events.dead_letters) and acknowledged once the
-copy is on the broker: never dropped, never stopping its partition.
+recognised there. A record that is no envelope this imptrack can read, or holds a
+malformed task, is copied as it is to ``unreadable-records`` (app.events.dead_letters)
+and acknowledged once the copy is on the broker: never dropped, never stopping its
+partition.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 import faust
 
 from agents.batches import well_formed
-from app.events import dead_letters, kinds
+from agents.unreadable import set_aside
+from app.events import kinds
 from app.events.envelopes import UnreadableEnvelope
+from app.events.records import IMPRESSION
 from app.events.topics import EventTopics
 from app.ids import is_valid_id
 
@@ -44,54 +47,49 @@ def schedule_deliveries(app: faust.App, topics: EventTopics, schedule: Schedule)
     return [_forward_tasks(app, topics, schedule), _affiliate_postbacks(app, topics, schedule)]
 
 
-def envelope_tasks(data: bytes) -> tuple[list[dict[str, Any]], int]:
-    """The forward tasks of one envelope as dicts of their fields, and how many were
-    left out for a malformed ``aimp_id``; :class:`UnreadableEnvelope` if ``data`` is
-    no forward-task envelope this imptrack reads."""
-    tasks = list(kinds.FORWARD_TASKS.enveloped.decode(data).rows())
-    kept = [t for t in tasks if isinstance(t["aimp_id"], str) and is_valid_id(t["aimp_id"])]
-    return kept, len(tasks) - len(kept)
+def envelope_tasks(data: bytes) -> list[dict[str, Any]]:
+    """The forward tasks of one envelope, as dicts of their fields.
+
+    :class:`UnreadableEnvelope` if ``data`` is no forward-task envelope this imptrack
+    reads, or one of its tasks is not well formed: only the worker writes them, so
+    such a task is not ours to guess at, and its whole envelope is set aside (as the
+    impressions agent sets aside an envelope of impressions).
+    """
+    envelope = kinds.FORWARD_TASKS.enveloped.decode(data)
+    if not all(isinstance(v, str) and is_valid_id(v) for v in envelope["aimp_id"]):
+        raise UnreadableEnvelope("a forward task's aimp_id is not an ID")
+    for name in ("offer_id", "pid", "advertiser_id"):
+        if not all(type(value) is int for value in envelope[name]):
+            raise UnreadableEnvelope(f"a forward task's {name} is not a whole number")
+    for name in ("destination", "url"):
+        if not all(isinstance(value, str) for value in envelope[name]):
+            raise UnreadableEnvelope(f"a forward task's {name} is not text")
+    if any(value != IMPRESSION for value in envelope["kind"]):
+        raise UnreadableEnvelope(f"a forward task's kind is not {IMPRESSION!r}")
+    return list(envelope.rows())
 
 
 def _forward_tasks(app: faust.App, topics: EventTopics, schedule: Schedule) -> Any:
     kind = kinds.FORWARD_TASKS
-    unreadable = topics[kinds.UNREADABLE]
 
     async def schedule_envelopes(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
             groups = []
-            copies = []
+            set_aside_acks = []
             for event in events:
-                message = event.message
                 try:
-                    tasks, malformed = envelope_tasks(message.value)
+                    tasks = envelope_tasks(event.value)
                 except UnreadableEnvelope as exc:
-                    reason = str(exc)
-                    headers = dead_letters.headers(
-                        message.topic, message.partition, message.offset, reason
-                    )
-                    sent = await unreadable.send(
-                        key=message.key, value=message.value, headers=headers
-                    )
-                    copies.append((sent, message, reason))
+                    set_aside_acks.append(await set_aside(topics, event, str(exc), log))
                     continue
-                if malformed:
-                    log.error(
-                        "left out %d forward tasks with a malformed aimp_id at %s:%d offset %d",
-                        malformed,
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                    )
                 if tasks:
                     groups.append(tasks)
-            # The batch is not acknowledged until it is scheduled and every unreadable
-            # record of it is on the broker: waiting keeps it.
+            # The batch is not acknowledged until its tasks are scheduled and every
+            # record of it set aside is on the broker: waiting keeps it.
             if groups:
                 await schedule(groups, "forward tasks")
-            for sent, message, reason in copies:
-                await sent
-                dead_letters.log_sent(log, message.topic, message.partition, message.offset, reason)
+            for ack in set_aside_acks:
+                await ack
 
     return app.agent(topics[kind], name=kind.topic)(schedule_envelopes)
 
