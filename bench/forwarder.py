@@ -1,13 +1,13 @@
 """Benchmark: the forwarder's deliveries to an advertiser endpoint (``bench.sink``, a
 local aiohttp server) against a bare aiohttp client sending the same requests.
 
-The system: N forward tasks, as the impressions agent emits them, go to the
-``forward-tasks`` topic; the forwarder process schedules each in Redis, claims it,
-delivers it and logs the attempt. Measured at the sink, from its first request to
-the N-th distinct impression. The bare client: a separate process sending N GETs
-of the same shape to the same sink with the forwarder's per-host connection limit
-(FORWARD_HOST_CONCURRENCY). Alternating, 3 rounds (1 in QUICK), medians. Target:
->= 0.5 x bare.
+The system: N forward tasks, in envelopes of 200 as the impressions agent emits
+them, go to the ``forward-tasks`` topic; the forwarder process schedules each
+envelope's tasks in Redis, claims them, delivers each and logs the attempt.
+Measured at the sink, from its first request to the N-th distinct impression. The
+bare client: a separate process sending N GETs of the same shape to the same sink
+with the forwarder's per-host connection limit (FORWARD_HOST_CONCURRENCY).
+Alternating, 3 rounds (1 in QUICK), medians. Target: >= 0.5 x bare.
 
     python -m bench.forwarder          # QUICK=1 for a smoke run
     PROFILE=/tmp/fwd python -m bench.forwarder   # and py-spy the forwarder in round 1
@@ -55,6 +55,9 @@ N = 1_000 if QUICK else 20_000
 ROUNDS = 1 if QUICK else 3
 TARGET_RATIO = 0.5
 OFFER_ID = 200
+ENVELOPE_TASKS = 200
+"""Forward tasks an envelope: the edge's envelopes hold up to 200 impressions
+(EDGE_ENVELOPE_EVENTS), and each recorded one of an offer that forwards is a task."""
 PROFILE = os.environ.get("PROFILE", "")
 PROFILE_RATE = 250
 PROFILE_TOP = 30
@@ -86,26 +89,37 @@ def _wait_for(sink: str, count: int, timeout: float = 300.0) -> dict[str, Any]:
     return _sink(sink, "/count")
 
 
-async def _produce_tasks(broker: str, sink: str, count: int) -> None:
+async def _produce_tasks(broker: str, sink: str, count: int, partitions: int) -> None:
+    """``count`` forward tasks to the sink in envelopes of :data:`ENVELOPE_TASKS`, as
+    the impressions agent writes them: keyed by their envelope's key, on its
+    partition, the partitions in turn."""
     ids = IdGenerator(IdSeal(os.urandom(32)))  # IDs nobody checks here
     destination = f"{sink}/imp?a={{aimp_id}}"
+    fmt = kinds.FORWARD_TASKS.enveloped.current
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
     await producer.start()
     try:
         acks = []
-        for _ in range(count):
-            aimp_id = ids.new_id()
-            task = ForwardTask(
-                aimp_id=aimp_id,
-                offer_id=OFFER_ID,
-                pid=200,
-                advertiser_id=200,
-                destination=destination,
-                url=destination.replace("{aimp_id}", aimp_id),
-            )
+        for first in range(0, count, ENVELOPE_TASKS):
+            envelope = ids.open_envelope((first // ENVELOPE_TASKS) % partitions)
+            tasks = []
+            for slot in range(min(ENVELOPE_TASKS, count - first)):
+                aimp_id = envelope.id(slot)
+                task = ForwardTask(
+                    aimp_id=aimp_id,
+                    offer_id=OFFER_ID,
+                    pid=200,
+                    advertiser_id=200,
+                    destination=destination,
+                    url=destination.replace("{aimp_id}", aimp_id),
+                )
+                tasks.append(task.asdict())
             acks.append(
                 await producer.send(
-                    kinds.FORWARD_TASKS.topic, value=task.dumps(), key=aimp_id.encode()
+                    kinds.FORWARD_TASKS.topic,
+                    value=fmt.encode_rows(tasks),
+                    key=envelope.key.encode(),
+                    partition=envelope.partition,
                 )
             )
         await asyncio.gather(*acks)
@@ -177,7 +191,7 @@ def system_round(stack: Stack, sink: str, profile: Path | None = None) -> dict[s
     profiler = None if profile is None else _start_profile(forwarder, profile)
     cpu_before, redis_before = _process_cpu_seconds(forwarder), _redis_cpu_seconds(stack)
     started = time.monotonic()
-    asyncio.run(_produce_tasks(stack.settings.broker, sink, N))
+    asyncio.run(_produce_tasks(stack.settings.broker, sink, N, stack.settings.topic_partitions))
     seen = _wait_for(sink, N)
     cpu = _process_cpu_seconds(forwarder) - cpu_before
     redis_cpu = _redis_cpu_seconds(stack) - redis_before
