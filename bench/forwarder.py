@@ -33,8 +33,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from app.events import kinds
 from app.events.records import ForwardTask
@@ -183,6 +184,39 @@ def profile_summary(folded: Path, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def _requests_in_flight(broker: str, since_ms: int) -> dict[str, float]:
+    """From the delivery log (``deliveries``): how many requests were in flight on
+    average over the attempts made since ``since_ms``, and their median latency. The
+    host's 32 slots each carry a request and then its recording and next claim: the
+    bare client keeps all 32 connections busy."""
+    consumer = AIOKafkaConsumer(
+        kinds.DELIVERIES.topic,
+        bootstrap_servers=broker,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    spans = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000, max_records=10_000):
+            for messages in batch.values():
+                for message in messages:
+                    attempt = orjson.loads(message.value)
+                    if attempt["at_ms"] >= since_ms:
+                        spans.append((attempt["at_ms"], float(attempt["latency_ms"])))
+    finally:
+        await consumer.stop()
+    if not spans:
+        return {}
+    busy = sum(latency for _, latency in spans)
+    first = min(at for at, _ in spans)
+    last = max(at + latency for at, latency in spans)
+    return {
+        "requests_in_flight": round(busy / max(1.0, last - first), 1),
+        "request_ms_median": round(statistics.median(latency for _, latency in spans), 2),
+    }
+
+
 def system_round(stack: Stack, sink: str, profile: Path | None = None) -> dict[str, Any]:
     _sink(sink, "/reset", "POST")
     forwarder = stack.pid("forwarder")
@@ -190,7 +224,7 @@ def system_round(stack: Stack, sink: str, profile: Path | None = None) -> dict[s
         raise RuntimeError("the forwarder is not running")
     profiler = None if profile is None else _start_profile(forwarder, profile)
     cpu_before, redis_before = _process_cpu_seconds(forwarder), _redis_cpu_seconds(stack)
-    started = time.monotonic()
+    started, started_ms = time.monotonic(), time.time_ns() // 1_000_000
     asyncio.run(_produce_tasks(stack.settings.broker, sink, N, stack.settings.topic_partitions))
     seen = _wait_for(sink, N)
     cpu = _process_cpu_seconds(forwarder) - cpu_before
@@ -200,13 +234,18 @@ def system_round(stack: Stack, sink: str, profile: Path | None = None) -> dict[s
         summary = profile_summary(profile, time.monotonic() - started)
         profile.with_suffix(".txt").write_text(summary)
     seconds = max(0.001, seen["last"] - seen["first"])
-    return seen | {
-        "seconds": round(seconds, 3),
-        "per_s": round(seen["distinct"] / seconds),
-        # The round's whole time, its wait for a repeat included.
-        "forwarder_cpu_us_per_delivery": round(cpu / N * 1e6, 1),
-        "redis_cpu_us_per_delivery": round(redis_cpu / N * 1e6, 1),
-    }
+    in_flight = asyncio.run(_requests_in_flight(stack.settings.broker, started_ms))
+    return (
+        seen
+        | in_flight
+        | {
+            "seconds": round(seconds, 3),
+            "per_s": round(seen["distinct"] / seconds),
+            # The round's whole time, its wait for a repeat included.
+            "forwarder_cpu_us_per_delivery": round(cpu / N * 1e6, 1),
+            "redis_cpu_us_per_delivery": round(redis_cpu / N * 1e6, 1),
+        }
+    )
 
 
 def bare_round(sink: str, connections: int) -> dict[str, Any]:
@@ -229,7 +268,13 @@ def bare_round(sink: str, connections: int) -> dict[str, Any]:
     seen = _sink(sink, "/count")
     seconds = max(0.001, seen["last"] - seen["first"])
     return (
-        seen | client | {"seconds": round(seconds, 3), "per_s": round(seen["distinct"] / seconds)}
+        seen
+        | client
+        | {
+            "seconds": round(seconds, 3),
+            "per_s": round(seen["distinct"] / seconds),
+            "cpu_us_per_request": round(client["cpu_seconds"] / N * 1e6, 1),
+        }
     )
 
 
