@@ -1,6 +1,7 @@
 """The baseline for the forwarder: a bare aiohttp client sending ``COUNT`` GETs to
 ``URL`` (``{n}`` becomes the request's number), ``CONNECTIONS`` at a time, with no
-schedule, Redis or broker. Prints ``{"sent", "failed", "seconds"}`` as JSON.
+schedule, Redis or broker. Prints ``{"sent", "failed", "seconds", "cpu_seconds"}``
+as JSON (``cpu_seconds``: this process's CPU time while sending).
 
     python -m bench.bare_client URL COUNT CONNECTIONS
 """
@@ -29,10 +30,10 @@ async def send(url: str, count: int, connections: int) -> dict[str, float]:
                     await response.read()
                     failed += response.status != 200
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one_connection() for _ in range(connections)))
-        seconds = time.perf_counter() - start
-    return {"sent": count, "failed": failed, "seconds": round(seconds, 3)}
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"sent": count, "failed": failed, "seconds": round(seconds, 3), "cpu_seconds": cpu}
 
 
 def main() -> None:

@@ -16,15 +16,23 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+import faust
+import orjson
 from redis.exceptions import RedisError
 
-from app.events.records import AffiliatePostbackAttempt, AffiliatePostbackTask, DeliveryAttempt
+from app.events.records import (
+    AFFILIATE_POSTBACK,
+    IMPRESSION,
+    AffiliatePostbackAttempt,
+    DeliveryAttempt,
+)
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
-from app.forwarding.schedule import Claim, Delivery, DeliverySchedule
-from app.ops.redis_retry import REDIS_RETRY_SECONDS, until_redis_answers
+from app.forwarding.schedule import Attempted, Claim, DeliverySchedule, TaskFields
+from app.ops.redis_retry import REDIS_RETRY_SECONDS
 from app.settings import ForwardingSettings
 
 log = logging.getLogger("imptrack.forwarder")
@@ -36,30 +44,39 @@ CLAIM_BATCH = 64
 and moves those of a host at its cap a little later (so other hosts' tasks behind
 them are reached): asking for every free slot at once made each claim rewrite
 about a thousand entries of the one busy host."""
-GATHER_SECONDS = 0.005
-"""After a delivery frees a slot, wait this long for others before claiming again:
-one claim for several slots rather than one per slot (each claim costs Redis a scan).
-"""
 STATUS_TIMEOUT = 1.0
 LEASE_MARGIN_SECONDS = 10.0
 """A claim outlives the attempt's timeout by this much before another forwarder
 process may take the task over (after a crash)."""
+FLUSH_ON_STOP_SECONDS = 1.0
+"""On a clean stop, how long to try recording the attempts made and not yet recorded
+(each one not recorded is made again once its lease runs out)."""
 
 
 def lease_seconds(settings: ForwardingSettings) -> float:
     return settings.timeout + LEASE_MARGIN_SECONDS
 
 
+def _record_layout(record: type[faust.Record]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    options = record._options
+    return tuple(options.fields), {**options.defaults, "__faust": {"ns": options.namespace}}
+
+
+_ATTEMPT_LAYOUTS = {
+    IMPRESSION: _record_layout(DeliveryAttempt),
+    AFFILIATE_POSTBACK: _record_layout(AffiliatePostbackAttempt),
+}
+
+
 def delivery_log_record(
-    task: Delivery, attempt: int, at_ms: int, result: outcomes.AttemptResult, outcome: str
+    task: TaskFields, attempt: int, at_ms: int, result: outcomes.AttemptResult, outcome: str
 ) -> bytes:
-    """The delivery log's record of one attempt, of the task's own kind."""
-    observed: dict[str, Any] = {
-        "offer_id": task.offer_id,
-        "pid": task.pid,
-        "advertiser_id": task.advertiser_id,
-        "destination": task.destination,
-        "url": task.url,
+    """The delivery log's record of one attempt, of the task's own kind: a
+    :class:`DeliveryAttempt` or an :class:`AffiliatePostbackAttempt` as its
+    ``dumps()`` writes it, made without the record (a record costs tens of µs a
+    delivery)."""
+    fields, defaults = _ATTEMPT_LAYOUTS[str(task.get("kind", IMPRESSION))]
+    observed: Mapping[str, Any] = {
         "attempt": attempt,
         "at_ms": at_ms,
         "latency_ms": result.latency_ms,
@@ -67,22 +84,22 @@ def delivery_log_record(
         "status": result.status,
         "error": result.error,
     }
-    if isinstance(task, AffiliatePostbackTask):
-        return AffiliatePostbackAttempt(
-            conversion_id=task.conversion_id,
-            revision=task.revision,
-            postback_id=task.postback_id,
-            conversion_status=task.conversion_status,
-            payout=task.payout,
-            currency=task.currency,
-            goal=task.goal,
-            action_id=task.action_id,
-            **observed,
-        ).dumps()
-    return DeliveryAttempt(aimp_id=task.aimp_id, **observed).dumps()
+    values = {**defaults, **task, **observed}
+    record = {name: values[name] for name in fields}
+    record["kind"] = defaults["kind"]
+    record["__faust"] = defaults["__faust"]
+    return orjson.dumps(record)
 
 
 class Forwarder:
+    """Claims due deliveries, attempts each once, records what happened.
+
+    Recording and claiming go together, in batches: each call to Redis
+    (:meth:`DeliverySchedule.settle`) records every attempt ended since the last one
+    and claims tasks for the slots free, so slots freed in Redis are taken again in
+    the same step. While one call is under way the next one's attempts gather.
+    """
+
     def __init__(
         self, settings: ForwardingSettings, schedule: DeliverySchedule, courier: Courier
     ) -> None:
@@ -93,6 +110,9 @@ class Forwarder:
         self.stale_claims = 0
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Attempts made and not yet recorded in Redis, with their outcomes. Their
+        # claims still hold their hosts' slots there until they are.
+        self._attempted: list[tuple[Attempted, str]] = []
 
     def wake(self) -> None:
         """New tasks are due: look now rather than at the next poll."""
@@ -103,39 +123,62 @@ class Forwarder:
         try:
             while True:
                 self._wake.clear()
-                free = self.settings.concurrency - len(self._in_flight)
+                attempted, self._attempted = self._attempted, []
+                want = min(self.settings.concurrency - len(self._in_flight), CLAIM_BATCH)
                 claims: list[Claim] = []
-                if free > 0:
+                if attempted or want > 0:
                     try:
-                        claims = await self.schedule.claim(min(free, CLAIM_BATCH))
+                        claims = await self._settle(attempted, max(want, 0))
                     except RedisError as exc:
-                        log.warning("cannot claim deliveries from Redis (%s); retrying", exc)
+                        # Kept for the next call: a claim's lease is long enough to
+                        # outlast a Redis blip, and giving up would deliver again.
+                        self._attempted[:0] = attempted
+                        log.warning(
+                            "cannot record deliveries or claim more in Redis (%s); retrying",
+                            exc,
+                        )
                         await asyncio.sleep(REDIS_RETRY_SECONDS)
                         continue
                 for claim in claims:
                     task = asyncio.create_task(self._deliver(claim))
                     self._in_flight.add(task)
                     task.add_done_callback(self._done)
-                if free <= 0 or len(claims) < min(free, CLAIM_BATCH):
+                if not self._attempted and (want <= 0 or len(claims) < want):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-                    await asyncio.sleep(GATHER_SECONDS)
         finally:
             for task in self._in_flight:
                 task.cancel()
+            if self._attempted:
+                with contextlib.suppress(RedisError, TimeoutError):
+                    async with asyncio.timeout(FLUSH_ON_STOP_SECONDS):
+                        await self._settle(self._attempted, 0)
             await self.courier.close()
+
+    async def _settle(self, attempted: list[tuple[Attempted, str]], want: int) -> list[Claim]:
+        finished, claims = await self.schedule.settle([a for a, _ in attempted], want)
+        for (done, outcome), recorded in zip(attempted, finished, strict=True):
+            if recorded:
+                self.outcomes[outcome] += 1
+            else:
+                self.stale_claims += 1
+                log.warning(
+                    "delivery of %s took longer than its lease; another claim took it over",
+                    done.claim.id,
+                )
+        return claims
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()  # a slot is free
+        self._wake.set()  # a slot is free, an attempt is to be recorded
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery failed unexpectedly", exc_info=task.exception())
 
     async def _deliver(self, claim: Claim) -> None:
-        task = claim.task
+        task = claim.fields
         attempt = claim.attempts + 1
         at_ms = time.time_ns() // 1_000_000
-        result = await self.courier.attempt(task.url)
+        result = await self.courier.attempt(str(task["url"]))
         outcome = outcomes.outcome(result, attempt, self.settings.max_attempts)
         delay_ms = None
         if outcome == outcomes.RETRYING:
@@ -153,21 +196,7 @@ class Forwarder:
             breaker = "fail"
         else:
             breaker = "-"
-        # The claim's lease is long enough to outlast a Redis blip; giving up here
-        # would deliver the impression again after the lease.
-        finished = await until_redis_answers(
-            lambda: self.schedule.finish(claim, record, retry_delay_ms=delay_ms, breaker=breaker),
-            "record a delivery",
-            log,
-        )
-        if finished:
-            self.outcomes[outcome] += 1
-        else:
-            self.stale_claims += 1
-            log.warning(
-                "delivery of %s took longer than its lease; another claim took it over",
-                claim.id,
-            )
+        self._attempted.append((Attempted(claim, record, delay_ms, breaker), outcome))
 
     async def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {

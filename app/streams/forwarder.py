@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,9 @@ from app.streams.faust_app import Role, build_faust_app, redis_client
 
 log = logging.getLogger("imptrack.forwarder")
 
+PUBLISH_SLICE = 50
+"""Delivery log records sent between two turns of the event loop."""
+
 
 def build_forwarder(settings: Settings) -> faust.App:
     web_port = settings.instance_port(settings.forwarder_web_port)
@@ -55,8 +59,8 @@ def build_forwarder(settings: Settings) -> faust.App:
     )
     forwarder = Forwarder(forwarding, schedule, Courier(forwarding))
 
-    async def enqueue(tasks: list[Any], what: str) -> None:
-        await until_redis_answers(partial(schedule.enqueue, tasks), f"schedule {what}", log)
+    async def enqueue(groups: Sequence[Sequence[Any]], what: str) -> None:
+        await until_redis_answers(partial(schedule.enqueue_groups, groups), f"schedule {what}", log)
         forwarder.wake()
 
     schedule_deliveries(app, topics, enqueue)
@@ -73,7 +77,11 @@ async def publish_delivery_log(topics: EventTopics, records: list[bytes]) -> Non
     """Publish delivery attempts (as the forwarder logged them in Redis) to their
     delivery log topic, and the final failures to its dead letters too."""
     sent = []
-    for record in records:
+    for n, record in enumerate(records, start=1):
+        if n % PUBLISH_SLICE == 0:
+            # A send does not yield: hundreds in a row held every delivery's
+            # response, its recording and the next claim waiting behind them.
+            await asyncio.sleep(0)
         attempt = orjson.loads(record)
         if attempt.get("kind") == AFFILIATE_POSTBACK:
             key = attempt["conversion_id"]

@@ -38,7 +38,6 @@ def _schedule(client: aioredis.Redis, **overrides: float) -> DeliverySchedule:
         "breaker_failures": 3,
         "breaker_seconds": 0.5,
         "lease_seconds": 0.3,
-        "busy_delay_ms": 20,
     }
     options.update(overrides)
     return DeliverySchedule(
@@ -48,7 +47,6 @@ def _schedule(client: aioredis.Redis, **overrides: float) -> DeliverySchedule:
         breaker_failures=int(options["breaker_failures"]),
         breaker_seconds=options["breaker_seconds"],
         lease_seconds=options["lease_seconds"],
-        busy_delay_ms=int(options["busy_delay_ms"]),
     )
 
 
