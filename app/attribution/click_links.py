@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from app.events.records import Impression
 from app.ids import id_ms
 from app.redis_replies import reply_text
 
@@ -47,6 +47,23 @@ def aimp_key(aimp_id: str) -> str:
 
 def imp_key(offer_id: int, pid: int, imp_id: str) -> str:
     return f"imptrack:imp:{offer_id}:{pid}:{imp_id}"
+
+
+class Linkable(Protocol):
+    """What the index keeps of a recorded impression: an Impression is one, and so is
+    app.attribution.impressions.LinkedImpression, made without a faust Record."""
+
+    @property
+    def aimp_id(self) -> str: ...
+
+    @property
+    def offer_id(self) -> int: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def imp_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +90,7 @@ def _index_script(client: aioredis.Redis) -> AsyncScript:
 
 
 async def index_impressions(
-    client: aioredis.Redis, recorded: Iterable[tuple[Impression, int]], now_ms: int
+    client: aioredis.Redis, recorded: Iterable[tuple[Linkable, int]], now_ms: int
 ) -> int:
     """Index recorded impressions, each with its offer's view-through window in
     seconds; return how many were indexed (an impression past its window is not)."""
