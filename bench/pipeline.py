@@ -62,7 +62,7 @@ from bench.common import (
 )
 from bench.quix_peer import quix_round
 
-N = int(os.environ.get("PIPELINE_IMPRESSIONS") or (3_000 if QUICK else 60_000))
+N = int(os.environ.get("PIPELINE_IMPRESSIONS") or (3_000 if QUICK else 30_000))
 ENVELOPE = int(os.environ.get("PIPELINE_ENVELOPE") or 200)
 ROUNDS = int(os.environ.get("PIPELINE_ROUNDS") or (1 if QUICK else 3))
 TARGET_BARE = 1.5
@@ -93,7 +93,8 @@ offers:
 _ANY_KEY = IdSeal(os.urandom(32))
 
 
-def _payload(n: int) -> dict[str, Any]:
+def impression_row(n: int) -> dict[str, Any]:
+    """The benchmark's ``n``th impression as the edge puts it in an envelope."""
     return impression_payload(
         offer_id=OFFER_ID,
         pid=300,
@@ -111,7 +112,7 @@ def impressions(count: int, seal: IdSeal = _ANY_KEY) -> list[tuple[str, bytes]]:
     out = []
     for n in range(count):
         aimp_id = ids.new_id()
-        out.append((aimp_id, orjson.dumps(_payload(n) | {"aimp_id": aimp_id})))
+        out.append((aimp_id, orjson.dumps(impression_row(n) | {"aimp_id": aimp_id})))
     return out
 
 
@@ -136,7 +137,7 @@ def envelopes(
     for start in range(0, count, size):
         opened = ids.open_envelope(len(out) % partitions)
         rows = [
-            _payload(n) | {"aimp_id": opened.id(slot)}
+            impression_row(n) | {"aimp_id": opened.id(slot)}
             for slot, n in enumerate(range(start, min(start + size, count)))
         ]
         value = _ACCEPTED.current.encode_rows(rows)
