@@ -17,12 +17,12 @@ import faust
 from agents.batches import current_batches, envelope_key, envelope_time
 from agents.table_progress import TableInput
 from agents.unreadable import set_aside
+from app.attribution.click_links import Linkable
 from app.attribution.impressions import judge_envelope, unreadable_impressions
 from app.catalog.current import CatalogView
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.envelopes import UnreadableEnvelope
-from app.events.records import Impression
 from app.events.topics import EventTopics
 
 log = logging.getLogger("imptrack.impressions")
@@ -31,14 +31,11 @@ BATCH_SIZE = 100
 """Envelopes a batch (up to 512 impressions each)."""
 BATCH_WINDOW_SECONDS = 0.05
 
-IndexImpressions = Callable[[list[tuple[Impression, int]]], Awaitable[None]]
+IndexImpressions = Callable[[list[tuple[Linkable, int]]], Awaitable[None]]
 """Indexes recorded impressions (each with its offer's view-through window) where
 clicks are linked to them (app.attribution.click_links); returns once indexed."""
 
 _ACCEPTED = kinds.IMPRESSIONS.enveloped
-_RECORDED = kinds.RECORDED_IMPRESSIONS.enveloped.current
-_REJECTED = kinds.REJECTED_IMPRESSIONS.enveloped.current
-_FORWARD = kinds.FORWARD_TASKS.enveloped.current
 
 
 def record_impressions(
@@ -57,7 +54,7 @@ def record_impressions(
         batches = current_batches(stream, catalog, envelope_time, BATCH_SIZE, BATCH_WINDOW_SECONDS)
         async for events in batches:
             sent = []
-            recorded: list[tuple[Impression, int]] = []
+            recorded: list[tuple[Linkable, int]] = []
             for event in events:
                 key = envelope_key(event)
                 accepted_ms = envelope_time(event)
@@ -73,21 +70,24 @@ def record_impressions(
                     continue
                 verdicts = judge_envelope(catalog.catalog_at(accepted_ms), envelope)
                 partition = event.message.partition
-                if verdicts.recorded:
-                    value = _RECORDED.encode_rows(verdicts.recorded)
-                    write_in_event_partition(event, table, key, value)
+                if verdicts.recorded is not None:
+                    write_in_event_partition(event, table, key, verdicts.recorded)
                     sent.append(
-                        await _send(topics[kinds.RECORDED_IMPRESSIONS], key, value, partition)
+                        await _send(
+                            topics[kinds.RECORDED_IMPRESSIONS], key, verdicts.recorded, partition
+                        )
                     )
                     recorded += verdicts.indexed
-                if verdicts.rejected:
-                    value = _REJECTED.encode_rows(verdicts.rejected)
+                if verdicts.rejected is not None:
                     sent.append(
-                        await _send(topics[kinds.REJECTED_IMPRESSIONS], key, value, partition)
+                        await _send(
+                            topics[kinds.REJECTED_IMPRESSIONS], key, verdicts.rejected, partition
+                        )
                     )
-                if verdicts.forward:
-                    value = _FORWARD.encode_rows(verdicts.forward)
-                    sent.append(await _send(topics[kinds.FORWARD_TASKS], key, value, partition))
+                if verdicts.forward is not None:
+                    sent.append(
+                        await _send(topics[kinds.FORWARD_TASKS], key, verdicts.forward, partition)
+                    )
             # Postbacks naming these impressions may now be judged (agents/table_progress.py).
             table_input.processed(events)
             # Not acknowledged until indexed: a click must be able to find it.

@@ -63,6 +63,11 @@ def build_faust_app(settings: Settings, role: Role) -> ImptrackApp:
         # acks=all with an idempotent producer (app.compat.faust_consumer.IdempotentProducer).
         producer_acks=-1,
         producer_linger_ms=5,
+        # Envelopes (40-50 kB each) many to a batch: aiokafka keeps one request in flight
+        # per broker with one batch per partition in it, so at Faust's 16 kB each
+        # envelope was a round trip of its own (bench.pipeline: 2,260-3,193
+        # impressions/s before, 3,339-6,347 after, alternating runs on a loaded machine).
+        producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         # A topic missing from the metadata when the group was joined gets no partitions
         # until the next refresh (aiokafka's default: every 5 minutes); see

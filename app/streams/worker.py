@@ -20,11 +20,10 @@ from agents.impressions import record_impressions
 from agents.impressions_expiry import expire_impressions
 from agents.postbacks import Sources, match_postbacks
 from agents.table_progress import TableInput
-from app.attribution.click_links import index_impressions
+from app.attribution.click_links import Linkable, index_impressions
 from app.attribution.replies import replying_through
 from app.catalog.follower import CatalogFollower
 from app.events import kinds
-from app.events.records import Impression
 from app.events.topics import EventTopics
 from app.ids import IdSeal
 from app.installation_secrets import load_id_key
@@ -56,7 +55,7 @@ def build_worker(settings: Settings) -> faust.App:
     redis = redis_client(settings)
     reply = replying_through(redis)
 
-    async def index(recorded: list[tuple[Impression, int]]) -> None:
+    async def index(recorded: list[tuple[Linkable, int]]) -> None:
         await until_redis_answers(
             # Now is read at each try: the keys live for what is left of the window.
             lambda: index_impressions(redis, recorded, time.time_ns() // 1_000_000),
