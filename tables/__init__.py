@@ -51,8 +51,13 @@ def declare_tables(app: faust.App) -> WorkerTables:
 
 
 def _table(app: faust.App, name: str, value_type: type, help_text: str) -> Any:
+    # key_type and value_type as well as the schema: Faust takes the serializers its
+    # store encodes with from these (an envelope entry is raw bytes, not JSON), the
+    # schema only for the changelog's records.
     return app.Table(
         name,
+        key_type=str,
+        value_type=value_type,
         schema=faust.Schema(
             key_type=str,
             value_type=value_type,

@@ -89,3 +89,10 @@ class _Sent:
 
     def __init__(self, partition: int | None) -> None:
         self.message = type("M", (), {"partition": partition})()
+
+
+def test_an_envelope_entry_is_stored_and_read_as_its_bytes(table: Any) -> None:
+    """The impressions table's store keeps an entry as the envelope's own bytes (the
+    changelog holds them as the worker wrote them), not as JSON of them."""
+    assert table.data._encode_value(b"\x01[[]]") == b"\x01[[]]"
+    assert table.data._decode_value(b"\x01[[]]") == b"\x01[[]]"
