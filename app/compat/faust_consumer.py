@@ -53,6 +53,8 @@ Each part has a test that fails without it:
   races: on Kafka the guard refetched 2-4 times per run after a rebalance in the
   scale-out and broker-outage tests, and one run of those tests without it passed;
 - the stale ack refused, the fetch settings and the idempotent producer: same file.
+
+Its drain loop, which hands each record to the streams, is app/compat/faust_drain.py's.
 """
 
 from __future__ import annotations
