@@ -70,11 +70,20 @@ their hosts' sets, so a schedule written by an older forwarder is delivered."""
 UPGRADE_BATCH = 500
 
 
+UNREADABLE_ORIGIN = "unreadable://"
+"""The origin of every URL with no readable host or port: such a task is still
+scheduled (a parse error must not stop the forwarder's partition), and the courier
+refuses its URL, which ends it as failed and dead-lettered."""
+
+
 def origin(url: str) -> str:
     """``scheme://host:port`` of a URL: the unit of concurrency caps and breakers."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:  # a port out of range or no number, a broken IPv6 address
+        return UNREADABLE_ORIGIN
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
