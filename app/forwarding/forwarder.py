@@ -40,10 +40,8 @@ log = logging.getLogger("imptrack.forwarder")
 POLL_SECONDS = 0.1
 """How often due retries (and tasks scheduled by other forwarder processes) are looked for."""
 CLAIM_BATCH = 64
-"""At most this many tasks per claim. A claim scans four times as many due entries
-and moves those of a host at its cap a little later (so other hosts' tasks behind
-them are reached): asking for every free slot at once made each claim rewrite
-about a thousand entries of the one busy host."""
+"""At most this many tasks per claim: a claim is part of one script, and Redis
+answers no one else while a script runs."""
 STATUS_TIMEOUT = 1.0
 LEASE_MARGIN_SECONDS = 10.0
 """A claim outlives the attempt's timeout by this much before another forwarder
@@ -200,7 +198,8 @@ class Forwarder:
 
     async def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "in_flight_here": len(self._in_flight),
+            # Attempts under way, and those made and not yet recorded in Redis.
+            "in_flight_here": len(self._in_flight) + len(self._attempted),
             "outcomes_here": dict(self.outcomes),
             "stale_claims": self.stale_claims,
         }
