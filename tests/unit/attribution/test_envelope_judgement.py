@@ -166,3 +166,28 @@ def test_an_envelope_with_nothing_recorded_or_nothing_rejected_writes_no_such_en
     verdicts = judge_envelope(CATALOG, fmt.decode(fmt.current.encode_rows(unknown)))
     assert (verdicts.recorded, verdicts.forward, verdicts.indexed) == (None, None, [])
     assert verdicts.rejected is not None
+
+
+def test_a_rand_macro_is_a_fresh_number_for_each_impression() -> None:
+    """{rand} is filled with a random whole number below 2^31, as a task made alone."""
+    offer = Offer(
+        id=11,
+        title="Rand",
+        advertiser_id=9,
+        allow_impressions=True,
+        impressions_url="https://r.example/i?r={rand}&t={time}",
+    )
+    catalog = Catalog(
+        advertisers=CATALOG.advertisers, offers={11: offer}, affiliates=CATALOG.affiliates
+    )
+    ids = IdGenerator(TEST_SEAL).open_envelope(0)
+    rows = [
+        impression_payload(11, 3, None, {}, None, None) | {"aimp_id": ids.id(n)} for n in range(50)
+    ]
+    fmt = kinds.IMPRESSIONS.enveloped
+    verdicts = judge_envelope(catalog, fmt.decode(fmt.current.encode_rows(rows)))
+    assert verdicts.forward is not None
+    urls = kinds.FORWARD_TASKS.enveloped.decode(verdicts.forward)["url"]
+    rands = [int(url.split("r=")[1].split("&")[0]) for url in urls]
+    assert all(0 <= r < 2**31 for r in rands) and len(set(rands)) > 1
+    assert {url.split("t=")[1] for url in urls} == {str(ids.tick // 1000 + 1_577_836_800)}
