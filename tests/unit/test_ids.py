@@ -85,8 +85,9 @@ def test_the_key_tells_issued_ids_from_guesses() -> None:
     guesses -= set(issued)
     assert len(guesses) > 11_000
     assert len([g for g in guesses if TEST_SEAL.issued(g)]) <= 10
+    # Under another network's key, 2,000 IDs pass its check about 0.24 times.
     other = IdSeal(b"another network's key, not ours")
-    assert not [i for i in issued if other.issued(i)]
+    assert len([i for i in issued if other.issued(i)]) <= 3
 
 
 def test_neighbours_look_unrelated() -> None:
