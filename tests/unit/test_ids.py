@@ -126,7 +126,8 @@ def test_an_id_says_its_partition() -> None:
     for partition in (0, 1, 7, MAX_PARTITIONS - 1):
         value = gen.new_id(partition=partition)
         assert TEST_SEAL.partition(value) == partition
-    assert IdSeal(b"another network's key, not ours").partition(value) is None
+    other = IdSeal(b"another network's key, not ours")
+    assert sum(other.partition(gen.new_id()) is not None for _ in range(100)) <= 2
     with pytest.raises(ValueError, match="partitions 0-255, not 256"):
         gen.new_id(partition=MAX_PARTITIONS)
 
