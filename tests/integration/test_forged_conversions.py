@@ -148,8 +148,9 @@ async def test_conversions_for_guessed_and_leaked_ids_are_all_refused(
     assert accepted == [], f"{len(accepted)} forged conversions accepted: {accepted[:3]}"
     guess_errors = [a["error"] for a in answers[: len(guesses)]]
     by_key = Counter("was not issued by this network" in e for e in guess_errors)
-    # The keyed check passes one guess in a million (then unknown to the tables).
-    assert by_key[False] <= 1, [e for e in guess_errors if "not issued" not in e][:3]
+    # The keyed check passes one guess in 8,192 (then unknown to the tables): about
+    # 0.06 of these 500.
+    assert by_key[False] <= 2, [e for e in guess_errors if "not issued" not in e][:3]
     assert all("not issued" in e or "unknown" in e for e in guess_errors)
     guarded_errors = [a["error"] for a in answers[len(guesses) :]]
     assert all("secure does not match" in e for e in guarded_errors[:10]), guarded_errors

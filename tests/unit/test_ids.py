@@ -85,8 +85,9 @@ def test_the_key_tells_issued_ids_from_guesses() -> None:
     guesses -= set(issued)
     assert len(guesses) > 11_000
     assert len([g for g in guesses if TEST_SEAL.issued(g)]) <= 10
+    # Under another network's key, 2,000 IDs pass its check about 0.24 times.
     other = IdSeal(b"another network's key, not ours")
-    assert not [i for i in issued if other.issued(i)]
+    assert len([i for i in issued if other.issued(i)]) <= 3
 
 
 def test_neighbours_look_unrelated() -> None:
@@ -125,7 +126,8 @@ def test_an_id_says_its_partition() -> None:
     for partition in (0, 1, 7, MAX_PARTITIONS - 1):
         value = gen.new_id(partition=partition)
         assert TEST_SEAL.partition(value) == partition
-    assert IdSeal(b"another network's key, not ours").partition(value) is None
+    other = IdSeal(b"another network's key, not ours")
+    assert sum(other.partition(gen.new_id()) is not None for _ in range(100)) <= 2
     with pytest.raises(ValueError, match="partitions 0-255, not 256"):
         gen.new_id(partition=MAX_PARTITIONS)
 
