@@ -61,7 +61,7 @@ def _task(
 
 def _attempt(task: AffiliatePostbackTask, n: int, status: int | None, outcome: str) -> Any:
     result = AttemptResult(status, None if status == 200 else f"HTTP {status}", 12.5, False)
-    return orjson.loads(delivery_log_record(task, n, MS + 120_000 + n, result, outcome))
+    return orjson.loads(delivery_log_record(task.asdict(), n, MS + 120_000 + n, result, outcome))
 
 
 def test_each_status_told_is_a_row_with_its_latest_attempt(con: duckdb.DuckDBPyConnection) -> None:
