@@ -83,7 +83,7 @@ PROFILES = Path(tempfile.gettempdir()) / "imptrack-faust-floor-profile"
 # Where a worker's time goes: each sample is counted under the first part one of
 # whose frames is on its stack (py-spy's raw format names a frame "function (path:line)").
 PROFILE_PARTS = (
-    ("logging", ("(logging/__init__.py",)),
+    ("logging (LogRecords built and dropped)", ("(logging/__init__.py",)),
     ("Topic.send and aiokafka's producer", ("Topic.send (faust/topics.py", "(aiokafka/producer/")),
     (
         "the race per record (wait_first, its tasks)",
@@ -91,9 +91,9 @@ PROFILE_PARTS = (
     ),
     ("hand-over to the stream (conductor.on_message)", ("on_message (faust/transport/conductor",)),
     ("the drain loop and its fetch", ("_drain_messages (",)),
-    ("the agent (take_events, decode)", ("Agent._execute_actor (",)),
+    ("the agent (take_events, decode, table write)", ("Agent._execute_actor (",)),
     ("aiokafka's consumer thread", ("Thread._bootstrap (",)),
-    ("the event loop", ("BaseEventLoop._run_once (",)),
+    ("the event loop itself", ("BaseEventLoop._run_once (",)),
 )
 SAMPLES_PER_SECOND = 200
 

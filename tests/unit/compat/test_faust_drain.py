@@ -126,7 +126,7 @@ async def test_a_record_handed_over_without_waiting_takes_no_task_of_its_own(
     fetch: Callable[..., Fetcher],
 ) -> None:
     """Faust 0.15.3 races each hand-over against the flow stopping and the consumer
-    stopping or crashing: four tasks and an asyncio.wait per record, a sixth of an
+    stopping or crashing: four tasks and an asyncio.wait per record, 15 % of an
     event's time (issue 23). Ours runs a hand-over that does not wait in the loop."""
     records = _records(*((p, o) for o in range(50) for p in range(2)))
     made = {}
