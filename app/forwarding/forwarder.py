@@ -31,7 +31,14 @@ from app.events.records import (
 )
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
-from app.forwarding.schedule import Attempted, Claim, DeliverySchedule, TaskFields
+from app.forwarding.schedule import (
+    Attempted,
+    Claim,
+    Delivery,
+    DeliverySchedule,
+    TaskFields,
+    task_fields,
+)
 from app.ops.redis_retry import REDIS_RETRY_SECONDS
 from app.settings import ForwardingSettings
 
@@ -67,12 +74,17 @@ _ATTEMPT_LAYOUTS = {
 
 
 def delivery_log_record(
-    task: TaskFields, attempt: int, at_ms: int, result: outcomes.AttemptResult, outcome: str
+    task: Delivery | TaskFields,
+    attempt: int,
+    at_ms: int,
+    result: outcomes.AttemptResult,
+    outcome: str,
 ) -> bytes:
     """The delivery log's record of one attempt, of the task's own kind: a
     :class:`DeliveryAttempt` or an :class:`AffiliatePostbackAttempt` as its
     ``dumps()`` writes it, made without the record (a record costs tens of µs a
     delivery)."""
+    task = task_fields(task)
     fields, defaults = _ATTEMPT_LAYOUTS[str(task.get("kind", IMPRESSION))]
     observed: Mapping[str, Any] = {
         "attempt": attempt,

@@ -124,6 +124,7 @@ def _stored(fields: TaskFields, attempts: int) -> bytes:
 
 
 def _delivery(fields: TaskFields) -> Delivery:
+    # Tasks scheduled before deliveries had kinds are impressions.
     task: Delivery = _TASK_RECORDS[fields.get("kind", IMPRESSION)].from_data(dict(fields))
     return task
 
@@ -140,11 +141,6 @@ class Claim:
     @property
     def host(self) -> str:
         return self.id.split("|", 1)[0]
-
-    @property
-    def kind(self) -> str:
-        # Tasks scheduled before deliveries had kinds are impressions.
-        return str(self.fields.get("kind", IMPRESSION))
 
     @property
     def task(self) -> Delivery:
