@@ -1,6 +1,10 @@
 """Benchmark: the worker's restart to ready with IMPRESSIONS impressions in its
-impressions table (10,000,000 in a full run, QUICK 20,000; RECOVERY_IMPRESSIONS
+impressions table (2,000,000 in a full run, QUICK 20,000; RECOVERY_IMPRESSIONS
 overrides), in envelopes of ENVELOPE (bench.pipeline's, 200): one table entry each.
+Issue 23 sets its targets at 10,000,000 (RECOVERY_IMPRESSIONS=10000000: about 4.5
+minutes here, 2 of them filling 2.2 GB of changelog), more than ``make bench``'s
+10 minutes leave; the rebuild grows with the entries, the restart from local state
+hardly (bench/README.md has both sizes).
 
 The table is filled in two parts. The first WORKER_IMPRESSIONS go through the worker
 in envelopes as the edge writes them (bench.pipeline). The rest are written straight
@@ -57,7 +61,7 @@ from bench.pipeline import (
     topic_partitions,
 )
 
-IMPRESSIONS = int(os.environ.get("RECOVERY_IMPRESSIONS") or (20_000 if QUICK else 10_000_000))
+IMPRESSIONS = int(os.environ.get("RECOVERY_IMPRESSIONS") or (20_000 if QUICK else 2_000_000))
 # Some in each part, whatever IMPRESSIONS is.
 WORKER_IMPRESSIONS = min(IMPRESSIONS // 2, 2_000 if QUICK else 20_000)
 WORKER_BATCH = 10_000
