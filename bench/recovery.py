@@ -76,7 +76,7 @@ WHAT = {
     "stop": "after a clean stop",
 }
 TARGETS = {"rebuild": TARGET_REBUILD_S, "kill": TARGET_KILL_S}
-READY_TIMEOUT_S = 60.0 if QUICK else 300.0
+READY_TIMEOUT_S = 30.0 if QUICK else 300.0
 
 
 def _ready(stack: Stack) -> bool:
@@ -203,8 +203,8 @@ def run(stack: Stack) -> dict[str, Any]:
             "first_through_worker": _postback_verdict(stack, first_id),
             "last_in_changelog": _postback_verdict(stack, last_id),
         }
-    # Status 1: the postback found its impression and made a conversion of it.
-    known = all(v.get("status") == 1 for v in verdicts.values())
+    # Status 1 and not pending: the worker found the impression and made a conversion.
+    known = all(v.get("status") == 1 and not v.get("pending") for v in verdicts.values())
     judged = not QUICK and IMPRESSIONS >= JUDGED_AT
     figures = [
         figure(
