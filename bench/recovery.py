@@ -1,6 +1,10 @@
 """Benchmark: the worker's restart to ready with IMPRESSIONS impressions in its
-impressions table (10,000,000 in a full run, QUICK 20,000; RECOVERY_IMPRESSIONS
+impressions table (2,000,000 in a full run, QUICK 20,000; RECOVERY_IMPRESSIONS
 overrides), in envelopes of ENVELOPE (bench.pipeline's, 200): one table entry each.
+Issue 23 sets its targets at 10,000,000 (RECOVERY_IMPRESSIONS=10000000: about 4.5
+minutes here, 2 of them filling 2.2 GB of changelog), more than ``make bench``'s
+10 minutes leave; the rebuild grows with the entries, the restart from local state
+hardly (bench/README.md has both sizes).
 
 The table is filled in two parts. The first WORKER_IMPRESSIONS go through the worker
 in envelopes as the edge writes them (bench.pipeline). The rest are written straight
@@ -57,7 +61,7 @@ from bench.pipeline import (
     topic_partitions,
 )
 
-IMPRESSIONS = int(os.environ.get("RECOVERY_IMPRESSIONS") or (20_000 if QUICK else 10_000_000))
+IMPRESSIONS = int(os.environ.get("RECOVERY_IMPRESSIONS") or (20_000 if QUICK else 2_000_000))
 # Some in each part, whatever IMPRESSIONS is.
 WORKER_IMPRESSIONS = min(IMPRESSIONS // 2, 2_000 if QUICK else 20_000)
 WORKER_BATCH = 10_000
@@ -72,7 +76,7 @@ WHAT = {
     "stop": "after a clean stop",
 }
 TARGETS = {"rebuild": TARGET_REBUILD_S, "kill": TARGET_KILL_S}
-READY_TIMEOUT_S = 60.0 if QUICK else 300.0
+READY_TIMEOUT_S = 30.0 if QUICK else 300.0
 
 
 def _ready(stack: Stack) -> bool:
@@ -199,8 +203,8 @@ def run(stack: Stack) -> dict[str, Any]:
             "first_through_worker": _postback_verdict(stack, first_id),
             "last_in_changelog": _postback_verdict(stack, last_id),
         }
-    # Status 1: the postback found its impression and made a conversion of it.
-    known = all(v.get("status") == 1 for v in verdicts.values())
+    # Status 1 and not pending: the worker found the impression and made a conversion.
+    known = all(v.get("status") == 1 and not v.get("pending") for v in verdicts.values())
     judged = not QUICK and IMPRESSIONS >= JUDGED_AT
     figures = [
         figure(
