@@ -26,6 +26,7 @@ from app.attribution.replies import Reply
 from app.catalog.current import CatalogView
 from app.compat.table_writes import read_in_event_partition
 from app.events import kinds
+from app.events.envelopes import UnreadableEnvelope
 from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.events.topics import EventTopics
 from app.ids import IdSeal, id_ms
@@ -67,7 +68,13 @@ class Sources:
         if parts is None:
             return None  # read_postback refused IDs not issued here already
         entry = read_in_event_partition(event, self.impressions, parts.envelope_key)
-        return recorded_impression(entry, request.matched_id, parts.slot)
+        try:
+            return recorded_impression(entry, request.matched_id, parts.slot)
+        except UnreadableEnvelope as exc:
+            # Only this worker writes the table; an entry it cannot read must not stop
+            # the postbacks of the partition: the postback is judged as not found.
+            log.error("impressions table entry %s is unreadable: %s", parts.envelope_key, exc)
+            return None
 
     async def find(self, event: Any, request: PostbackRequest) -> Click | Impression | None:
         """The click named by ``clickid``, else the impression named by ``aimp_id``.
