@@ -23,15 +23,23 @@ from app.ids import ENVELOPE_SLOTS, EnvelopeIds
 
 log = logging.getLogger("imptrack.edge")
 
+MAX_ENVELOPE_CHARS = 256 * 1024
+"""An envelope also closes once its text reaches this many characters: at up to 3
+bytes a character (UTF-8; the edge stores what is not as U+FFFD) it stays under the
+1 MB a Kafka record and an aiokafka request may hold by default, whatever the
+impressions' subs and User-Agents (2.7 kB each at most)."""
+_ROW_OVERHEAD_CHARS = 64  # numbers, nulls and JSON punctuation of one impression
+
 
 class _Open:
     """The envelope being filled."""
 
-    __slots__ = ("acked", "ids", "rows", "timer")
+    __slots__ = ("acked", "chars", "ids", "rows", "timer")
 
     def __init__(self, ids: EnvelopeIds, acked: asyncio.Future[None]) -> None:
         self.ids = ids
         self.rows: list[dict[str, Any]] = []
+        self.chars = 0
         self.acked = acked
         self.timer: asyncio.TimerHandle | None = None
 
@@ -72,7 +80,10 @@ class EnvelopeWriter:
         aimp_id = current.ids.id(len(current.rows))
         row["aimp_id"] = aimp_id
         current.rows.append(row)
-        if len(current.rows) >= self._max_events:
+        current.chars += _ROW_OVERHEAD_CHARS + sum(
+            len(v) for v in row.values() if isinstance(v, str)
+        )
+        if len(current.rows) >= self._max_events or current.chars >= MAX_ENVELOPE_CHARS:
             self._close(current)
         # Many requests await one future: shield it, so one cancelled request (its
         # client went away) does not cancel the ack the others wait for.
@@ -89,12 +100,17 @@ class EnvelopeWriter:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, envelope: _Open) -> None:
-        value = self._format.encode_rows(envelope.rows)
         try:
+            value = self._format.encode_rows(envelope.rows)
             await self._producer.produce(
                 self._topic, envelope.ids.key, value, envelope.ids.partition
             )
-        except BrokerUnavailable as exc:
+        except Exception as exc:  # every waiting pixel must get an answer
+            if not isinstance(exc, BrokerUnavailable):
+                # Not the broker's answer (a client error, an encoding bug): the pixels
+                # get a 503, as for a broker that did not acknowledge, and it is logged.
+                log.exception("an envelope of %d impressions was not sent", len(envelope.rows))
+                exc = BrokerUnavailable(f"{type(exc).__name__}: {exc}")
             envelope.acked.set_exception(exc)
             # Retrieved here too: a future whose requests all went away must not log
             # "exception was never retrieved".
