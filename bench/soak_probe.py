@@ -216,16 +216,25 @@ class LagProbe:
         status = await self.health(self.settings.exporter_url)
         return {kind: int(n) for kind, n in status["exported"].items()}
 
+    async def exported_positions(self) -> dict[str, int]:
+        """Records the exporter has stored, per topic (all partitions)."""
+        status = await self.health(self.settings.exporter_url)
+        stored: dict[str, int] = {}
+        for where, offset in status["positions"].items():
+            topic = where.rpartition(":")[0]
+            stored[topic] = stored.get(topic, 0) + int(offset)
+        return stored
+
     async def sample(self) -> dict[str, Any]:
         """One reading of every backlog, in records, and of Redis's memory.
 
         ``worker <topic>``, ``forwarder <topic>``: the end offset minus the group's
         committed offset (Faust commits every few seconds, so up to a commit interval
         of work done shows as lag). ``forwarder due in Redis``: tasks taken from Kafka,
-        not yet delivered. ``exporter``: records on ``impressions-recorded`` minus
-        impressions stored in DuckDB (its offsets live there, not in Kafka; with no
-        replay the two counts are the same thing). ``end to end``: impressions the
-        edge produced, not yet stored in DuckDB as an impression or a rejection.
+        not yet delivered. ``exporter``: records (envelopes) on ``impressions-recorded``
+        past the exporter's stored positions (its offsets live in DuckDB, not in
+        Kafka). ``end to end``: envelopes the edge produced that the worker has not
+        committed, plus recorded ones not yet stored in DuckDB.
         """
         # Consumers' positions first, ends after: ends only grow, so a backlog is never
         # read as negative (it may include what arrived during the sample).
@@ -236,6 +245,7 @@ class LagProbe:
             # -1: nothing committed on that partition yet.
             committed |= {tp: max(0, meta.offset) for tp, meta in offsets.items()}
         exported = await self.exported()
+        positions = await self.exported_positions()
         forwarder = await self.health(self.settings.forwarder_url)
         ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
 
@@ -250,12 +260,14 @@ class LagProbe:
                     n for tp, n in committed.items() if tp.topic == topic
                 )
         lag["forwarder due in Redis"] = int(forwarder["forwarding"]["schedule"]["scheduled"])
-        # The exporter's counts were read before the ends, as the groups' commits were.
-        stored = exported.get("impressions", 0)
-        recorded = total(kinds.RECORDED_IMPRESSIONS.topic)
-        lag["exporter impressions-recorded"] = max(0, recorded - stored)
-        judged = stored + exported.get("rejections", 0)
-        lag["end to end (edge to DuckDB)"] = max(0, total(kinds.IMPRESSIONS.topic) - judged)
+        # The exporter's positions were read before the ends, as the groups' commits were.
+        # Impressions travel in envelopes, so these lags are in records (envelopes), as
+        # the groups' are: counts of impressions on either side would not compare.
+        recorded = kinds.RECORDED_IMPRESSIONS.topic
+        lag[f"exporter {recorded}"] = max(0, total(recorded) - positions.get(recorded, 0))
+        lag["end to end (edge to DuckDB)"] = (
+            lag[f"worker {kinds.IMPRESSIONS.topic}"] + lag[f"exporter {recorded}"]
+        )
         memory = await self._redis.info("memory")
         return {
             "lag": lag,

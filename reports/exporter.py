@@ -246,6 +246,9 @@ class Exporter:
             "status": "ok",
             "cluster_id": self.cluster_id,
             "exported": self.exported,
+            # Where the export resumes, per topic and partition: what it stored, in
+            # records (an envelope is one), for reading its lag against end offsets.
+            "positions": {f"{t}:{p}": offset for (t, p), offset in sorted(self.positions.items())},
             "skipped_malformed": self.skipped_malformed,
             "sent_to_unreadable": self.sent_to_unreadable,
             "batches": self.batches,
