@@ -22,7 +22,7 @@ from app.attribution.impressions import judge_envelope, unreadable_impressions
 from app.catalog.current import CatalogView
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
-from app.events.envelopes import UnreadableEnvelope
+from app.events.envelopes import Envelope, UnreadableEnvelope
 from app.events.topics import EventTopics
 
 log = logging.getLogger("imptrack.impressions")
@@ -57,17 +57,11 @@ def record_impressions(
             recorded: list[tuple[Linkable, int]] = []
             for event in events:
                 key = envelope_key(event)
-                accepted_ms = envelope_time(event)
-                try:
-                    envelope = _ACCEPTED.decode(event.value)
-                    problem = unreadable_impressions(envelope)
-                except UnreadableEnvelope as exc:
-                    problem = str(exc)
-                if problem is None and accepted_ms is None:
-                    problem = f"its key {key!r} is not an envelope key"
-                if problem is not None or accepted_ms is None:
-                    sent.append(await set_aside(topics, event, problem or "", log))
+                readable = _readable(event, key)
+                if isinstance(readable, str):
+                    sent.append(await set_aside(topics, event, readable, log))
                     continue
+                envelope, accepted_ms = readable
                 verdicts = judge_envelope(catalog.catalog_at(accepted_ms), envelope)
                 partition = event.message.partition
                 if verdicts.recorded is not None:
@@ -97,6 +91,21 @@ def record_impressions(
             await asyncio.gather(*sent)
 
     return app.agent(topics[kinds.IMPRESSIONS], name="impressions")(record)
+
+
+def _readable(event: Any, key: str) -> tuple[Envelope, int] | str:
+    """The event's envelope and when it was opened, or why it cannot be judged."""
+    try:
+        envelope = _ACCEPTED.decode(event.value)
+    except UnreadableEnvelope as exc:
+        return str(exc)
+    problem = unreadable_impressions(envelope)
+    if problem is not None:
+        return problem
+    accepted_ms = envelope_time(event)
+    if accepted_ms is None:
+        return f"its key {key!r} is not an envelope key"
+    return envelope, accepted_ms
 
 
 async def _send(topic: Any, key: str, value: bytes, partition: int) -> Any:

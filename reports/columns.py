@@ -146,15 +146,23 @@ def _event_columns(events: list[dict[str, Any]], id_field: str = "aimp_id") -> d
     }
 
 
-def impressions_from_envelopes(envelopes: Sequence[Envelope]) -> pa.Table:
-    """Columns for the ``impressions`` table from envelopes of recorded impressions,
-    each field's columns concatenated (no dict per impression)."""
+def _envelope_event_columns(envelopes: Sequence[Envelope]) -> dict[str, pa.Array]:
+    """The columns every enveloped kind starts with (as :func:`_event_columns` for
+    rows): ``aimp_id``, ``ts`` read off it, offer and affiliate."""
     ids = _column(envelopes, "aimp_id", pa.string(), required=True)
-    arrays = {
+    return {
         "aimp_id": ids,
         "ts": id_times(ids),
         "offer_id": _column(envelopes, "offer_id", pa.int32(), required=True),
         "pid": _column(envelopes, "pid", pa.int32(), required=True),
+    }
+
+
+def impressions_from_envelopes(envelopes: Sequence[Envelope]) -> pa.Table:
+    """Columns for the ``impressions`` table from envelopes of recorded impressions,
+    each field's columns concatenated (no dict per impression)."""
+    arrays = {
+        **_envelope_event_columns(envelopes),
         **{name: _column(envelopes, name, pa.string()) for name in _TEXT_FIELDS},
         "revenue": _money_column(_values(envelopes, "revenue")),
         "payout": _money_column(_values(envelopes, "payout")),
@@ -166,12 +174,8 @@ def impressions_from_envelopes(envelopes: Sequence[Envelope]) -> pa.Table:
 
 def rejections_from_envelopes(envelopes: Sequence[Envelope]) -> pa.Table:
     """Columns for the ``rejections`` table from envelopes of rejected impressions."""
-    ids = _column(envelopes, "aimp_id", pa.string(), required=True)
     arrays = {
-        "aimp_id": ids,
-        "ts": id_times(ids),
-        "offer_id": _column(envelopes, "offer_id", pa.int32(), required=True),
-        "pid": _column(envelopes, "pid", pa.int32(), required=True),
+        **_envelope_event_columns(envelopes),
         "reason": _column(envelopes, "reason", pa.string(), required=True),
         "imp_id": _column(envelopes, "imp_id", pa.string()),
         "advertiser_id": _column(envelopes, "advertiser_id", pa.int32()),
