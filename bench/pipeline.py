@@ -38,12 +38,12 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.compat.kafka_metadata import wait_for_partitions
@@ -234,40 +234,11 @@ async def bare_round(
     those offsets, decode each, produce one per input (acks=all) and commit; seconds
     from the first read to the last ack. (The broker may state end offsets a little
     low, so records before the round's can come first; they are skipped.)"""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker, group_id=f"bench-bare-{time.time_ns()}", enable_auto_commit=False
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
-    await consumer.start()
-    await producer.start()
-    try:
-        consumer.assign(list(starts))
-        for tp, offset in starts.items():
-            consumer.seek(tp, offset)
-        done = 0
-        began = 0.0
-        acks = []
-        deadline = time.monotonic() + 300
-        while done < len(keys) and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            began = began or time.perf_counter()
-            for messages in batch.values():
-                for m in messages:
-                    if m.key not in keys:
-                        continue
-                    event = orjson.loads(m.value)
-                    acks.append(
-                        await producer.send(BARE_TOPIC, value=orjson.dumps(event), key=m.key)
-                    )
-                    done += 1
-            if batch:
-                await asyncio.gather(*acks)
-                acks = []
-                await consumer.commit()
-        seconds = time.perf_counter() - began
-    finally:
-        await producer.stop()
-        await consumer.stop()
+
+    def again(m: ConsumerRecord) -> tuple[bytes, int | None, int]:
+        return orjson.dumps(orjson.loads(m.value)), None, 1
+
+    done, _, seconds = await _bare_loop(broker, keys, starts, again)
     return {"records": done, "seconds": round(seconds, 3), "per_s": round(done / seconds)}
 
 
@@ -277,7 +248,32 @@ async def bare_envelope_round(
     """The bare loop over envelopes: read ``records`` (already on ``impressions``) from
     ``starts``, decode each envelope, encode it again and produce it on its partition
     (acks=all), commit; impressions/s from the first read to the last ack."""
+
+    def again(m: ConsumerRecord) -> tuple[bytes, int | None, int]:
+        envelope = _ACCEPTED.decode(m.value)
+        value = envelope.format.encode([envelope[f] for f in envelope.format.fields])
+        return value, m.partition, len(envelope)
+
     keys = {r.key.encode() for r in records}
+    done, impressions_done, seconds = await _bare_loop(broker, keys, starts, again)
+    return {
+        "records": done,
+        "impressions": impressions_done,
+        "seconds": round(seconds, 3),
+        "per_s": round(impressions_done / seconds),
+    }
+
+
+async def _bare_loop(
+    broker: str,
+    keys: set[bytes],
+    starts: dict[TopicPartition, int],
+    again: Callable[[ConsumerRecord], tuple[bytes, int | None, int]],
+) -> tuple[int, int, float]:
+    """A plain consume -> produce loop over the records of ``keys``: ``again`` makes
+    each output (its value, its partition or None, the impressions it holds); commits
+    after each fetch's acks. Records and impressions done, and the seconds from the
+    first read to the last ack."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker, group_id=f"bench-bare-{time.time_ns()}", enable_auto_commit=False
     )
@@ -299,15 +295,12 @@ async def bare_envelope_round(
                 for m in messages:
                     if m.key not in keys:
                         continue
-                    envelope = _ACCEPTED.decode(m.value)
-                    value = envelope.format.encode([envelope[f] for f in envelope.format.fields])
+                    value, partition, held = again(m)
                     acks.append(
-                        await producer.send(
-                            BARE_TOPIC, value=value, key=m.key, partition=m.partition
-                        )
+                        await producer.send(BARE_TOPIC, value=value, key=m.key, partition=partition)
                     )
                     done += 1
-                    impressions_done += len(envelope)
+                    impressions_done += held
             if batch:
                 await asyncio.gather(*acks)
                 acks = []
@@ -316,12 +309,7 @@ async def bare_envelope_round(
     finally:
         await producer.stop()
         await consumer.stop()
-    return {
-        "records": done,
-        "impressions": impressions_done,
-        "seconds": round(seconds, 3),
-        "per_s": round(impressions_done / seconds),
-    }
+    return done, impressions_done, seconds
 
 
 async def per_record_round(broker: str, records: list[tuple[str, bytes]]) -> dict[str, Any]:
