@@ -218,6 +218,16 @@ ROOT_LOG_LEVEL = Patch(
     upstream=None,
     test="tests/unit/compat/test_faust_worker.py",
 )
+RUNNING_PRODUCER = Patch(
+    module="app.compat.faust_producer",
+    library=FAUST,
+    written_for="0.15.3",
+    reason="every record sent asks App.maybe_start_producer for the producer, and its "
+    "@stampede wrapper awaits asyncio.sleep(0) on each call: a whole turn of the event loop "
+    "per send, long after the producer started",
+    upstream=None,
+    test="tests/unit/compat/test_faust_producer.py",
+)
 
 PATCHES = (
     FETCH_SNAPSHOT,
@@ -228,6 +238,7 @@ PATCHES = (
     FETCH_SETTINGS,
     DIRECT_DRAIN,
     ROOT_LOG_LEVEL,
+    RUNNING_PRODUCER,
     TABLE_WRITES,
     ROCKSDB_STORE,
     ROCKSDB_BUDGET,

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faust
 import redis.asyncio as aioredis
 
 from app.compat import install
 from app.compat.faust_consumer import KafkaTransport
+from app.compat.faust_producer import RunningProducerApp
 from app.compat.faust_worker import LevelKeepingWorker
 from app.compat.rocksdb_store import store_url
 from app.settings import Settings
@@ -38,8 +38,9 @@ class Role:
     processing_guarantee: str
 
 
-class ImptrackApp(faust.App):
-    """Faust's App with the consumer of :mod:`app.compat.faust_consumer`."""
+class ImptrackApp(RunningProducerApp):
+    """Faust's App with the consumer of :mod:`app.compat.faust_consumer` and the
+    producer hand-over of :mod:`app.compat.faust_producer`."""
 
     def _new_transport(self) -> Any:
         return KafkaTransport(self.conf.broker_consumer, self)
