@@ -175,6 +175,20 @@ def key_kind(key: str) -> str:
     return f"{kind}:*" if len(parts) > fixed + 1 else kind
 
 
+def _exported(exporter: dict[str, Any]) -> dict[str, int]:
+    """What the exporter has stored, per kind of row (its health page)."""
+    return {kind: int(n) for kind, n in exporter["exported"].items()}
+
+
+def _stored_positions(exporter: dict[str, Any]) -> dict[str, int]:
+    """Records the exporter has stored, per topic (all partitions; its health page)."""
+    stored: dict[str, int] = {}
+    for where, offset in exporter["positions"].items():
+        topic = where.rpartition(":")[0]
+        stored[topic] = stored.get(topic, 0) + int(offset)
+    return stored
+
+
 class LagProbe:
     """Committed offsets of the Faust groups against the partitions' ends, and the
     exporter's, forwarder's and Redis's own figures, in one sample."""
@@ -213,17 +227,7 @@ class LagProbe:
             return body
 
     async def exported(self) -> dict[str, int]:
-        status = await self.health(self.settings.exporter_url)
-        return {kind: int(n) for kind, n in status["exported"].items()}
-
-    async def exported_positions(self) -> dict[str, int]:
-        """Records the exporter has stored, per topic (all partitions)."""
-        status = await self.health(self.settings.exporter_url)
-        stored: dict[str, int] = {}
-        for where, offset in status["positions"].items():
-            topic = where.rpartition(":")[0]
-            stored[topic] = stored.get(topic, 0) + int(offset)
-        return stored
+        return _exported(await self.health(self.settings.exporter_url))
 
     async def sample(self) -> dict[str, Any]:
         """One reading of every backlog, in records, and of Redis's memory.
@@ -244,8 +248,8 @@ class LagProbe:
             offsets = await self._admin.list_consumer_group_offsets(group, partitions=mine)
             # -1: nothing committed on that partition yet.
             committed |= {tp: max(0, meta.offset) for tp, meta in offsets.items()}
-        exported = await self.exported()
-        positions = await self.exported_positions()
+        exporter = await self.health(self.settings.exporter_url)
+        exported, positions = _exported(exporter), _stored_positions(exporter)
         forwarder = await self.health(self.settings.forwarder_url)
         ends: dict[TopicPartition, int] = await self._consumer.end_offsets(self._partitions)
 
@@ -271,6 +275,8 @@ class LagProbe:
         memory = await self._redis.info("memory")
         return {
             "lag": lag,
+            # Edge to the exporter's DuckDB file, per impression of the last minute.
+            "end_to_end_ms": exporter["end_to_end"],
             "exported": exported,
             "produced": {
                 t: total(t) for t in (kinds.IMPRESSIONS.topic, kinds.RECORDED_IMPRESSIONS.topic)

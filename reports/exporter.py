@@ -33,6 +33,7 @@ from app.events.envelopes import Envelope, EnvelopeKind, UnreadableEnvelope
 from app.settings import Settings
 from reports import db, store
 from reports.columns import ENVELOPE_BUILDERS, ROW_BUILDERS
+from reports.freshness import ExportDelays
 from reports.snapshot import SnapshotPublisher, adopt_legacy_file
 
 log = logging.getLogger("imptrack.exporter")
@@ -65,6 +66,7 @@ class Exporter:
         self.batches = 0
         self.last_batch_at: float | None = None
         self.positions: dict[tuple[str, int], int] = {}
+        self.end_to_end = ExportDelays()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._writer_lock: int | None = None
@@ -205,6 +207,9 @@ class Exporter:
         fresh = await self._in_db(store.write_batch, self.con, self.cluster_id, batch)
         for kind, count in fresh.items():
             self.exported[kind] = self.exported.get(kind, 0) + count
+        impressions = rows.get("impressions")
+        if impressions is not None:
+            self.end_to_end.committed(impressions.column("ts"))
         self.batches += 1
         self.last_batch_at = time.time()
         self.positions.update(next_offsets)
@@ -249,6 +254,9 @@ class Exporter:
             # Where the export resumes, per topic and partition: what it stored, in
             # records (an envelope is one), for reading its lag against end offsets.
             "positions": {f"{t}:{p}": offset for (t, p), offset in sorted(self.positions.items())},
+            # Edge to the DuckDB file, per impression committed in the last minute
+            # (reports/freshness.py); the analysts' copy is published after it.
+            "end_to_end": self.end_to_end.summary(),
             "skipped_malformed": self.skipped_malformed,
             "sent_to_unreadable": self.sent_to_unreadable,
             "batches": self.batches,

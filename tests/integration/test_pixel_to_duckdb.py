@@ -40,6 +40,10 @@ async def test_pixels_arrive_in_duckdb_exactly_once_with_their_fields(
         )
     hourly = stack.query("SELECT sum(impressions) FROM impressions_hourly WHERE offer_id = 11")
     assert hourly == [(800,)]
+    # The exporter tells how long they took, edge to DuckDB (a minute's window).
+    delays = stack.exported_status()["end_to_end"]
+    assert delays["count"] >= 800
+    assert 0 <= delays["p50_ms"] <= delays["p99_ms"] <= delays["max_ms"] < 120_000
 
 
 async def test_edge_reports_client_ip_and_user_agent(stack: RunningStack) -> None:
