@@ -9,12 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from app.events import dead_letters, kinds
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
 from tests.integration.conftest import RunningStack
+from tests.integration.unreadable import unreadable_records
 
 pytestmark = pytest.mark.integration
 
@@ -40,29 +41,6 @@ def recorded_factory(offer_id: int | None, count: int, **fields: Any) -> list[di
 
 def envelope(rows: list[dict[str, Any]]) -> bytes:
     return kinds.RECORDED_ENVELOPE.current.encode_rows(rows)
-
-
-async def copies_in_unreadable_records(stack: RunningStack, value: bytes) -> list[ConsumerRecord]:
-    """Every record of unreadable-records whose value is ``value``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.broker, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(dead_letters.TOPIC) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(dead_letters.TOPIC) or set()
-        tps = [TopicPartition(dead_letters.TOPIC, p) for p in sorted(partitions)]
-        assert tps, "unreadable-records does not exist"
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        found: list[ConsumerRecord] = []
-        while [await consumer.position(tp) for tp in tps] != [ends[tp] for tp in tps]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                found += [m for m in messages if m.value == value]
-        return found
-    finally:
-        await consumer.stop()
 
 
 UNREADABLE: list[tuple[int, Callable[[str], bytes], str]] = [
@@ -118,7 +96,8 @@ async def test_an_unreadable_envelope_goes_to_unreadable_records_and_the_export_
     assert status["sent_to_unreadable"] == before["sent_to_unreadable"] + 1
     assert status["skipped_malformed"] == before["skipped_malformed"]
 
-    (copy,) = await copies_in_unreadable_records(stack, unreadable)
+    records = await unreadable_records(stack.settings.broker)
+    (copy,) = [m for m in records if m.value == unreadable]
     assert copy.key == key
     headers = dict(copy.headers)
     assert headers[dead_letters.SOURCE_TOPIC] == TOPIC.encode()

@@ -10,13 +10,14 @@ import time
 from collections import Counter
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from app.events import dead_letters, kinds
 from app.events.records import ForwardTask
 from app.ids import IdGenerator
 from tests.integration.advertiser import AdvertiserSink
 from tests.integration.conftest import RunningStack
+from tests.integration.unreadable import set_aside
 
 pytestmark = pytest.mark.integration
 
@@ -46,24 +47,6 @@ def _envelope(stack: RunningStack, advertiser: AdvertiserSink, count: int) -> tu
             ).asdict()
         )
     return ids.key, kinds.FORWARD_TASKS.enveloped.current.encode_rows(tasks)
-
-
-async def _set_aside(broker: str, keys: set[bytes]) -> dict[bytes, tuple[bytes, dict[str, str]]]:
-    """The records of ``keys`` on unreadable-records: value and headers by key."""
-    consumer = AIOKafkaConsumer(
-        dead_letters.TOPIC, bootstrap_servers=broker, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    found = {}
-    try:
-        while batch := await consumer.getmany(timeout_ms=1000):
-            for messages in batch.values():
-                for m in messages:
-                    if m.key in keys:
-                        found[m.key] = (m.value, {n: v.decode() for n, v in m.headers})
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_unreadable_forward_tasks_are_set_aside_and_the_next_envelopes_delivered(
@@ -98,12 +81,7 @@ async def test_unreadable_forward_tasks_are_set_aside_and_the_next_envelopes_del
     await asyncio.sleep(2.0)  # a second delivery of any would arrive now
     assert advertiser.delivered(PATH) == Counter({aimp_id: 1 for aimp_id in expected})
 
-    keys = {b"fwd-u-format", b"fwd-u-broken"}
-    deadline = time.monotonic() + 30
-    aside = await _set_aside(stack.settings.broker, keys)
-    while aside.keys() != keys and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        aside = await _set_aside(stack.settings.broker, keys)
+    aside = await set_aside(stack.settings.broker, {b"fwd-u-format", b"fwd-u-broken"}, 30)
     for key, sent, metadata in (
         (b"fwd-u-format", UNKNOWN_FORMAT, unknown),
         (b"fwd-u-broken", BROKEN, broken),

@@ -4,38 +4,18 @@ and a log line saying so; the impressions after it are recorded as usual."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from app.events import dead_letters, kinds
 from tests.integration.conftest import RunningStack
 from tests.integration.pixels import pixel_params, send_pixels
+from tests.integration.unreadable import set_aside
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN_FORMAT = b"\x7f" + b'[["from a newer imptrack"]]'
 BROKEN = b"\x01[[1, 2"
-
-
-async def _unreadable(broker: str) -> list[tuple[bytes, bytes, dict[str, str]]]:
-    """Every record on unreadable-records: key, value and headers."""
-    consumer = AIOKafkaConsumer(
-        dead_letters.TOPIC, bootstrap_servers=broker, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    found = []
-    try:
-        while batch := await consumer.getmany(timeout_ms=1000):
-            for messages in batch.values():
-                for m in messages:
-                    headers = {name: value.decode() for name, value in m.headers}
-                    found.append((m.key, m.value, headers))
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_unreadable_impressions_are_set_aside_and_the_rest_recorded(
@@ -58,12 +38,7 @@ async def test_unreadable_impressions_are_set_aside_and_the_rest_recorded(
     assert len(run.accepted) == 40
     assert stack.wait_exported(before + 40) == before + 40
 
-    deadline = time.monotonic() + 60
-    while True:
-        aside = {key: (value, headers) for key, value, headers in await _unreadable(broker)}
-        if {b"u-format", b"u-broken"} <= aside.keys() or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
+    aside = await set_aside(broker, {b"u-format", b"u-broken"}, 60)
     for key, sent, metadata in (
         (b"u-format", UNKNOWN_FORMAT, unknown),
         (b"u-broken", BROKEN, broken),
