@@ -7,10 +7,10 @@ holds up the stream or its commits.
 
 A ``forward-tasks`` record is an envelope of tasks (app.events.envelopes): a batch
 of them is scheduled in one Redis round trip, one script per envelope, replays
-recognised there. A record that is no envelope this imptrack can read, or holds a
-malformed task, is copied as it is to ``unreadable-records`` (app.events.dead_letters)
-and acknowledged once the copy is on the broker: never dropped, never stopping its
-partition.
+recognised there by the impressions record each was made from (its headers). A
+record that is no envelope this imptrack can read, or holds a malformed task, is
+copied as it is to ``unreadable-records`` (app.events.dead_letters) and acknowledged
+once the copy is on the broker: never dropped, never stopping its partition.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from typing import Any
 
 import faust
 
-from agents.batches import well_formed
+from agents.batches import envelope_time, well_formed
 from agents.unreadable import set_aside
 from app.events import kinds
 from app.events.envelopes import UnreadableEnvelope
+from app.events.provenance import source_of
 from app.events.records import IMPRESSION
 from app.events.topics import EventTopics
+from app.forwarding.schedule import SourceMark, TaskGroup
 from app.ids import is_valid_id
 
 log = logging.getLogger("imptrack.forwarder")
@@ -34,11 +36,11 @@ log = logging.getLogger("imptrack.forwarder")
 BATCH_SIZE = 1000
 BATCH_WINDOW_SECONDS = 0.05
 
-Schedule = Callable[[Sequence[Sequence[Any]], str], Awaitable[None]]
+Schedule = Callable[[Sequence[TaskGroup], str], Awaitable[None]]
 """Schedules groups of deliveries (named, for the logs), one Redis script a group and
 all of them in one round trip; returns once they are scheduled, however long Redis
-takes to answer. A group is an envelope's forward tasks (as dicts of their fields),
-or a batch of affiliate postbacks (records)."""
+takes to answer. A group is an envelope's forward tasks (as dicts of their fields,
+with the record they were made from), or a batch of affiliate postbacks (records)."""
 
 
 def schedule_deliveries(app: faust.App, topics: EventTopics, schedule: Schedule) -> list[Any]:
@@ -83,7 +85,7 @@ def _forward_tasks(app: faust.App, topics: EventTopics, schedule: Schedule) -> A
                     set_aside_acks.append(await set_aside(topics, event, str(exc), log))
                     continue
                 if tasks:
-                    groups.append(tasks)
+                    groups.append(TaskGroup(tasks, _source_mark(event)))
             # The batch is not acknowledged until its tasks are scheduled and every
             # record of it set aside is on the broker: waiting keeps it.
             if groups:
@@ -92,6 +94,17 @@ def _forward_tasks(app: faust.App, topics: EventTopics, schedule: Schedule) -> A
                 await ack
 
     return app.agent(topics[kind], name=kind.topic)(schedule_envelopes)
+
+
+def _source_mark(event: Any) -> SourceMark | None:
+    """The impressions envelope an envelope of forward tasks was made from (in its
+    headers; its key is that envelope's), by which a replay of it is recognised; None
+    for one written before sources were, deduplicated task by task instead."""
+    source = source_of(event.headers)
+    accepted_ms = envelope_time(event)
+    if source is None or accepted_ms is None:
+        return None
+    return SourceMark(source, accepted_ms)
 
 
 def _affiliate_postbacks(app: faust.App, topics: EventTopics, schedule: Schedule) -> Any:
@@ -108,6 +121,6 @@ def _affiliate_postbacks(app: faust.App, topics: EventTopics, schedule: Schedule
             ]
             if tasks:
                 # The batch is not acknowledged until it is scheduled: waiting keeps it.
-                await schedule([tasks], "affiliate postbacks")
+                await schedule([TaskGroup(tasks)], "affiliate postbacks")
 
     return app.agent(topics[kind], name=kind.topic)(schedule_batches)

@@ -2,7 +2,8 @@
 against the catalog (:func:`app.attribution.impressions.judge_envelope`), records it
 in the ``impressions`` table (one entry per envelope: its recorded impressions),
 emits one envelope of recorded, one of rejected impressions and one of forward tasks
-for it (each only if not empty), and indexes the recorded impressions for linking
+for it (each only if not empty; the forward tasks name the envelope they were made
+from in their headers), and indexes the recorded impressions for linking
 clicks to them. Its outputs stay on the envelope's partition, under its key."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.catalog.current import CatalogView
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.envelopes import Envelope, UnreadableEnvelope
+from app.events.provenance import source_headers
 from app.events.topics import EventTopics
 
 log = logging.getLogger("imptrack.impressions")
@@ -79,8 +81,16 @@ def record_impressions(
                         )
                     )
                 if verdicts.forward is not None:
+                    # Named by the envelope it was made from: the forwarder recognises
+                    # a replay of it by that (app.forwarding.schedule).
+                    message = event.message
                     sent.append(
-                        await _send(topics[kinds.FORWARD_TASKS], key, verdicts.forward, partition)
+                        await topics[kinds.FORWARD_TASKS].send(
+                            key=key,
+                            value=verdicts.forward,
+                            partition=partition,
+                            headers=source_headers(message.topic, partition, message.offset),
+                        )
                     )
             # Postbacks naming these impressions may now be judged (agents/table_progress.py).
             table_input.processed(events)

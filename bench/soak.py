@@ -85,11 +85,12 @@ CACHE_CEILINGS = {
     "EXPORTER_MEMORY_MB": os.environ.get("EXPORTER_MEMORY_MB", "64"),
 }
 # Redis holds two click-index keys per tracked impression for its offer's view-through
-# window and one forwarding dedup key for FORWARD_DEDUP_SECONDS (a day each by
-# default): its memory is bounded by rate x window x bytes per impression, which a
-# day-long window reaches only after a day. The soak shortens both to REDIS_WINDOW
-# seconds so Redis reaches that bound before the judged window, and reports the bytes
-# per impression the bound is made of (bench/README.md, "Redis").
+# window (a day by default; forward dedup keeps one mark per partition, and a key per
+# conversion revision told for FORWARD_DEDUP_SECONDS): its memory is bounded by rate x
+# window x bytes per impression, which a day-long window reaches only after a day.
+# The soak shortens both windows to REDIS_WINDOW seconds so Redis reaches that bound
+# before the judged window, and reports the bytes per impression the bound is made of
+# (bench/README.md, "Redis").
 REDIS_WINDOW_SECONDS = int(os.environ.get("SOAK_REDIS_WINDOW_SECONDS", "300"))
 CHUNK_SECONDS = 60.0
 LAUNCH_LEAD_SECONDS = 0.5  # a loadgen process starts sending about this long after launch

@@ -13,23 +13,18 @@ from __future__ import annotations
 import logging
 
 from app.events import kinds
+from app.events.provenance import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, source_headers
+
+__all__ = ["REASON", "SOURCE_OFFSET", "SOURCE_PARTITION", "SOURCE_TOPIC", "headers", "log_sent"]
 
 TOPIC = kinds.UNREADABLE.topic
 
-SOURCE_TOPIC = "imptrack-source-topic"
-SOURCE_PARTITION = "imptrack-source-partition"
-SOURCE_OFFSET = "imptrack-source-offset"
 REASON = "imptrack-reason"
 
 
 def headers(topic: str, partition: int, offset: int, reason: str) -> list[tuple[str, bytes]]:
     """The headers of an unreadable record's copy."""
-    return [
-        (SOURCE_TOPIC, topic.encode()),
-        (SOURCE_PARTITION, str(partition).encode()),
-        (SOURCE_OFFSET, str(offset).encode()),
-        (REASON, reason.encode()),
-    ]
+    return [*source_headers(topic, partition, offset), (REASON, reason.encode())]
 
 
 def log_sent(log: logging.Logger, topic: str, partition: int, offset: int, reason: str) -> None:

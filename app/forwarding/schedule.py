@@ -39,6 +39,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from app.events.provenance import Source
 from app.events.records import AFFILIATE_POSTBACK, IMPRESSION, AffiliatePostbackTask, ForwardTask
 from app.forwarding.schedule_scripts import ENQUEUE, SETTLE
 from app.redis_replies import reply_text
@@ -62,6 +63,9 @@ TASKS = PREFIX + "tasks"  # hash: task id -> {"task": its fields, "attempts": n}
 CLAIMS = PREFIX + "claims"  # hash: task id -> token of the claim delivering it
 LOG = PREFIX + "log"  # stream: delivery attempts not yet published to Kafka
 STATS = PREFIX + "stats"  # hash: counters shared by all forwarder processes
+SOURCES = PREFIX + "sources"
+"""hash: a source partition (``<topic>:<partition>``) -> ``<offset>:<ms>``, the highest
+offset of it scheduled and its impressions' time (see :class:`TaskGroup`)."""
 LOG_GROUP = "shippers"
 DUE = PREFIX + "due"
 """Before the schedule was kept per host: one sorted set of every task id. Each
@@ -91,6 +95,49 @@ TaskFields = Mapping[str, Any]
 """A delivery's fields as its record's ``asdict()`` gives them (``kind`` says which
 record; none: an impression): what the schedule stores, and what an envelope of
 forward tasks holds, so its tasks are scheduled with no record made of each."""
+
+
+NEW_SOURCE_MS = 30_000
+"""A record at or below its source's mark is a replay unless its impressions are this
+much newer than the mark's: then the source topic was made anew and its offsets
+started again from 0 (a Kafka cluster wiped with Redis kept). A replayed record was
+appended before the mark's, so its impressions are older than the mark's, or newer
+only by how long an edge may take to have an envelope appended (its broker ack
+timeout, seconds)."""
+
+
+@dataclass(frozen=True)
+class SourceMark:
+    """The record an envelope of forward tasks was made from, and when the
+    impressions in it were accepted (its envelope key's time)."""
+
+    source: Source
+    accepted_ms: int
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """Tasks scheduled in one script: an envelope's forward tasks, named by their
+    source, or a batch of affiliate postbacks.
+
+    With a source, a replay is recognised by it: the forwarder schedules a
+    partition's envelopes in order, and the worker writes them in the order of their
+    sources from its last commit on (each its source's partition's), so an envelope
+    whose source offset is at or below the highest scheduled of its partition was
+    scheduled already, and is dropped. That costs one field per source partition in
+    Redis, however many impressions pass. Without one (affiliate postbacks, forward
+    tasks written before sources were), each task is remembered by a ``forwarded:``
+    key for the dedup horizon."""
+
+    tasks: Sequence[Delivery | TaskFields]
+    source: SourceMark | None = None
+
+
+def _source_args(mark: SourceMark | None) -> list[Any]:
+    if mark is None:
+        return ["", 0, 0, NEW_SOURCE_MS]
+    source = mark.source
+    return [f"{source.topic}:{source.partition}", source.offset, mark.accepted_ms, NEW_SOURCE_MS]
 
 
 def task_fields(task: Delivery | TaskFields) -> TaskFields:
@@ -189,22 +236,22 @@ class DeliverySchedule:
 
     async def enqueue(self, tasks: Sequence[Delivery | TaskFields]) -> int:
         """Schedule tasks due now in one script; return how many were new (not replays)."""
-        return await self.enqueue_groups([tasks])
+        return await self.enqueue_groups([TaskGroup(tasks)])
 
-    async def enqueue_groups(self, groups: Sequence[Sequence[Delivery | TaskFields]]) -> int:
+    async def enqueue_groups(self, groups: Sequence[TaskGroup]) -> int:
         """Schedule each group of tasks (an envelope's) with a script of its own, all
-        in one round trip; return how many were new (not replays)."""
-        groups = [group for group in groups if group]
+        in one round trip, in order; return how many were new (not replays)."""
+        groups = [group for group in groups if group.tasks]
         if not groups:
             return 0
         async with self.client.pipeline(transaction=False) as pipe:
             for group in groups:
-                args: list[Any] = [PREFIX, self.dedup_seconds]
-                for task in group:
+                args: list[Any] = [PREFIX, self.dedup_seconds, *_source_args(group.source)]
+                for task in group.tasks:
                     fields = task_fields(task)
                     host = origin(fields["url"])
                     args += [_task_id(host, fields), host, _stored(fields, 0)]
-                await self._enqueue(keys=[HOSTS, TASKS], args=args, client=pipe)
+                await self._enqueue(keys=[HOSTS, TASKS, SOURCES], args=args, client=pipe)
                 # Naming and encoding a batch's tasks takes a while (a backlog of
                 # envelopes: hundreds of thousands): deliveries go on meanwhile.
                 await asyncio.sleep(0)

@@ -28,16 +28,45 @@ local function follow(prefix, hosts, host)
 end
 """
 
-# KEYS: hosts, tasks. ARGV: prefix, dedup seconds, then (id, host, task json) triples.
+# KEYS: hosts, tasks, sources. ARGV: prefix, dedup seconds, the group's source ('':
+# none), its offset and its impressions' time (ms), how much newer than the source's
+# mark a record at or below its offset must be to start a new mark (ms), then (id,
+# host, task json) triples.
+#
+# A group with a source is a replay when its offset is at or below the highest
+# offset of its source scheduled so far (the mark): the forwarder reads a partition
+# in order, and the worker writes a partition's envelopes in the order of their
+# sources, from its last commit on. Only a record far newer than the mark, at or
+# below its offset, is no replay: the source topic was made anew (offsets from 0).
+# A group with no source (affiliate postbacks, forward tasks written before sources
+# were) is deduplicated per task by a forwarded: key.
 ENQUEUE = (
     _NOW
     + _HOST_INDEX
     + """
 local prefix, added = ARGV[1], 0
-for i = 3, #ARGV, 3 do
+local source = ARGV[3]
+local by_source = source ~= ''
+if by_source then
+  local offset, ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local mark = redis.call('HGET', KEYS[3], source)
+  if mark then
+    local sep = string.find(mark, ':', 1, true)
+    local marked_offset = tonumber(string.sub(mark, 1, sep - 1))
+    local marked_ms = tonumber(string.sub(mark, sep + 1))
+    if offset <= marked_offset and ms <= marked_ms + tonumber(ARGV[6]) then
+      return 0
+    end
+  end
+  redis.call('HSET', KEYS[3], source, ARGV[4] .. ':' .. ARGV[5])
+end
+for i = 7, #ARGV, 3 do
   local id, host = ARGV[i], ARGV[i + 1]
-  if redis.call('HEXISTS', KEYS[2], id) == 0
-     and redis.call('SET', prefix .. 'forwarded:' .. id, '1', 'NX', 'EX', ARGV[2]) then
+  local new = redis.call('HEXISTS', KEYS[2], id) == 0
+  if new and not by_source then
+    new = redis.call('SET', prefix .. 'forwarded:' .. id, '1', 'NX', 'EX', ARGV[2])
+  end
+  if new then
     redis.call('HSET', KEYS[2], id, ARGV[i + 2])
     redis.call('ZADD', prefix .. 'due:' .. host, now, id)
     place(prefix, KEYS[1], host, now)

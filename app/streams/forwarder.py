@@ -15,7 +15,6 @@ import logging
 import socket
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
 
 import faust
 import orjson
@@ -28,7 +27,7 @@ from app.forwarding.courier import Courier
 from app.forwarding.forwarder import Forwarder, lease_seconds
 from app.forwarding.outbox import DeliveryLogShipper
 from app.forwarding.outcomes import FINAL_FAILURES
-from app.forwarding.schedule import DeliverySchedule
+from app.forwarding.schedule import DeliverySchedule, TaskGroup
 from app.ops.redis_retry import until_redis_answers
 from app.settings import Settings
 from app.streams import forwarder_views
@@ -59,7 +58,7 @@ def build_forwarder(settings: Settings) -> faust.App:
     )
     forwarder = Forwarder(forwarding, schedule, Courier(forwarding))
 
-    async def enqueue(groups: Sequence[Sequence[Any]], what: str) -> None:
+    async def enqueue(groups: Sequence[TaskGroup], what: str) -> None:
         await until_redis_answers(partial(schedule.enqueue_groups, groups), f"schedule {what}", log)
         forwarder.wake()
 

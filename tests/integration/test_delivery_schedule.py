@@ -1,4 +1,5 @@
-"""The delivery schedule's Redis scripts, against a real Redis: replays, leases,
+"""The delivery schedule's Redis scripts, against a real Redis: replays (by task, and
+by the source record of an envelope of tasks), leases,
 host caps, circuit breakers and the delivery log."""
 
 from __future__ import annotations
@@ -9,8 +10,18 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from app.events.provenance import Source
 from app.events.records import AffiliatePostbackTask, ForwardTask
-from app.forwarding.schedule import DUE, TASKS, DeliverySchedule, task_id
+from app.forwarding.schedule import (
+    DUE,
+    NEW_SOURCE_MS,
+    SOURCES,
+    TASKS,
+    DeliverySchedule,
+    SourceMark,
+    TaskGroup,
+    task_id,
+)
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
 
@@ -62,6 +73,59 @@ async def test_a_replayed_task_is_scheduled_once(client: aioredis.Redis) -> None
     assert await schedule.finish(claims[0], b"{}", retry_delay_ms=None, breaker="ok")
     assert await schedule.enqueue([task]) == 0
     assert await schedule.claim(10) == []
+
+
+def _from(offset: int, accepted_ms: int, partition: int = 0) -> SourceMark:
+    return SourceMark(Source("impressions", partition, offset), accepted_ms)
+
+
+async def _delivered(schedule: DeliverySchedule) -> list[ForwardTask]:
+    """Claim every due task and finish it as delivered; the tasks, in order."""
+    claims = await schedule.claim(100)
+    for claim in claims:
+        assert await schedule.finish(claim, b"{}", retry_delay_ms=None, breaker="ok")
+    return [claim.task for claim in claims]
+
+
+async def test_an_envelope_replayed_after_its_delivery_is_known_by_its_source(
+    client: aioredis.Redis,
+) -> None:
+    """Forward tasks named by their source record: a replay (a worker or forwarder
+    reading the partition again) is recognised by the source's offset however long
+    ago its tasks were delivered, with no key kept per impression; a later record of
+    the partition, or any record of another partition, is new."""
+    schedule = _schedule(client, host_concurrency=10)
+    first, second = [_task(), _task()], [_task()]
+    assert await schedule.enqueue_groups([TaskGroup(first, _from(10, 1_000))]) == 2
+    assert await schedule.enqueue_groups([TaskGroup(second, _from(11, 1_001))]) == 1
+    assert sorted(t.aimp_id for t in await _delivered(schedule)) == sorted(
+        t.aimp_id for t in first + second
+    )
+
+    replayed = [TaskGroup(first, _from(10, 1_000)), TaskGroup(second, _from(11, 1_001))]
+    assert await schedule.enqueue_groups(replayed) == 0
+    assert await schedule.claim(10) == []
+    # One field per source partition, and no forwarded: key per task.
+    assert await client.hgetall(SOURCES) == {b"impressions:0": b"11:1001"}
+    assert await client.keys("*forwarded:*") == []
+
+    later, elsewhere = [_task()], [_task()]
+    groups = [TaskGroup(later, _from(12, 1_002)), TaskGroup(elsewhere, _from(3, 900, partition=1))]
+    assert await schedule.enqueue_groups(groups) == 2
+
+
+async def test_a_source_topic_made_anew_starts_its_mark_again(client: aioredis.Redis) -> None:
+    """Offsets from 0 again (a Kafka cluster wiped, Redis kept): a record at or below
+    the mark whose impressions are far newer than the mark's is no replay."""
+    schedule = _schedule(client)
+    assert await schedule.enqueue_groups([TaskGroup([_task()], _from(500, 1_000))]) == 1
+    # A replay's impressions may be a little newer than the mark's (the edges'
+    # envelopes are appended in the order their acks come), not this much.
+    assert await schedule.enqueue_groups([TaskGroup([_task()], _from(499, 1_500))]) == 0
+    anew = 1_000 + NEW_SOURCE_MS + 1
+    assert await schedule.enqueue_groups([TaskGroup([_task()], _from(0, anew))]) == 1
+    assert await client.hget(SOURCES, "impressions:0") == f"0:{anew}".encode()
+    assert await schedule.enqueue_groups([TaskGroup([_task()], _from(0, anew))]) == 0
 
 
 async def test_the_same_impression_to_another_destination_is_another_delivery(

@@ -1,7 +1,8 @@
 """The forwarder's scheduling agents alone: each envelope of forward tasks is one
-group of one schedule call per batch; a record that is no envelope, or holds a
-malformed task, is set aside whole and the envelopes after it go on; affiliate
-postbacks are scheduled in batches, a malformed one left out."""
+group of one schedule call per batch, named by the record it was made from; a
+record that is no envelope, or holds a malformed task, is set aside whole and the
+envelopes after it go on; affiliate postbacks are scheduled in batches, a malformed
+one left out."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 
 from agents.forwarder import schedule_deliveries
 from app.events import dead_letters, kinds
+from app.events.provenance import Source, source_headers
 from app.events.records import AffiliatePostbackTask
-from app.ids import IdGenerator
+from app.forwarding.schedule import SourceMark, TaskGroup
+from app.ids import IdGenerator, envelope_key_ms
 from tests.ids import TEST_SEAL
 from tests.unit.agents.conftest import Worker, settled
 
@@ -26,9 +29,11 @@ class Scheduled:
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[list[Any]], str]] = []
+        self.sources: list[SourceMark | None] = []
 
-    async def __call__(self, groups: Sequence[Sequence[Any]], what: str) -> None:
-        self.calls.append(([list(group) for group in groups], what))
+    async def __call__(self, groups: Sequence[TaskGroup], what: str) -> None:
+        self.calls.append(([list(group.tasks) for group in groups], what))
+        self.sources += [group.source for group in groups]
 
     def groups(self) -> list[list[Any]]:
         return [group for groups, _ in self.calls for group in groups]
@@ -69,6 +74,30 @@ async def test_each_envelope_is_one_group_of_its_tasks(worker: Worker) -> None:
     assert scheduled.groups() == [first, second]
     assert {what for _, what in scheduled.calls} == {"forward tasks"}
     assert worker.topics.sent[kinds.UNREADABLE.topic] == []
+
+
+async def test_an_envelope_is_named_by_the_impressions_record_it_was_made_from(
+    worker: Worker,
+) -> None:
+    """The schedule recognises a replayed envelope by its source: the impressions
+    partition and offset in its headers, with its impressions' time (its key's). One
+    written before sources were is scheduled with none (deduplicated task by task)."""
+    scheduled = Scheduled()
+    forward_tasks, _ = schedule_deliveries(worker.app, worker.topics, scheduled)
+    named_key, named, named_value = _envelope(2)
+    old_key, old, old_value = _envelope(1)
+    async with forward_tasks.test_context() as tested:
+        await tested.put(
+            named_value, key=named_key, headers=source_headers(kinds.IMPRESSIONS.topic, 2, 41)
+        )
+        await tested.put(old_value, key=old_key)
+        await settled(lambda: len(scheduled.groups()) == 2)
+
+    assert scheduled.groups() == [named, old]
+    assert scheduled.sources == [
+        SourceMark(Source(kinds.IMPRESSIONS.topic, 2, 41), envelope_key_ms(named_key)),
+        None,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from app.attribution.impressions import recorded_impression
 from app.catalog.model import Advertiser, Affiliate, Catalog, Offer, Payment
 from app.events import dead_letters, kinds
 from app.events.envelopes import Envelope
+from app.events.provenance import source_of
 from app.events.records import Impression, impression_payload
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
@@ -80,6 +81,13 @@ async def test_an_envelope_is_judged_recorded_forwarded_and_indexed_as_one(
     (forwarded,) = _decoded(worker, kinds.FORWARD_TASKS)
     for kind in (kinds.RECORDED_IMPRESSIONS, kinds.REJECTED_IMPRESSIONS, kinds.FORWARD_TASKS):
         assert [k for k, _ in worker.topics.sent[kind.topic]] == [key]
+    # The forward tasks name the record they were made from: the forwarder recognises
+    # a replay of them by it.
+    (forward_headers,) = worker.topics.headers[kinds.FORWARD_TASKS.topic]
+    source = source_of(forward_headers)
+    assert source is not None
+    # (test_context() reads from a channel of its own, at offset 0.)
+    assert (source.partition, source.offset) == (0, 0)
     assert recorded["aimp_id"] == [eligible, second]
     # What each earned at the offer's CPM price (per thousand), with its advertiser.
     assert (recorded["revenue"], recorded["payout"], recorded["advertiser_id"]) == (
