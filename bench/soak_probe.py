@@ -140,9 +140,15 @@ def files_mb(folder: Path, pattern: str) -> float:
 def data_on_disk(stack: Stack) -> dict[str, dict[str, float]]:
     """What explains some processes' memory, by process: a worker's RocksDB write-ahead
     logs hold exactly what its memtables hold until they are flushed to SST files;
-    the exporter's DuckDB file is what its buffer pool caches from."""
+    the exporter's DuckDB file is what its buffer pool caches from. With the Kafka
+    logs, they are also the disk an impression takes (bench/retention.py)."""
     s = stack.settings
     disk = {"exporter": {"duckdb_mb": files_mb(s.exporter_db_path.parent, "*.duckdb*")}}
+    # The stack's own Kafka nodes (none with an external broker): the topics' log
+    # segments, not their preallocated indexes (bench/retention.py).
+    kafka = s.data_dir / "kafka"
+    if kafka.is_dir():
+        disk["broker"] = {"kafka_log_mb": files_mb(kafka, "*.log")}
     for part in stack.components():
         if part.name == "worker" or part.name.startswith("worker-"):
             instance = int(part.env.get("IMPTRACK_INSTANCE", "1"))

@@ -27,6 +27,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench.retention import print_retention, retention_figures
+
 JUDGED_SECONDS = 600.0  # the soak's last ten minutes
 MEMORY_SLOPE_MAX = 1.0  # MB/min, over the judged window
 WARM_UP_MAX_SECONDS = 60.0  # also the length of the windows compared
@@ -256,6 +258,7 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         for series in INFLOW
     }
     accepted, exported, sink = raw["accepted"], raw["exported"], raw["sink"]
+    redis = redis_figures(raw, seconds, config.get("redis_window_seconds"))
     checks = {
         "every request answered": all(c["errors"] == 0 for c in chunks)
         and raw["capacity"]["edge_errors"] == 0,
@@ -295,7 +298,10 @@ def judge(raw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         "cpu": cpu,
         "lag": lag,
         "end_to_end": end_to_end_figures(raw, seconds),
-        "redis": redis_figures(raw, seconds, config.get("redis_window_seconds")),
+        "redis": redis,
+        "retention": retention_figures(
+            raw["samples"][-1], exported.get("impressions", 0), redis["bytes_per_impression_held"]
+        ),
         "drain_s": raw["drain_s"],
         "accepted": accepted,
         "exported": exported,
@@ -356,6 +362,8 @@ def print_report(result: dict[str, Any]) -> None:
                 f"growth {b['growth_mb']:.1f} MB"
             )
     print_redis(result["redis"])
+    if "retention" in result:
+        print_retention(result["retention"])
     window_s = f"{window:g} s"
     print(
         f"\nCPU, % of one core, over the first {window_s} after the warm-up "
