@@ -20,13 +20,16 @@ from typing import Any
 from bench.common import QUICK, bench_stack, machine, write_result
 
 # In this order: the edge benchmarks first, on an idle system; the pipeline fills the
-# worker's table that recovery then restarts with; reports_speed needs no stack.
+# worker's table that recovery then restarts with; retained measures the stores
+# between them, holding what went through the whole stack and nothing else;
+# reports_speed needs no stack.
 BENCHMARKS = (
     "edge_pixel",
     "click_redirect",
     "postback_verdict",
     "forwarder",
     "pipeline",
+    "retained",
     "recovery",
     "reports_speed",
 )

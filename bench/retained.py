@@ -1,0 +1,98 @@
+"""Benchmark: bytes per retained impression in RAM and on disk, and what they come to
+at 1,000 impressions/s over a 30-day window (bench/retention.py says what each store
+keeps, and for how long).
+
+It runs after the benchmarks that send impressions through the whole stack (the
+edge's, the pipeline's). Every store then holds what they made, all of it still
+retained (each store keeps an impression for hours to days), and nothing else yet:
+the recovery benchmark, after it, writes table entries straight into the changelog.
+
+It reads Redis's ``used_memory`` beyond its ``used_memory_startup``, the worker's
+RocksDB files, the stack's Kafka log segments and the DuckDB file, over the
+impressions the exporter has stored.
+
+Target (issue 23): RAM flat in impressions retained. Redis's click index is not: the
+figure says by how much. The processes' RSS is judged flat by the soak
+(bench.soak), which also gives these figures over half an hour.
+
+    python -m bench retained          # after edge_pixel and pipeline, in make bench
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from app.ops.stack import Stack
+from bench.common import QUICK, figure, quiet
+from bench.retention import FORMULA_RATE, FORMULA_WINDOW_SECONDS, retention_figures
+from bench.soak_probe import data_on_disk
+
+DAYS = FORMULA_WINDOW_SECONDS // 86_400
+
+
+def redis_bytes_beyond_startup(url: str) -> int:
+    """What Redis uses beyond what it used when it started (before any key)."""
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("memory")
+    finally:
+        client.close()
+    return int(info["used_memory"]) - int(info["used_memory_startup"])
+
+
+def run(stack: Stack) -> dict[str, Any]:
+    impressions = quiet(stack, "impressions")
+    redis_grown = redis_bytes_beyond_startup(stack.settings.redis)
+    redis_per = round(redis_grown / impressions) if impressions > 0 else None
+    sample = {"disk_mb": data_on_disk(stack)}
+    retained = retention_figures(sample, impressions, redis_per)
+    per, gib = retained["bytes_per_impression"], retained["formula"]["gib"]
+    disk_parts = [per[store] for store in ("rocksdb_disk", "kafka_disk", "duckdb_disk")]
+    disk_per = None if None in disk_parts else sum(b for b in disk_parts if b is not None)
+    disk_gib = [gib[store] for store in ("rocksdb_disk", "kafka_disk", "duckdb_disk")]
+    at_rate = f"at {FORMULA_RATE:,}/s, {DAYS}-day window"
+    figures = [
+        figure(
+            "RAM per retained impression (Redis click index)",
+            float(redis_per or 0),
+            "B",
+            target="flat in impressions retained (0 B)",
+            met=None if QUICK or redis_per is None else redis_per == 0,
+        ),
+        figure(
+            "disk per retained impression (RocksDB + Kafka + DuckDB)",
+            float(disk_per or 0),
+            "B",
+            target="reported",
+            met=None,
+        ),
+        figure(
+            f"Redis RAM {at_rate}",
+            float(gib["redis_ram"] or 0),
+            "GiB",
+            target="reported",
+            met=None,
+        ),
+        figure(
+            f"disk {at_rate} (Kafka: 7-day retention)",
+            float(sum(g for g in disk_gib if g is not None)),
+            "GiB",
+            target="reported",
+            met=None,
+        ),
+    ]
+    print(
+        f"retained: {impressions:,} impressions; Redis {redis_grown / 2**20:.1f} MB beyond "
+        f"startup; bytes per impression {per}"
+    )
+    return {
+        "benchmark": "retained",
+        "figures": figures,
+        "details": {
+            "ok": impressions > 0 and redis_per is not None and disk_per is not None,
+            "redis_bytes_beyond_startup": redis_grown,
+            **retained,
+        },
+    }
