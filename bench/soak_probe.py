@@ -283,6 +283,9 @@ class LagProbe:
             "lag": lag,
             # Edge to the exporter's DuckDB file, per impression of the last minute.
             "end_to_end_ms": exporter["end_to_end"],
+            # How long its last copy of the analysts' snapshot took: the export loop
+            # neither fetches nor writes meanwhile (reports/snapshot.py).
+            "snapshot_copy_s": exporter["snapshot"]["copy_seconds"],
             "exported": exported,
             "produced": {
                 t: total(t) for t in (kinds.IMPRESSIONS.topic, kinds.RECORDED_IMPRESSIONS.topic)
