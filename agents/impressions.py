@@ -83,13 +83,10 @@ def record_impressions(
                 if verdicts.forward is not None:
                     # Named by the envelope it was made from: the forwarder recognises
                     # a replay of it by that (app.forwarding.schedule).
-                    message = event.message
+                    source = source_headers(event.message.topic, partition, event.message.offset)
                     sent.append(
-                        await topics[kinds.FORWARD_TASKS].send(
-                            key=key,
-                            value=verdicts.forward,
-                            partition=partition,
-                            headers=source_headers(message.topic, partition, message.offset),
+                        await _send(
+                            topics[kinds.FORWARD_TASKS], key, verdicts.forward, partition, source
                         )
                     )
             # Postbacks naming these impressions may now be judged (agents/table_progress.py).
@@ -118,5 +115,5 @@ def _readable(event: Any, key: str) -> tuple[Envelope, int] | str:
     return envelope, accepted_ms
 
 
-async def _send(topic: Any, key: str, value: bytes, partition: int) -> Any:
-    return await topic.send(key=key, value=value, partition=partition)
+async def _send(topic: Any, key: str, value: bytes, partition: int, headers: Any = None) -> Any:
+    return await topic.send(key=key, value=value, partition=partition, headers=headers)

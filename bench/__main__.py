@@ -15,7 +15,9 @@ import importlib
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
 from bench.common import QUICK, bench_stack, machine, write_result
@@ -50,6 +52,20 @@ def _run_one(name: str, stack: Any) -> dict[str, Any]:
     return result | {"seconds": round(time.monotonic() - begun, 1)}
 
 
+def _collect(
+    name: str, get: Callable[[], dict[str, Any]], results: dict[str, Any], errors: dict[str, str]
+) -> None:
+    """Keep ``name``'s result, or its error: one broken benchmark must not hide the
+    others' figures."""
+    try:
+        results[name] = get()
+    except Exception:
+        errors[name] = traceback.format_exc()
+        print(errors[name], file=sys.stderr, flush=True)
+    else:
+        print(f"    {results[name]['seconds']} s", flush=True)
+
+
 def run_all(names: tuple[str, ...]) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {}
@@ -59,25 +75,12 @@ def run_all(names: tuple[str, ...]) -> dict[str, Any]:
         running = {name: pool.submit(_run_one, name, None) for name in aside}
         with bench_stack() as stack:
             for name in names:
-                if name in running:
-                    continue
-                print(f"--- {name}", flush=True)
-                try:
-                    results[name] = _run_one(name, stack)
-                except Exception:  # one broken benchmark must not hide the others' figures
-                    errors[name] = traceback.format_exc()
-                    print(errors[name], file=sys.stderr, flush=True)
-                else:
-                    print(f"    {results[name]['seconds']} s", flush=True)
+                if name not in running:
+                    print(f"--- {name}", flush=True)
+                    _collect(name, partial(_run_one, name, stack), results, errors)
         for name, future in running.items():
             print(f"--- {name} (run beside the others)", flush=True)
-            try:
-                results[name] = future.result()
-            except Exception:
-                errors[name] = traceback.format_exc()
-                print(errors[name], file=sys.stderr, flush=True)
-            else:
-                print(f"    {results[name]['seconds']} s", flush=True)
+            _collect(name, future.result, results, errors)
     # In the order given, whichever ran when.
     results = {name: results[name] for name in names if name in results}
     figures = [

@@ -26,10 +26,10 @@ import redis
 
 from app.ops.stack import Stack
 from bench.common import QUICK, figure, quiet
-from bench.retention import FORMULA_RATE, FORMULA_WINDOW_SECONDS, retention_figures
+from bench.retention import DAY_SECONDS, FORMULA_RATE, FORMULA_WINDOW_SECONDS, retention_figures
 from bench.soak_probe import data_on_disk
 
-DAYS = FORMULA_WINDOW_SECONDS // 86_400
+DAYS = FORMULA_WINDOW_SECONDS // DAY_SECONDS
 
 
 def redis_bytes_beyond_startup(url: str) -> int:

@@ -31,11 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
+# An entry of the impressions table outlives the longest window by this.
+from agents.impressions_expiry import MARGIN_SECONDS
+
 DAY_SECONDS = 86_400
 KAFKA_RETENTION_SECONDS = 7 * DAY_SECONDS
 """Apache Kafka's ``log.retention.hours`` default (168); imptrack's topics set none."""
-TABLE_MARGIN_SECONDS = 3600
-"""agents.impressions_expiry.MARGIN_SECONDS: an entry outlives the window by this."""
 FORMULA_RATE = 1000  # impressions/s
 FORMULA_WINDOW_SECONDS = 30 * DAY_SECONDS
 MB = 2**20
@@ -82,7 +83,7 @@ def retention_figures(
     }
     held = {
         "redis_ram": FORMULA_WINDOW_SECONDS,
-        "rocksdb_disk": FORMULA_WINDOW_SECONDS + TABLE_MARGIN_SECONDS,
+        "rocksdb_disk": FORMULA_WINDOW_SECONDS + MARGIN_SECONDS,
         "kafka_disk": min(KAFKA_RETENTION_SECONDS, FORMULA_WINDOW_SECONDS),
         "duckdb_disk": FORMULA_WINDOW_SECONDS,
     }
