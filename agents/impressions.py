@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -18,7 +17,6 @@ import faust
 from agents.batches import current_batches, envelope_key, envelope_time
 from agents.table_progress import TableInput
 from agents.unreadable import set_aside
-from app.attribution.click_links import Linkable
 from app.attribution.impressions import judge_envelope, unreadable_impressions
 from app.catalog.current import CatalogView
 from app.compat.table_writes import write_in_event_partition
@@ -33,10 +31,6 @@ BATCH_SIZE = 100
 """Envelopes a batch (up to 512 impressions each)."""
 BATCH_WINDOW_SECONDS = 0.05
 
-IndexImpressions = Callable[[list[tuple[Linkable, int]]], Awaitable[None]]
-"""Indexes recorded impressions (each with its offer's view-through window) where
-clicks are linked to them (app.attribution.click_links); returns once indexed."""
-
 _ACCEPTED = kinds.IMPRESSIONS.enveloped
 
 
@@ -46,7 +40,6 @@ def record_impressions(
     table: Any,
     table_input: TableInput,
     catalog: CatalogView,
-    index: IndexImpressions,
 ) -> Any:
     """Declare the agent on ``app``."""
 
@@ -56,7 +49,6 @@ def record_impressions(
         batches = current_batches(stream, catalog, envelope_time, BATCH_SIZE, BATCH_WINDOW_SECONDS)
         async for events in batches:
             sent = []
-            recorded: list[tuple[Linkable, int]] = []
             for event in events:
                 key = envelope_key(event)
                 readable = _readable(event, key)
@@ -73,7 +65,6 @@ def record_impressions(
                             topics[kinds.RECORDED_IMPRESSIONS], key, verdicts.recorded, partition
                         )
                     )
-                    recorded += verdicts.indexed
                 if verdicts.rejected is not None:
                     sent.append(
                         await _send(
@@ -91,8 +82,6 @@ def record_impressions(
                     )
             # Postbacks naming these impressions may now be judged (agents/table_progress.py).
             table_input.processed(events)
-            # Not acknowledged until indexed: a click must be able to find it.
-            await index(recorded)
             # The batch's events are acknowledged (and may be committed) once the loop
             # takes the next batch; everything they produced must be on the broker first.
             await asyncio.gather(*sent)

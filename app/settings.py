@@ -187,6 +187,10 @@ class Settings:
     # Worker and forwarder processes ``imptrack up`` starts; each is an instance
     # (from 1) with its own web port (the base port + instance - 1) and data dir.
     worker_web_port: int
+    # The worker's links server (app/streams/links_server.py): the address it listens
+    # on and the edge reaches it at (instance k: the port + k - 1).
+    worker_links_host: str
+    worker_links_port: int
     forwarder_web_port: int
     worker_processes: int
     forwarder_processes: int
@@ -260,6 +264,8 @@ class Settings:
             edge_envelope_ms=_float(env, "EDGE_ENVELOPE_MS", 2.0),
             edge_produce_timeout=_float(env, "EDGE_PRODUCE_TIMEOUT", 5.0),
             worker_web_port=_int(env, "WORKER_WEB_PORT", 16066, 1),
+            worker_links_host=env.get("WORKER_LINKS_HOST", "127.0.0.1"),
+            worker_links_port=_int(env, "WORKER_LINKS_PORT", 16170, 1),
             forwarder_web_port=_int(env, "FORWARDER_WEB_PORT", 16068, 1),
             worker_processes=_int(env, "WORKER_PROCESSES", 1, 1),
             forwarder_processes=_int(env, "FORWARDER_PROCESSES", 1, 1),

@@ -14,7 +14,8 @@ from typing import Any
 import faust
 
 from app.attribution.conversions import ActionState
-from app.compat.rocksdb_store import rocksdb_options
+from app.compat.linked_store import LINKED_STORE_SCHEME
+from app.compat.rocksdb_store import STORE_SCHEME, rocksdb_options
 from app.events.records import Click
 
 
@@ -26,6 +27,10 @@ class WorkerTables:
 
 
 def declare_tables(app: faust.App) -> WorkerTables:
+    # On the worker's RocksDB, the impressions table keeps the clicks' links index
+    # beside its entries (app/compat/linked_store.py); the unit tests' memory store
+    # has no index.
+    on_rocksdb = str(app.conf.store).startswith(f"{STORE_SCHEME}:")
     return WorkerTables(
         impressions=_table(
             app,
@@ -33,7 +38,11 @@ def declare_tables(app: faust.App) -> WorkerTables:
             bytes,
             "Recorded impressions by envelope key (app.ids.IdParts.envelope_key): each "
             "entry is an envelope's recorded impressions, as the recorded envelope "
-            "(app.events.kinds.RECORDED_ENVELOPE), for postback matching.",
+            "(app.events.kinds.RECORDED_ENVELOPE), for postback matching; with the "
+            "clicks' links index beside it (app.attribution.click_links).",
+            # With the table's name as its path: Faust takes a URL with none
+            # ("scheme://", which yarl makes false) for no store at all.
+            store=f"{LINKED_STORE_SCHEME}:impressions" if on_rocksdb else None,
         ),
         clicks=_table(
             app,
@@ -50,7 +59,9 @@ def declare_tables(app: faust.App) -> WorkerTables:
     )
 
 
-def _table(app: faust.App, name: str, value_type: type, help_text: str) -> Any:
+def _table(
+    app: faust.App, name: str, value_type: type, help_text: str, store: str | None = None
+) -> Any:
     # key_type and value_type as well as the schema: Faust takes the serializers its
     # store encodes with from these (an envelope entry is raw bytes, not JSON), the
     # schema only for the changelog's records.
@@ -66,4 +77,5 @@ def _table(app: faust.App, name: str, value_type: type, help_text: str) -> Any:
         ),
         options=rocksdb_options(),
         help=help_text,
+        store=store,
     )

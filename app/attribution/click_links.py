@@ -1,35 +1,34 @@
-"""Finding the impression a click followed, through an index in Redis.
+"""Finding the impression a click followed: the links index, kept on disk beside the
+``impressions`` table.
 
-The impressions agent writes two keys per recorded impression, each living for the
-offer's view-through window (what is left of it at write time):
+Each recorded impression has two entries in its partition's index (the worker's
+RocksDB, app/compat/linked_store.py), written in the same write as its envelope's
+table entry and deleted with it once past every view-through window:
 
-- ``imptrack:aimp:<aimp_id>`` → ``<offer_id>:<pid>:<imp_id>``: lets a click naming
-  an ``aimp_id`` be linked only to an impression of the same offer and affiliate,
-  and gives it the affiliate's ``imp_id`` of that impression (empty when it had
-  none; keys written before it was kept hold ``<offer_id>:<pid>`` only);
-- ``imptrack:imp:<offer_id>:<pid>:<imp_id>`` → ``aimp_id``: the affiliate's own
-  impression ID, for clicks that carry only that. An ``imp_id`` reused by the
-  affiliate points at its latest impression.
+- ``a<aimp_id>`` → ``<offer_id>:<pid>:<imp_id>``: lets a click naming an ``aimp_id``
+  be linked only to an impression of the same offer and affiliate, and gives it the
+  affiliate's ``imp_id`` of that impression (empty when it had none). The
+  ``aimp_id`` names its partition (app.ids).
+- ``i<offer_id>:<pid>:<imp_id>`` → ``aimp_id``: the affiliate's own impression ID,
+  for clicks that carry only that. The edge places every impression with an
+  ``imp_id`` on the partition :func:`imp_id_partition` gives, so a click finds the
+  entry's partition without a lookup. An ``imp_id`` reused by the affiliate points
+  at its latest impression.
 
-The edge reads both in one round trip at click time, so the tracking URL's
-``{aimp_id}`` is the linked impression, and its ``{impression_id}`` that
-impression's ``imp_id`` when the click did not carry one.
+The edge asks the worker holding the partition (app/edge/links.py), which answers
+from the index on a thread of its own (app/streams/links_server.py), so the
+redirect does not wait behind the agents. What one partition's index holds is
+bounded like the table: impressions/s x (longest view-through window + margin)
+entries of each kind at most (agents/impressions_expiry.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
-from typing import Protocol
 
-import orjson
-import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
-
-from app.ids import id_ms
-from app.redis_replies import reply_text
+from app.events.envelopes import Envelope
 
 BY_AIMP_ID = "aimp_id"
 """Linked by the click's ``aimp_id`` parameter."""
@@ -38,33 +37,9 @@ BY_IMP_ID = "imp_id"
 NOT_FOUND = "none"
 """No impression of this offer and affiliate within its view-through window."""
 UNAVAILABLE = "unavailable"
-"""Redis did not answer in time; the click is tracked, without a link."""
+"""The worker holding the index did not answer in time; the click is tracked,
+without a link."""
 LINKS = (BY_AIMP_ID, BY_IMP_ID, NOT_FOUND, UNAVAILABLE)
-
-
-def aimp_key(aimp_id: str) -> str:
-    return f"imptrack:aimp:{aimp_id}"
-
-
-def imp_key(offer_id: int, pid: int, imp_id: str) -> str:
-    return f"imptrack:imp:{offer_id}:{pid}:{imp_id}"
-
-
-class Linkable(Protocol):
-    """What the index keeps of a recorded impression: an Impression is one, and so is
-    app.attribution.impressions.LinkedImpression, made without a faust Record."""
-
-    @property
-    def aimp_id(self) -> str: ...
-
-    @property
-    def offer_id(self) -> int: ...
-
-    @property
-    def pid(self) -> int: ...
-
-    @property
-    def imp_id(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -74,73 +49,49 @@ class Link:
     imp_id: str | None = None  # the linked impression's, as the affiliate sent it
 
 
-# One script call for a whole batch, its keys, values and TTLs in one JSON array:
-# two SETs per impression through redis-py's pipeline cost the impressions agent a
-# tenth of its time in command building and reply parsing, and three script
-# arguments per key still 15 us of its CPU per impression in redis-py's command
-# packing (py-spy, bench.pipeline); one argument takes 2 us. The keys were never of
-# one hash slot, so this needs one Redis (not a cluster) as the KEYS version did.
-# TTLs reach Lua as numbers and Redis writes them back as integers.
-_INDEX = """
-local entries = cjson.decode(ARGV[1])
-for i = 1, #entries, 3 do
-  redis.call('SET', entries[i], entries[i + 1], 'PX', entries[i + 2])
-end
-return #entries / 3
-"""
+def imp_id_partition(offer_id: int, pid: int, imp_id: str, partitions: int) -> int:
+    """The partition of every impression of ``offer_id`` by ``pid`` carrying
+    ``imp_id``, and so of its index entry. CRC-32: the same in every edge process
+    (Python's ``hash`` of a string is not), and fast."""
+    return zlib.crc32(f"{offer_id}:{pid}:{imp_id}".encode()) % partitions
 
 
-@cache
-def _index_script(client: aioredis.Redis) -> AsyncScript:
-    return client.register_script(_INDEX)
+def aimp_entry_key(aimp_id: str) -> bytes:
+    return b"a" + aimp_id.encode()
 
 
-async def index_impressions(
-    client: aioredis.Redis, recorded: Iterable[tuple[Linkable, int]], now_ms: int
-) -> int:
-    """Index recorded impressions, each with its offer's view-through window in
-    seconds; return how many were indexed (an impression past its window is not)."""
-    entries: list[str | int] = []
-    indexed = 0
-    for impression, window_seconds in recorded:
-        aimp_id = impression.aimp_id
-        ttl_ms = id_ms(aimp_id) + window_seconds * 1000 - now_ms
-        if ttl_ms <= 0:
-            continue
-        offer_id, pid, imp_id = impression.offer_id, impression.pid, impression.imp_id
-        entries += (aimp_key(aimp_id), f"{offer_id}:{pid}:{imp_id or ''}", ttl_ms)
+def imp_entry_key(offer_id: int, pid: int, imp_id: str) -> bytes:
+    return f"i{offer_id}:{pid}:{imp_id}".encode()
+
+
+def link_entries(recorded: Envelope) -> Iterator[tuple[bytes, bytes]]:
+    """The index entries of an envelope of recorded impressions."""
+    column = recorded.columns
+    for aimp_id, offer_id, pid, imp_id in zip(
+        column["aimp_id"], column["offer_id"], column["pid"], column["imp_id"], strict=True
+    ):
+        yield aimp_entry_key(aimp_id), f"{offer_id}:{pid}:{imp_id or ''}".encode()
         if imp_id:
-            entries += (imp_key(offer_id, pid, imp_id), aimp_id, ttl_ms)
-        indexed += 1
-    if entries:
-        await _index_script(client)(args=[orjson.dumps(entries)])
-    return indexed
+            yield imp_entry_key(offer_id, pid, imp_id), aimp_id.encode()
 
 
-async def find_impression(
-    client: aioredis.Redis, offer_id: int, pid: int, aimp_id: str | None, imp_id: str | None
-) -> Link:
-    """The impression a click on ``offer_id`` by ``pid`` followed: by ``aimp_id`` when
-    it names one of this offer and affiliate, else by ``imp_id``."""
-    keys = []
-    if aimp_id:
-        keys.append(aimp_key(aimp_id))
-    if imp_id:
-        keys.append(imp_key(offer_id, pid, imp_id))
-    if not keys:
-        return Link(NOT_FOUND)
-    try:
-        found = await client.mget(keys)
-    except (RedisError, TimeoutError):
-        return Link(UNAVAILABLE)
-    if aimp_id:
-        owner = found.pop(0)
-        if owner is not None:
-            # offer:pid, then the imp_id (which may hold colons itself).
-            offer_pid_imp = reply_text(owner).split(":", 2)
-            if offer_pid_imp[:2] == [str(offer_id), str(pid)]:
-                linked_imp_id = offer_pid_imp[2] if len(offer_pid_imp) == 3 else ""
-                return Link(BY_AIMP_ID, aimp_id, linked_imp_id or None)
-    if imp_id and found[0] is not None:
-        return Link(BY_IMP_ID, reply_text(found[0]), imp_id)
-    return Link(NOT_FOUND)
+Read = Callable[[bytes], bytes | None]
+"""A read of one index entry of one partition."""
+
+
+def linked_by_aimp_id(read: Read, offer_id: int, pid: int, aimp_id: str) -> Link | None:
+    """The impression ``aimp_id``, if it is one of ``offer_id`` by ``pid``."""
+    owner = read(aimp_entry_key(aimp_id))
+    if owner is None:
+        return None
+    # offer:pid, then the imp_id (which may hold colons itself).
+    offer, found_pid, imp_id = owner.decode().split(":", 2)
+    if (offer, found_pid) != (str(offer_id), str(pid)):
+        return None
+    return Link(BY_AIMP_ID, aimp_id, imp_id or None)
+
+
+def linked_by_imp_id(read: Read, offer_id: int, pid: int, imp_id: str) -> Link | None:
+    """The latest impression of ``offer_id`` by ``pid`` carrying ``imp_id``."""
+    aimp_id = read(imp_entry_key(offer_id, pid, imp_id))
+    return None if aimp_id is None else Link(BY_IMP_ID, aimp_id.decode(), imp_id)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from app.attribution.click_links import find_impression
 from app.attribution.click_redirects import location
 from app.attribution.payments import offer_currency
 from app.catalog.eligibility import EXPLANATIONS, RejectionReason, rejection_reason
 from app.edge.client_ip import client_ip, user_agent
-from app.edge.keys import CATALOG, PLACEMENT, PRODUCER, REDIS, SETTINGS
+from app.edge.keys import CATALOG, LINKS, PLACEMENT, PRODUCER, SETTINGS
 from app.edge.params import parse_click
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import NO_STORE, invalid_parameter, unavailable
@@ -75,9 +74,14 @@ async def click(request: web.Request) -> web.StreamResponse:
         # rejection_reason refuses both (offer_unknown, no_tracking_url) before here.
         raise RuntimeError(f"offer {wanted.offer_id} was judged eligible with no tracking URL")
     # An aimp_id the network never issued names no impression: not worth a lookup.
-    aimp_id = wanted.aimp_id if wanted.aimp_id and placement.seal.issued(wanted.aimp_id) else None
-    link = await find_impression(
-        request.app[REDIS], wanted.offer_id, wanted.pid, aimp_id, wanted.imp_id
+    named = placement.named(wanted.aimp_id) if wanted.aimp_id else None
+    link = await request.app[LINKS].find(
+        wanted.offer_id,
+        wanted.pid,
+        offer.view_through_window,
+        id_ms(clickid),
+        None if named is None or wanted.aimp_id is None else (wanted.aimp_id, named),
+        wanted.imp_id,
     )
     values["aimp_id"] = link.aimp_id
     values["advertiser_id"] = offer.advertiser_id

@@ -1,12 +1,16 @@
 """The edge's impressions, gathered into envelopes (app.events.envelopes).
 
-One envelope is open at a time in each edge process. It takes every impression the
-process accepts until it holds ``max_events`` or has been open ``linger_ms``,
-whichever comes first; then it is sent as one Kafka record to its partition and the
-next one opens on the next partition in turn. Each impression's ``aimp_id`` is its
-envelope's ID for its slot (app.ids.EnvelopeIds), so a lookup by ``aimp_id`` finds the
-envelope without an index. A pixel is answered when its envelope is acknowledged by
-the broker, never before: the GIF still means the broker has the impression.
+An envelope takes impressions until it holds ``max_events`` or has been open
+``linger_ms``, whichever comes first; then it is sent as one Kafka record to its
+partition. An impression without an ``imp_id`` joins the envelope opened last (a
+new one opens on the next partition in turn); one with an ``imp_id`` must live on
+the partition its offer, affiliate and ``imp_id`` hash to
+(app.attribution.click_links.imp_id_partition), so a click naming that ``imp_id``
+finds it, and joins that partition's envelope: at most one is open per partition.
+Each impression's ``aimp_id`` is its envelope's ID for its slot
+(app.ids.EnvelopeIds), so a lookup by ``aimp_id`` finds the envelope without an
+index. A pixel is answered when its envelope is acknowledged by the broker, never
+before: the GIF still means the broker has the impression.
 """
 
 from __future__ import annotations
@@ -62,21 +66,24 @@ class EnvelopeWriter:
         self._format = fmt
         self._max_events = max_events
         self._linger = linger_ms / 1000
-        self._open: _Open | None = None
+        self._open: dict[int, _Open] = {}
+        self._latest: _Open | None = None  # the last opened, while open
         self._sending: set[asyncio.Task[None]] = set()
         self.envelopes_sent = 0
 
-    def add(self, row: dict[str, Any]) -> tuple[str, Awaitable[None]]:
-        """Put ``row`` in the open envelope under a new ``aimp_id``; return the ID and
-        what to await for the broker's ack (it raises :class:`BrokerUnavailable` if
-        the envelope is not acknowledged in time)."""
-        current = self._open
+    def add(self, row: dict[str, Any], partition: int | None = None) -> tuple[str, Awaitable[None]]:
+        """Put ``row`` in an open envelope, on ``partition`` if it must live there,
+        under a new ``aimp_id``; return the ID and what to await for the broker's ack
+        (it raises :class:`BrokerUnavailable` if the envelope is not acknowledged in
+        time)."""
+        current = self._latest if partition is None else self._open.get(partition)
         if current is None:
             loop = asyncio.get_running_loop()
-            partition = self._placement.next_partition()
+            if partition is None:
+                partition = self._placement.next_partition()
             current = _Open(self._placement.ids.open_envelope(partition), loop.create_future())
             current.timer = loop.call_later(self._linger, self._close, current)
-            self._open = current
+            self._open[partition] = self._latest = current
         aimp_id = current.ids.id(len(current.rows))
         row["aimp_id"] = aimp_id
         current.rows.append(row)
@@ -90,9 +97,12 @@ class EnvelopeWriter:
         return aimp_id, asyncio.shield(current.acked)
 
     def _close(self, envelope: _Open) -> None:
-        if self._open is not envelope:
+        partition = envelope.ids.partition
+        if self._open.get(partition) is not envelope:
             return  # closed already, full before its time was up
-        self._open = None
+        del self._open[partition]
+        if self._latest is envelope:
+            self._latest = None
         if envelope.timer is not None:
             envelope.timer.cancel()
         task = asyncio.create_task(self._send(envelope))
@@ -121,7 +131,7 @@ class EnvelopeWriter:
 
     async def flush(self) -> None:
         """Send the open envelope now and wait for every envelope in flight."""
-        if self._open is not None:
-            self._close(self._open)
+        for envelope in list(self._open.values()):
+            self._close(envelope)
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)

@@ -10,6 +10,7 @@ from app.catalog.follower import CatalogFollower
 from app.catalog.service import CatalogService
 from app.edge.api_keys import ApiKeyGate
 from app.edge.envelope_writer import EnvelopeWriter
+from app.edge.links import LinkFinder
 from app.edge.placement import Placement
 from app.edge.producer import EventProducer
 from app.settings import Settings
@@ -23,3 +24,4 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 VERDICTS = web.AppKey("verdicts", VerdictWaiter)
 PLACEMENT = web.AppKey("placement", Placement)
 IMPRESSIONS = web.AppKey("impressions", EnvelopeWriter)
+LINKS = web.AppKey("links", LinkFinder)

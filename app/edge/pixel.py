@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from app.attribution.click_links import imp_id_partition
 from app.catalog.eligibility import rejection_reason
 from app.edge.client_ip import client_ip, user_agent
 from app.edge.keys import API_KEY_GATE, CATALOG, IMPRESSIONS, SETTINGS
@@ -37,9 +38,15 @@ async def pixel(request: web.Request) -> web.Response:
         ua=user_agent(request),
         ip=client_ip(request, settings.edge_trusted_proxy_hops),
     )
-    # The impression joins the open envelope, which gives it its aimp_id; the GIF
-    # waits for the envelope's ack.
-    aimp_id, acked = request.app[IMPRESSIONS].add(payload)
+    # The impression joins an open envelope, which gives it its aimp_id; the GIF
+    # waits for the envelope's ack. One with an imp_id lives where a click naming
+    # that imp_id looks for it.
+    partition = None
+    if wanted.imp_id:
+        partition = imp_id_partition(
+            wanted.offer_id, wanted.pid, wanted.imp_id, settings.topic_partitions
+        )
+    aimp_id, acked = request.app[IMPRESSIONS].add(payload, partition)
     try:
         await acked
     except BrokerUnavailable:

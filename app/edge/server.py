@@ -29,12 +29,14 @@ from app.edge.keys import (
     CATALOG,
     CATALOG_SERVICE,
     IMPRESSIONS,
+    LINKS,
     PLACEMENT,
     PRODUCER,
     REDIS,
     SETTINGS,
     VERDICTS,
 )
+from app.edge.links import LinkFinder
 from app.edge.pixel import pixel
 from app.edge.placement import Placement
 from app.edge.postback import postback
@@ -91,12 +93,14 @@ async def _check_partitions(producer: EventProducer, expected: int) -> None:
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Short timeouts: a click waits for its impression link at most this long, then
-    # is tracked without one (see app.attribution.click_links).
+    # Short timeouts: nothing on a request's path waits long for Redis.
     client = aioredis.from_url(
         app[SETTINGS].redis, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
     )
     app[REDIS] = client
+    links = LinkFinder(client, app[SETTINGS].topic_partitions)
+    await links.start()
+    app[LINKS] = links
     # Verdicts arrive on a subscription that waits indefinitely: a client of its own
     # without the short read timeout.
     verdict_client = aioredis.from_url(
@@ -106,6 +110,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await waiter.start()
     app[VERDICTS] = waiter
     yield
+    await links.stop()
     await waiter.stop()
     await verdict_client.aclose()
     await client.aclose()

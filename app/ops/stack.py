@@ -336,6 +336,7 @@ def isolated_stack(home: Path, **extra_env: str) -> Stack:
 
     broker = block("IMPTRACK_KAFKA_NODES", 2)
     worker, forwarder = block("WORKER_PROCESSES"), block("FORWARDER_PROCESSES")
+    links = block("WORKER_PROCESSES")
     inherited = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BROKER", "REDIS_URL")}
     env = {
         **inherited,
@@ -343,6 +344,7 @@ def isolated_stack(home: Path, **extra_env: str) -> Stack:
         "IMPTRACK_BROKER_PORT": str(broker),
         "IMPTRACK_REDIS_PORT": str(redis),
         "WORKER_WEB_PORT": str(worker),
+        "WORKER_LINKS_PORT": str(links),
         "FORWARDER_WEB_PORT": str(forwarder),
         "EXPORTER_PORT": str(exporter),
         "EDGE_PORT": str(edge),

@@ -9,9 +9,6 @@ advertiser action) → the topics the exporter and the forwarder read.
 
 from __future__ import annotations
 
-import logging
-import time
-
 import faust
 
 from agents.clicks import record_clicks
@@ -20,17 +17,16 @@ from agents.impressions import record_impressions
 from agents.impressions_expiry import expire_impressions
 from agents.postbacks import Sources, match_postbacks
 from agents.table_progress import TableInput
-from app.attribution.click_links import Linkable, index_impressions
 from app.attribution.replies import replying_through
 from app.catalog.follower import CatalogFollower
 from app.events import kinds
 from app.events.topics import EventTopics
 from app.ids import IdSeal
 from app.installation_secrets import load_id_key
-from app.ops.redis_retry import until_redis_answers
 from app.settings import Settings
 from app.streams import worker_views
 from app.streams.faust_app import Role, build_faust_app, redis_client
+from app.streams.worker_links import serve_links
 from tables import declare_tables
 
 
@@ -55,20 +51,13 @@ def build_worker(settings: Settings) -> faust.App:
     redis = redis_client(settings)
     reply = replying_through(redis)
 
-    async def index(recorded: list[tuple[Linkable, int]]) -> None:
-        await until_redis_answers(
-            # Now is read at each try: the keys live for what is left of the window.
-            lambda: index_impressions(redis, recorded, time.time_ns() // 1_000_000),
-            "index impressions",
-            logging.getLogger("imptrack.impressions"),
-        )
-
-    record_impressions(app, topics, tables.impressions, impressions_input, catalog, index)
+    record_impressions(app, topics, tables.impressions, impressions_input, catalog)
     expire_impressions(app, tables.impressions, catalog)
     record_clicks(app, topics, tables.clicks, clicks_input)
     seal = IdSeal(load_id_key(settings))
     sources = Sources(tables.clicks, clicks_input, tables.impressions, impressions_input, seal)
     match_postbacks(app, topics, sources, catalog, seal, reply)
     decide_conversions(app, topics, tables.conversions, catalog, reply)
+    serve_links(app, tables.impressions, settings, redis)
     worker_views.serve(app, catalog)
     return app

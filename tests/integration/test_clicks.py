@@ -13,12 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
-from app.attribution.click_links import imp_key
 from app.ids import id_ms
 from tests.integration.admin import Admin, topic_keys
 from tests.integration.conftest import RunningStack
+from tests.integration.links import linked
 
 pytestmark = pytest.mark.integration
 
@@ -108,15 +107,8 @@ async def _pixel(session: aiohttp.ClientSession, stack: RunningStack, **params: 
 
 
 async def _indexed(stack: RunningStack, offer_id: int, imp_id: str) -> None:
-    """Wait until the impressions agent has indexed this impression."""
-    client = aioredis.from_url(stack.settings.redis)
-    try:
-        deadline = time.monotonic() + 30
-        while not await client.exists(imp_key(offer_id, PID, imp_id)):
-            assert time.monotonic() < deadline, "the impression was never indexed"
-            await asyncio.sleep(0.05)
-    finally:
-        await client.aclose()
+    """Wait until the worker links clicks to this impression."""
+    await linked(stack, offer_id, PID, imp_id=imp_id)
 
 
 async def test_the_redirect_carries_every_macro_encoded(stack: RunningStack, admin: Admin) -> None:

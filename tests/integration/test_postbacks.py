@@ -13,13 +13,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
-from app.attribution.click_links import aimp_key
 from app.attribution.security import secure_hash
 from app.ids import IdGenerator
 from tests.integration.admin import Admin
 from tests.integration.conftest import RunningStack
+from tests.integration.links import linked
 
 pytestmark = pytest.mark.integration
 
@@ -98,15 +97,8 @@ async def _click(
     url = f"{stack.edge_url}/click?offer_id={offer}&pid={PID}&sub1=c1-{offer}"
     if aimp_id:
         url += f"&aimp_id={aimp_id}"
-        # A click links to an impression once the impressions agent has indexed it.
-        client = aioredis.from_url(stack.settings.redis)
-        try:
-            deadline = time.monotonic() + 10
-            while not await client.exists(aimp_key(aimp_id)):
-                assert time.monotonic() < deadline, f"impression {aimp_id} never indexed"
-                await asyncio.sleep(0.05)
-        finally:
-            await client.aclose()
+        # A click links to an impression once the worker has recorded it.
+        await linked(stack, offer, PID, aimp_id=aimp_id)
     async with session.get(url, allow_redirects=False) as response:
         assert response.status == 302, await response.text()
         return response.headers["X-Clickid"]

@@ -1,5 +1,5 @@
 """The impressions agent alone: an envelope judged by the catalog, recorded,
-emitted as envelopes, indexed; an unreadable record set aside, never dropped."""
+emitted as envelopes; an unreadable record set aside, never dropped."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from app.catalog.model import Advertiser, Affiliate, Catalog, Offer, Payment
 from app.events import dead_letters, kinds
 from app.events.envelopes import Envelope
 from app.events.provenance import source_of
-from app.events.records import Impression, impression_payload
+from app.events.records import impression_payload
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
 from tests.unit.agents.conftest import FixedCatalog, Worker, settled
@@ -44,17 +44,13 @@ def _envelope(*offers: int) -> tuple[str, list[str], bytes]:
     return ids.key, [row["aimp_id"] for row in rows], value
 
 
-def _agent(worker: Worker, indexed: list[tuple[Impression, int]]) -> Any:
-    async def index(recorded: list[tuple[Impression, int]]) -> None:
-        indexed.extend(recorded)
-
+def _agent(worker: Worker) -> Any:
     return record_impressions(
         worker.app,
         worker.topics,
         worker.tables.impressions,
         TableInput(worker.app, kinds.IMPRESSIONS),
         FixedCatalog(CATALOG),
-        index,
     )
 
 
@@ -62,16 +58,15 @@ def _decoded(worker: Worker, kind: kinds.EventKind) -> list[Envelope]:
     return [kind.enveloped.decode(value) for value in worker.topics.values(kind)]
 
 
-async def test_an_envelope_is_judged_recorded_forwarded_and_indexed_as_one(
+async def test_an_envelope_is_judged_recorded_and_forwarded_as_one(
     worker: Worker,
 ) -> None:
     """Each output is one envelope per input envelope, under its key: the recorded
     impressions (with what they earned), the rejected ones (with their reason), the
     forward tasks; the table holds one entry for the envelope, where a lookup by
     aimp_id finds the recorded impression and only it."""
-    indexed: list[tuple[Impression, int]] = []
     key, (eligible, unknown, second), value = _envelope(5, 77, 5)
-    async with _agent(worker, indexed).test_context() as tested:
+    async with _agent(worker).test_context() as tested:
         await tested.put(value, key=key)
         await settled(lambda: len(worker.topics.sent[kinds.FORWARD_TASKS.topic]) == 1)
         stored: Any = dict(worker.tables.impressions.data.items())
@@ -107,10 +102,6 @@ async def test_an_envelope_is_judged_recorded_forwarded_and_indexed_as_one(
         }
     ]
     assert forwarded["url"] == [f"https://adv.example/imp?id={a}" for a in (eligible, second)]
-    assert [(i.aimp_id, window) for i, window in indexed] == [
-        (eligible, OFFER.view_through_window),
-        (second, OFFER.view_through_window),
-    ]
     assert list(stored) == [key]
     parts = {a: TEST_SEAL.parts(a) for a in (eligible, unknown, second)}
     found = recorded_impression(stored[key], second, parts[second].slot)  # type: ignore[union-attr]
@@ -134,7 +125,7 @@ async def test_an_unreadable_record_is_set_aside_and_the_next_envelope_goes_on(
     as it came, to unreadable-records with where it was and why; the envelope after
     it is recorded as usual."""
     key, (eligible,), good = _envelope(5)
-    async with _agent(worker, []).test_context() as tested:
+    async with _agent(worker).test_context() as tested:
         await tested.put(value, key="00000000000000000000")
         await tested.put(good, key=key)
         await settled(lambda: len(worker.topics.sent[kinds.RECORDED_IMPRESSIONS.topic]) == 1)
@@ -158,7 +149,7 @@ async def test_an_envelope_with_a_malformed_impression_is_set_aside_whole(
     rows = [{"aimp_id": IdGenerator(TEST_SEAL).new_id(), "offer_id": "5", "pid": 3}]
     value = kinds.IMPRESSIONS.enveloped.current.encode_rows(rows)
     key = IdGenerator(TEST_SEAL).open_envelope(0).key
-    async with _agent(worker, []).test_context() as tested:
+    async with _agent(worker).test_context() as tested:
         await tested.put(value, key=key)
         await settled(lambda: len(worker.topics.sent[kinds.UNREADABLE.topic]) == 1)
     (headers,) = worker.topics.headers[kinds.UNREADABLE.topic]

@@ -101,20 +101,18 @@ def _rows(count: int) -> tuple[str, list[dict[str, Any]]]:
 def test_an_envelope_judged_whole_matches_each_impression_judged_alone() -> None:
     """Every recorded impression has the fields and earning of judge_impression's copy,
     every rejected one its reason and advertiser, every forward task its destination
-    and URL (every macro, URL-encoded), in slot order; the index gets each recorded
-    impression with its offer's view-through window."""
+    and URL (every macro, URL-encoded), in slot order."""
     _, rows = _rows(300)
     envelope = kinds.IMPRESSIONS.enveloped.decode(
         kinds.IMPRESSIONS.enveloped.current.encode_rows(rows)
     )
     verdicts = judge_envelope(CATALOG, envelope)
 
-    recorded, rejected, forward, indexed = [], [], [], []
+    recorded, rejected, forward = [], [], []
     for row in rows:
         judged = judge_impression(CATALOG, Impression(**row))
         if isinstance(judged, Recorded):
             recorded.append(judged.earning.asdict())
-            indexed.append((judged.impression.aimp_id, judged.view_through_window))
             if judged.forward is not None:
                 forward.append(judged.forward.asdict())
         else:
@@ -145,13 +143,6 @@ def test_an_envelope_judged_whole_matches_each_impression_judged_alone() -> None
         kinds.REJECTED_IMPRESSIONS, rejected
     )
     assert decoded(kinds.FORWARD_TASKS, verdicts.forward) == as_rows(kinds.FORWARD_TASKS, forward)
-    assert [(i.aimp_id, window) for i, window in verdicts.indexed] == indexed
-    by_id = {row["aimp_id"]: row for row in rows}
-    assert all(
-        (i.offer_id, i.pid, i.imp_id)
-        == (by_id[i.aimp_id]["offer_id"], by_id[i.aimp_id]["pid"], by_id[i.aimp_id]["imp_id"])
-        for i, _ in verdicts.indexed
-    )
 
 
 def test_an_envelope_with_nothing_recorded_or_nothing_rejected_writes_no_such_envelope() -> None:
@@ -164,7 +155,7 @@ def test_an_envelope_with_nothing_recorded_or_nothing_rejected_writes_no_such_en
     assert (verdicts.rejected, verdicts.forward) == (None, None)
     unknown = [impression_payload(99, 3, None, {}, None, None) | {"aimp_id": ids.id(1)}]
     verdicts = judge_envelope(CATALOG, fmt.decode(fmt.current.encode_rows(unknown)))
-    assert (verdicts.recorded, verdicts.forward, verdicts.indexed) == (None, None, [])
+    assert (verdicts.recorded, verdicts.forward) == (None, None)
     assert verdicts.rejected is not None
 
 
