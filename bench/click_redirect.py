@@ -2,8 +2,8 @@
 
 Both are loaded from a separate process at the same fixed rate, alternately, on
 the same machine in the same run: the edge answers only after the broker has the
-click and Redis has been asked for the impression link; the bare handler just
-builds a Location. Reported: achieved requests/s and p50/p99 latency of each, and
+click and the worker holding the partition of its ``imp_id`` has been asked for the
+impression it follows (app/edge/links.py); the bare handler just builds a Location. Reported: achieved requests/s and p50/p99 latency of each, and
 the edge's figures as a ratio of the baseline's.
 
     python -m bench.click_redirect          # QUICK=1 for a smoke run
@@ -31,6 +31,7 @@ from bench.common import (
 RATE = 200 if QUICK else 1000
 DURATION = 1.0 if QUICK else 6.0
 ROUNDS = 1 if QUICK else 3
+TARGET_RATIO = 0.7  # issue 23: requests/s against the bare redirect handler
 CATALOG = """
 advertisers: [{id: 1, name: Bench advertiser}]
 affiliates: [{id: 1, name: Bench affiliate}]
@@ -83,8 +84,8 @@ def run(stack: Stack) -> dict[str, Any]:
                 edge["rps"],
                 "req/s",
                 baseline=bare_figures["rps"],
-                target="reported (no target in issue 8)",
-                met=None,
+                target=f">= {TARGET_RATIO} x bare",
+                met=None if QUICK else edge["rps"] >= TARGET_RATIO * bare_figures["rps"],
             ),
             figure(
                 f"click redirect p99 ms @{RATE:g}/s",

@@ -11,9 +11,10 @@ It reads Redis's ``used_memory`` beyond its ``used_memory_startup``, the worker'
 RocksDB files, the stack's Kafka log segments and the DuckDB file, over the
 impressions the exporter has stored.
 
-Target (issue 23): RAM flat in impressions retained. Redis's click index is not: the
-figure says by how much. The processes' RSS is judged flat by the soak
-(bench.soak), which also gives these figures over half an hour.
+Target (issue 23): RAM flat in impressions retained. Redis keeps nothing per
+impression since the click index moved beside the impressions table on disk, so its
+growth over the impressions should round to 0 B each. The processes' RSS is judged
+flat by the soak (bench.soak), which also gives these figures over half an hour.
 
     python -m bench retained          # after edge_pixel and pipeline, in make bench
 """
@@ -55,7 +56,7 @@ def run(stack: Stack) -> dict[str, Any]:
     at_rate = f"at {FORMULA_RATE:,}/s, {DAYS}-day window"
     figures = [
         figure(
-            "RAM per retained impression (Redis click index)",
+            "RAM per retained impression (Redis)",
             float(redis_per or 0),
             "B",
             target="flat in impressions retained (0 B)",

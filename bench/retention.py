@@ -4,17 +4,21 @@ disk per retained impression, and the formula for 1,000/s over a 30-day window")
 
 Each store keeps an impression for its own time, so each gives its own term:
 
-- **Redis (RAM)**: the click index, two keys per recorded impression for its offer's
-  view-through window (forward dedup keeps one mark per partition, nothing per
-  impression). Its bytes per impression are the soak's ``bytes_per_impression_held``
-  (bench.soak_report.redis_figures).
+- **Redis (RAM)**: nothing per retained impression. It holds the delivery schedule
+  (what is due, bounded by the forwarder's backlog), the breakers, one forward-dedup
+  mark and one links owner per partition; the click index is on disk beside the
+  impressions table. Its bytes per impression are the soak's
+  ``bytes_per_impression_held`` (bench.soak_report.redis_figures), which should
+  come out as 0.
 - **The processes' RSS (RAM)**: none per impression. Their caches have ceilings and
   the soak judges their memory flat over its last ten minutes; what they hold is
   in the soak's memory table, not in this formula.
 - **The worker's RocksDB (disk)**: the ``impressions`` table, one entry per envelope,
-  kept for the longest view-through window plus the expiry's margin
-  (agents/impressions_expiry.py), with the small ``clicks`` and ``conversions``
-  tables beside it; SST files and write-ahead logs, over the impressions recorded.
+  and the clicks' links index beside it (two entries per impression with an
+  ``imp_id``, one without: app.attribution.click_links), kept for the longest
+  view-through window plus the expiry's margin (agents/impressions_expiry.py), with
+  the small ``clicks`` and ``conversions`` tables beside it; SST files and
+  write-ahead logs, over the impressions recorded.
 - **Kafka (disk)**: every topic's log segments (the impression's envelope, its
   recorded, forward-task and export records, its delivery's attempt, the
   changelogs), one replica, kept for the topics' retention: Apache Kafka's default
@@ -106,8 +110,8 @@ def retention_figures(
 def print_retention(r: dict[str, Any]) -> None:
     per, gib, held = r["bytes_per_impression"], r["formula"]["gib"], r["retained_seconds"]
     what = {
-        "redis_ram": "Redis, RAM (click index, view-through window)",
-        "rocksdb_disk": "worker RocksDB, disk (window + 1 h)",
+        "redis_ram": "Redis, RAM (schedule and marks: none per impression)",
+        "rocksdb_disk": "worker RocksDB, disk (table and links, window + 1 h)",
         "kafka_disk": "Kafka logs, disk, one replica (topic retention)",
         "duckdb_disk": "DuckDB, disk (kept by the analysts)",
     }

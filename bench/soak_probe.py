@@ -160,7 +160,7 @@ def data_on_disk(stack: Stack) -> dict[str, dict[str, float]]:
     return disk
 
 
-# Every key imptrack writes to Redis starts with this (app/attribution/click_links.py,
+# Every key imptrack writes to Redis starts with this (app/attribution/link_owners.py,
 # app/forwarding/schedule.py); what follows it, past a hash tag, names the kind.
 KEY_NAMESPACE = "imptrack"
 REDIS_SCAN_COUNT = 1000  # SCAN's COUNT: keys looked at per call
@@ -168,9 +168,8 @@ REDIS_SCAN_MAX_KEYS = 1_000_000  # beyond this, the keys seen are a sample
 
 
 def key_kind(key: str) -> str:
-    """A key's name up to the part that varies: ``imptrack:aimp:*`` for
-    ``imptrack:aimp:<aimp_id>``, ``imptrack:{fwd}:forwarded:*`` for a forwarding
-    dedup key, ``imptrack:{fwd}:due`` for itself."""
+    """A key's name up to the part that varies: ``imptrack:{fwd}:forwarded:*`` for a
+    forwarding dedup key, ``imptrack:{fwd}:due`` for itself."""
     parts = key.split(":")
     fixed = 0
     while fixed < len(parts) - 1 and (

@@ -120,3 +120,31 @@ async def test_a_pixel_whose_client_went_away_does_not_cancel_the_others() -> No
     producer.release.set()
     await asyncio.wait_for(stays_task, 1)
     await writer.flush()
+
+
+async def test_an_impression_placed_on_a_partition_joins_that_partitions_envelope() -> None:
+    """One with an imp_id must live on its hash's partition (where a click naming the
+    imp_id looks); one without joins the envelope opened last, whichever it is."""
+    producer = Producer()
+    writer = _writer(producer, max_events=3, linger_ms=1000)
+    on_2 = writer.add(_row(0), partition=2)
+    on_3 = writer.add(_row(1), partition=3)
+    anywhere = writer.add(_row(2, imp_id=None))
+    also_on_2 = writer.add(_row(3), partition=2)
+    for aimp_id, partition in ((on_2[0], 2), (on_3[0], 3), (anywhere[0], 3), (also_on_2[0], 2)):
+        assert TEST_SEAL.partition(aimp_id) == partition
+    await writer.flush()
+    sent = {
+        partition: kinds.IMPRESSIONS.enveloped.decode(v) for _, _, v, partition in producer.sent
+    }
+    assert sorted(sent) == [2, 3]
+    assert sent[2]["imp_id"] == ["i-0", "i-3"]
+    assert sent[3]["imp_id"] == ["i-1", None]
+    # Each envelope closes on its own: a full one on partition 2 leaves 3's open.
+    full = [writer.add(_row(n), partition=2) for n in range(3)]
+    left_open = writer.add(_row(9), partition=3)
+    await asyncio.gather(*(acked for _, acked in full))
+    assert [p for *_, p in producer.sent[2:]] == [2]
+    await writer.flush()
+    await left_open[1]
+    assert [p for *_, p in producer.sent[2:]] == [2, 3]
