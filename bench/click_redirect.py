@@ -3,8 +3,9 @@
 Both are loaded from a separate process at the same fixed rate, alternately, on
 the same machine in the same run: the edge answers only after the broker has the
 click and the worker holding the partition of its ``imp_id`` has been asked for the
-impression it follows (app/edge/links.py); the bare handler just builds a Location. Reported: achieved requests/s and p50/p99 latency of each, and
-the edge's figures as a ratio of the baseline's.
+impression it follows (app/edge/links.py); the bare handler just builds a
+Location. Reported: achieved requests/s and p50/p99 latency of each, and the edge's
+figures as a ratio of the baseline's.
 
     python -m bench.click_redirect          # QUICK=1 for a smoke run
 """

@@ -14,7 +14,7 @@ from typing import Any
 import faust
 
 from app.attribution.conversions import ActionState
-from app.compat.linked_store import LINKED_STORE_SCHEME
+from app.attribution.links_store import LINKED_STORE_SCHEME, register_linked_store
 from app.compat.rocksdb_store import STORE_SCHEME, rocksdb_options
 from app.events.records import Click
 
@@ -28,9 +28,10 @@ class WorkerTables:
 
 def declare_tables(app: faust.App) -> WorkerTables:
     # On the worker's RocksDB, the impressions table keeps the clicks' links index
-    # beside its entries (app/compat/linked_store.py); the unit tests' memory store
+    # beside its entries (app/attribution/links_store.py); the unit tests' memory store
     # has no index.
     on_rocksdb = str(app.conf.store).startswith(f"{STORE_SCHEME}:")
+    register_linked_store()
     return WorkerTables(
         impressions=_table(
             app,

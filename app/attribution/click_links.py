@@ -2,7 +2,7 @@
 ``impressions`` table.
 
 Each recorded impression has two entries in its partition's index (the worker's
-RocksDB, app/compat/linked_store.py), written in the same write as its envelope's
+RocksDB, app/attribution/links_store.py), written in the same write as its envelope's
 table entry and deleted with it once past every view-through window:
 
 - ``a<aimp_id>`` → ``<offer_id>:<pid>:<imp_id>``: lets a click naming an ``aimp_id``

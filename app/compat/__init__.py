@@ -22,8 +22,6 @@ def install(settings: Settings) -> None:
     keep(PatchSettings.of(settings))
     # Imported once the versions are known: at another version, what this module
     # imports from Faust may be gone, and the check above is the clearer error.
-    from app.compat.linked_store import register_linked_store
     from app.compat.rocksdb_store import register_store
 
     register_store()
-    register_linked_store()

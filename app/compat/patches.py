@@ -170,15 +170,15 @@ ROCKSDB_BUDGET = Patch(
     upstream=None,
     test="tests/unit/test_table_storage.py",
 )
-LINKS_INDEX = Patch(
-    module="app.compat.linked_store",
+TABLE_INDEX = Patch(
+    module="app.compat.indexed_store",
     library=FAUST,
     written_for="0.15.3",
     reason="the clicks' links index lives in a column family of the impressions table's "
     "databases, written in one batch with each entry: Faust's store has no write hook, so its "
     "private _set, _del and apply_changelog_batch are overridden",
     upstream=None,
-    test="tests/unit/compat/test_linked_store.py",
+    test="tests/unit/compat/test_indexed_store.py",
 )
 TABLE_EXPIRY = Patch(
     module="app.compat.table_expiry",
@@ -252,7 +252,7 @@ PATCHES = (
     TABLE_WRITES,
     ROCKSDB_STORE,
     ROCKSDB_BUDGET,
-    LINKS_INDEX,
+    TABLE_INDEX,
     TABLE_EXPIRY,
     WAIT_FOR_PARTITIONS,
     CLUSTER_ID,

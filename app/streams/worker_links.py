@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from app.attribution.click_links import Read
 from app.attribution.link_owners import ANNOUNCE_SECONDS, announce
-from app.compat.linked_store import LinkedImpressionsStore, LinksReader
+from app.attribution.links_store import LinkedImpressionsStore
 from app.events import kinds
 from app.settings import Settings
 from app.streams.links_server import LinksServer
@@ -46,7 +46,7 @@ def serve_links(app: faust.App, table: Any, settings: Settings, redis: aioredis.
         store = table.data
         if not isinstance(store, LinkedImpressionsStore):
             return None
-        return LinksReader(store).partition(partition)
+        return store.index_reads(partition)
 
     server = LinksServer(
         reads_of, settings.worker_links_host, settings.instance_port(settings.worker_links_port)
@@ -59,7 +59,7 @@ def serve_links(app: faust.App, table: Any, settings: Settings, redis: aioredis.
             while True:
                 ready = ready_partitions(app)
                 try:
-                    await announce(redis, ready, server.url)
+                    await announce(redis, ready, server.address)
                 except (RedisError, OSError) as exc:
                     log.warning("could not announce the links partitions: %s", exc)
                 await asyncio.sleep(ANNOUNCE_SECONDS)

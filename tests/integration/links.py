@@ -1,16 +1,16 @@
 """Waiting, in a test, until the worker can link clicks to an impression: its links
-server (app/streams/links_server.py) answers for it."""
+server (app/streams/links_server.py) answers for it, asked as the edge asks."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-import aiohttp
 import redis.asyncio as aioredis
 
-from app.attribution.click_links import NOT_FOUND, imp_id_partition
+from app.attribution.click_links import Link, imp_id_partition
 from app.attribution.link_owners import owners
+from app.attribution.links_wire import ask, read_answer
 from tests.integration.conftest import RunningStack
 
 
@@ -22,7 +22,7 @@ async def linked(
     aimp_id: str | None = None,
     imp_id: str | None = None,
     seconds: float = 30,
-) -> dict[str, str | None]:
+) -> Link:
     """The links server's answer once it links ``aimp_id`` (or else ``imp_id``)."""
     partitions = stack.settings.topic_partitions
     if aimp_id is not None:
@@ -30,22 +30,28 @@ async def linked(
     else:
         assert imp_id is not None
         partition = imp_id_partition(offer_id, pid, imp_id, partitions)
-    query = {"partition": partition, "offer_id": offer_id, "pid": pid}
-    query |= {k: v for k, v in (("aimp_id", aimp_id), ("imp_id", imp_id)) if v is not None}
     client = aioredis.from_url(stack.settings.redis)
     deadline = time.monotonic() + seconds
-    body: dict[str, str | None] = {}
+    answer: Link | str | None = None
     try:
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                url = (await owners(client)).get(partition)
-                if url is not None:
-                    async with session.get(f"{url}/links", params=query) as response:
-                        if response.status == 200:
-                            body = await response.json()
-                            if body["how"] != NOT_FOUND:
-                                return body
-                await asyncio.sleep(0.05)
+        while time.monotonic() < deadline:
+            address = (await owners(client)).get(partition)
+            if address is not None:
+                answer = await _ask(address, ask(0, partition, offer_id, pid, aimp_id, imp_id))
+                if isinstance(answer, Link) and answer.aimp_id is not None:
+                    return answer
+            await asyncio.sleep(0.05)
     finally:
         await client.aclose()
-    raise AssertionError(f"{aimp_id or imp_id} was never linked (last answer {body})")
+    raise AssertionError(f"{aimp_id or imp_id} was never linked (last answer {answer})")
+
+
+async def _ask(address: str, line: bytes) -> Link | str:
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(line)
+        _, answer = read_answer(await reader.readline())
+        return answer
+    finally:
+        writer.close()

@@ -1,14 +1,15 @@
 """How the edge links a click to its impression (app/edge/links.py): it asks, over
-real HTTP, the links server (app/streams/links_server.py) that a real Redis names
-for the partition of the aimp_id or imp_id. The servers here read a dict for their
-index: the index on RocksDB is tests/unit/compat/test_linked_store.py's."""
+a real TCP connection, the links server (app/streams/links_server.py) that a real
+Redis names for the partition of the aimp_id or imp_id. The servers here read a
+dict for their index: the index on RocksDB is tests/unit/compat/test_indexed_store.py's."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import aiohttp
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -23,6 +24,7 @@ from app.attribution.click_links import (
     imp_id_partition,
 )
 from app.attribution.link_owners import announce
+from app.attribution.links_wire import MAX_LINE_BYTES, ask
 from app.edge.links import LINK_TIMEOUT, LinkFinder
 from app.ids import IdGenerator
 from app.ops import probes
@@ -57,7 +59,7 @@ def server(index: dict[int, dict[bytes, bytes]]) -> Iterator[LinksServer]:
 
 @pytest.fixture
 async def finder(client: aioredis.Redis, server: LinksServer) -> AsyncIterator[LinkFinder]:
-    await announce(client, range(PARTITIONS), server.url)
+    await announce(client, range(PARTITIONS), server.address)
     finder = LinkFinder(client, PARTITIONS)
     await finder.start()
     yield finder
@@ -119,7 +121,7 @@ async def test_each_partition_is_asked_of_the_worker_that_holds_it(
     servers = [_server(half) for half in halves]
     try:
         for server, half in zip(servers, halves, strict=True):
-            await announce(client, half, server.url)
+            await announce(client, half, server.address)
         finder = LinkFinder(client, PARTITIONS)
         await finder.start()
         try:
@@ -145,7 +147,7 @@ async def test_a_click_no_worker_answers_for_is_tracked_unavailable(
         assert (await _find(finder, aimp_id, None)).how == UNAVAILABLE
         # A worker that went away.
         (closed,) = probes.free_ports(1)
-        await announce(client, range(PARTITIONS), f"http://127.0.0.1:{closed}")
+        await announce(client, range(PARTITIONS), f"127.0.0.1:{closed}")
         await finder.stop()
         finder = LinkFinder(client, PARTITIONS)
         await finder.start()
@@ -166,7 +168,7 @@ async def test_a_worker_not_holding_the_partition_or_too_slow_gives_unavailable(
     not_held = _server({})
     try:
         for server, partitions in ((stalled, [0, 1]), (not_held, [2, 3])):
-            await announce(client, partitions, server.url)
+            await announce(client, partitions, server.address)
         finder = LinkFinder(client, PARTITIONS)
         await finder.start()
         try:
@@ -181,37 +183,57 @@ async def test_a_worker_not_holding_the_partition_or_too_slow_gives_unavailable(
         not_held.stop()
 
 
+async def _lines(server: LinksServer, *lines: bytes) -> list[list[object]]:
+    """What the server answers ``lines`` sent together, one answer a line."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(b"".join(lines))
+        return [orjson.loads(await reader.readline()) for _ in lines]
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize(
-    ("query", "error"),
+    ("line", "error"),
     [
-        ({"offer_id": "7", "pid": "3", "imp_id": "x"}, "partition must be a whole number below"),
-        ({"partition": "256", "offer_id": "7", "pid": "3", "imp_id": "x"}, "below 256"),
-        ({"partition": "0", "offer_id": "seven", "pid": "3", "imp_id": "x"}, "offer_id must"),
-        ({"partition": "0", "offer_id": "7", "pid": "-3", "imp_id": "x"}, "pid must"),
-        ({"partition": "0", "offer_id": "7", "pid": "3"}, "name the impression"),
+        (b'[1, 256, 7, 3, null, "x"]\n', "partition must be a whole number below 256"),
+        (b'[1, 0, "seven", 3, null, "x"]\n', "offer_id must"),
+        (b'[1, 0, 7, -3, null, "x"]\n', "pid must"),
+        (b"[1, 0, 7, 3, null, 5]\n", "imp_id must be text"),
+        (b"[1, 0, 7, 3, null, null]\n", "name the impression"),
+        (b"[1, 0, 7]\n", "an ask is [seq, partition"),
+        (b"not json\n", "one JSON array a line"),
     ],
 )
-async def test_a_bad_links_query_gets_400_with_what_was_wrong(
-    server: LinksServer, query: dict[str, str], error: str
+async def test_a_bad_ask_gets_its_reason_and_the_connection_goes_on(
+    server: LinksServer, index: dict[int, dict[bytes, bytes]], line: bytes, error: str
 ) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"{server.url}/links", params=query) as response,
-    ):
-        assert response.status == 400
-        assert error in (await response.json())["error"]
+    aimp_id = _impression(index, "imp-1")
+    good = ask(2, TEST_SEAL.partition(aimp_id) or 0, 7, 3, aimp_id, None)
+    bad, answered = await _lines(server, line, good)
+    assert bad[1] == "bad" and error in str(bad[2]), bad
+    assert answered == [2, "ok", BY_AIMP_ID, aimp_id, "imp-1"]
 
 
-async def test_a_partition_not_held_gets_421_and_a_malformed_aimp_id_no_link(
+async def test_a_partition_not_held_is_said_and_a_malformed_aimp_id_links_nothing(
     server: LinksServer, index: dict[int, dict[bytes, bytes]]
 ) -> None:
     del index[3]
-    async with aiohttp.ClientSession() as session:
-        query = {"partition": "3", "offer_id": "7", "pid": "3", "imp_id": "x"}
-        async with session.get(f"{server.url}/links", params=query) as response:
-            assert response.status == 421
-            assert "partition 3" in (await response.json())["error"]
-        query = {"partition": "0", "offer_id": "7", "pid": "3", "aimp_id": "not-an-id"}
-        async with session.get(f"{server.url}/links", params=query) as response:
-            assert response.status == 200
-            assert (await response.json())["how"] == NOT_FOUND
+    not_held, malformed = await _lines(
+        server, ask(5, 3, 7, 3, None, "x"), ask(6, 0, 7, 3, "not-an-id", None)
+    )
+    assert not_held[:2] == [5, "not_held"] and "partition 3" in str(not_held[2])
+    assert malformed == [6, "ok", NOT_FOUND, None, None]
+
+
+async def test_an_ask_longer_than_a_line_may_be_is_refused_and_the_connection_closed(
+    server: LinksServer,
+) -> None:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(b"[" + b" " * (MAX_LINE_BYTES + 10))
+        refused = orjson.loads(await reader.readline())
+        assert refused[1] == "bad" and "longer than" in refused[2]
+        assert await reader.read() == b""  # closed
+    finally:
+        writer.close()

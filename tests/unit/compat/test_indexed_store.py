@@ -1,6 +1,7 @@
 """The clicks' links index lives beside the impressions table, on the worker's own
-RocksDB (app/compat/linked_store.py): written with each envelope entry, deleted
-with it, rebuilt with it from the changelog, and still there after a restart."""
+RocksDB (app/compat/indexed_store.py, app/attribution/links_store.py): written with
+each envelope entry, deleted with it, rebuilt with it from the changelog, and still
+there after a restart."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from app.attribution.click_links import (
     linked_by_aimp_id,
     linked_by_imp_id,
 )
-from app.compat.linked_store import LinkedImpressionsStore, LinksReader
+from app.attribution.links_store import LinkedImpressionsStore
 from app.compat.table_expiry import delete_in_partition
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
@@ -76,7 +77,7 @@ def _envelope(
 def _links(
     table: Any, partition: int, aimp_id: str | None = None, imp_id: str | None = None
 ) -> Link | None:
-    read = LinksReader(table.data).partition(partition)
+    read = table.data.index_reads(partition)
     assert read is not None
     if aimp_id is not None:
         return linked_by_aimp_id(read, 7, 3, aimp_id)
@@ -86,7 +87,7 @@ def _links(
 
 def test_the_impressions_table_is_the_one_with_the_index(table: Any) -> None:
     assert isinstance(table.data, LinkedImpressionsStore)
-    assert LinksReader(table.data).partition(0) is None  # not held here yet
+    assert table.data.index_reads(0) is None  # not held here yet
     for name in ("clicks", "conversions"):
         assert not isinstance(table.app.tables[name].data, LinkedImpressionsStore)
 
@@ -101,7 +102,7 @@ def test_an_entry_written_is_linked_by_aimp_id_and_imp_id(table: Any) -> None:
     assert _links(table, 1, aimp_id=third) == Link(BY_AIMP_ID, third, "x:y:z")
     assert _links(table, 1, imp_id="x:y:z") == Link(BY_IMP_ID, third, "x:y:z")
     # Only for its own offer and affiliate.
-    read = LinksReader(table.data).partition(1)
+    read = table.data.index_reads(1)
     assert read is not None
     assert linked_by_aimp_id(read, 8, 3, first) is None
     assert linked_by_imp_id(read, 7, 4, "imp-a") is None
@@ -170,7 +171,7 @@ def test_the_index_outlives_a_restart(tmp_path: Path, monkeypatch: pytest.Monkey
     key, value, (aimp_id,) = _envelope(2, ["kept"])
     write_in_event_partition(_Event(2), first, key, value)
     # As a process that stops would: nothing of it holds the database any more.
-    first.data.links_of.clear()
+    first.data.index_of.clear()
     first.data._handles.clear()
     first.data._dbs.pop(2).close()
 

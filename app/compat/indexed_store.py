@@ -1,13 +1,14 @@
-"""The ``impressions`` table's store, which keeps the clicks' links index beside it.
+"""A table store that keeps an index of its entries beside them: the ``impressions``
+table's, whose index links clicks to impressions (app/attribution/links_store.py).
 
-Each partition's database holds the table's entries (an envelope of recorded
-impressions by envelope key) in its default column family and their links index
-(app.attribution.click_links) in the column family :data:`LINKS`. Every write of an
-entry writes its index entries in the same RocksDB write batch, and every delete of
-an entry deletes them, whichever way the write comes:
+Each partition's database holds the table's entries in its default column family
+and the index in the column family :data:`INDEX`. Every write of an entry writes
+its index entries (``index_entries``, given by the subclass) in the same RocksDB
+write batch, and every delete of an entry deletes those that still hold what it
+gave them, whichever way the write comes:
 
-- the impressions agent's ``table[key] = ...`` (``Store._set``);
-- the expiry sweep's ``del table[key]`` (``Store._del``);
+- an agent's ``table[key] = ...`` (``Store._set``);
+- an expiry sweep's ``del table[key]`` (``Store._del``);
 - a changelog record applied in recovery or on a standby
   (``Store.apply_changelog_batch``, whose loop is written again here for that).
 
@@ -15,12 +16,12 @@ So the index never holds what the table does not, is rebuilt with the table from
 its changelog (no topic or changelog of its own), and a SIGKILL leaves the two as
 one. Faust's store has no hook for any of it: the three private methods are
 overridden. Written for faust-streaming 0.15.3 and rocksdict 0.3.29
-(app/compat/patches.py, LINKS_INDEX).
+(app/compat/patches.py, TABLE_INDEX).
 
-A :class:`LinksReader` is read from the links server's thread
-(app/streams/links_server.py): RocksDB reads are safe beside writes, and Faust
-never closes a database it drops from ``_dbs`` (revoked partitions are only
-forgotten), so a reader holding one never reads a closed one.
+``IndexedStore.index_reads`` may be read from another thread (the links server's):
+RocksDB reads are safe beside writes, and Faust never closes a database it drops
+from ``_dbs`` (revoked partitions are only forgotten), so a reader holding one
+never reads a closed one.
 """
 
 from __future__ import annotations
@@ -30,26 +31,27 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import rocksdict
-from faust.stores import STORES
 from faust.streams import current_event
 
-from app.attribution.click_links import Read, link_entries
-from app.compat.rocksdb_store import STORE_SCHEME, BoundedStore
-from app.events.envelopes import UnreadableEnvelope
-from app.events.kinds import RECORDED_ENVELOPE
+from app.compat.rocksdb_store import BoundedStore
 
-LINKS = "links"
-LINKED_STORE_SCHEME = f"{STORE_SCHEME}-linked"
+INDEX = "index"
+
+IndexEntries = Callable[[bytes], list[tuple[bytes, bytes]]]
+"""The index entries of one table entry's value."""
+Read = Callable[[bytes], bytes | None]
+"""A read of one index entry of one partition."""
 
 
 class _Batch:
     """One write batch of one partition: table entries and their index entries, with
     the index values it has set so far (a later delete compares against them)."""
 
-    def __init__(self, db: rocksdict.Rdict, links: Any) -> None:
+    def __init__(self, db: rocksdict.Rdict, index: Any, entries: IndexEntries) -> None:
         self.db = db
-        self.links = links  # the column family's handle
-        self.reader = db.get_column_family(LINKS)
+        self.index = index  # the column family's handle
+        self.reader = db.get_column_family(INDEX)
+        self.entries = entries
         self.batch = rocksdict.WriteBatch(raw_mode=True)
         self.pending: dict[bytes, bytes | None] = {}
 
@@ -58,67 +60,57 @@ class _Batch:
 
     def put_entry(self, key: bytes, value: bytes) -> None:
         self.batch.put(key, value)
-        for link_key, link_value in _entries(value):
-            self.batch.put(link_key, link_value, self.links)
-            self.pending[link_key] = link_value
+        for index_key, index_value in self.entries(value):
+            self.batch.put(index_key, index_value, self.index)
+            self.pending[index_key] = index_value
 
     def delete_entry(self, key: bytes, value: bytes | None) -> None:
-        """Delete the entry ``key`` holding ``value`` (None: not there) with its index
-        entries; an ``imp_id`` taken since by a later impression keeps its entry."""
+        """Delete the entry ``key`` holding ``value`` (None: not there) with the index
+        entries that still hold what it gave them (a later entry may have taken one
+        since: an ``imp_id`` reused keeps pointing at its latest impression)."""
         self.batch.delete(key)
         if value is None:
             return
-        for link_key, link_value in _entries(value):
-            if link_key.startswith(b"a") or self.read(link_key) == link_value:
-                self.batch.delete(link_key, self.links)
-                self.pending[link_key] = None
+        for index_key, index_value in self.entries(value):
+            if self.read(index_key) == index_value:
+                self.batch.delete(index_key, self.index)
+                self.pending[index_key] = None
 
     def write(self) -> None:
         self.db.write(self.batch)
 
 
-def _entries(value: bytes) -> list[tuple[bytes, bytes]]:
-    try:
-        return list(link_entries(RECORDED_ENVELOPE.decode(value)))
-    except (UnreadableEnvelope, KeyError, AttributeError, TypeError):
-        # Not an envelope of recorded impressions: nothing to link to (the agent
-        # writes only those; the table's own tests write other values).
-        return []
-
-
-class LinksReader:
-    """Reads of the links index of the partitions this worker holds."""
-
-    def __init__(self, store: LinkedImpressionsStore) -> None:
-        self._store = store
-
-    def partition(self, partition: int) -> Read | None:
-        """Reads of ``partition``'s index, or None if this worker holds none."""
-        links = self._store.links_of.get(partition)
-        return None if links is None else links.get
-
-
-class LinkedImpressionsStore(BoundedStore):
-    """:class:`BoundedStore` with the links index in each partition's database."""
+class IndexedStore(BoundedStore):
+    """:class:`BoundedStore` with an index of its entries in each partition's database."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.links_of: dict[int, Any] = {}
-        """Each open partition's index column family, for :class:`LinksReader`."""
+        self.index_of: dict[int, Any] = {}
+        """Each open partition's index column family, for :meth:`index_reads`."""
         self._handles: dict[int, Any] = {}
+
+    def index_entries(self, value: bytes) -> list[tuple[bytes, bytes]]:
+        """The index entries of an entry holding ``value``: the subclass's to say."""
+        raise NotImplementedError
+
+    def index_reads(self, partition: int) -> Read | None:
+        """Reads of ``partition``'s index, or None if this worker holds none; safe on
+        another thread."""
+        index = self.index_of.get(partition)
+        return None if index is None else index.get
 
     def _open_for_partition(self, partition: int) -> rocksdict.Rdict:
         db: rocksdict.Rdict = super()._open_for_partition(partition)
         # rocksdict opens every column family a database has; a new one lacks it.
-        if LINKS not in rocksdict.Rdict.list_cf(db.path()):
-            db.create_column_family(LINKS, self.rocksdb_options.as_options())
-        self._handles[partition] = db.get_column_family_handle(LINKS)
-        self.links_of[partition] = db.get_column_family(LINKS)
+        if INDEX not in rocksdict.Rdict.list_cf(db.path()):
+            db.create_column_family(INDEX, self.rocksdb_options.as_options())
+        self._handles[partition] = db.get_column_family_handle(INDEX)
+        self.index_of[partition] = db.get_column_family(INDEX)
         return db
 
     def _batch(self, partition: int) -> _Batch:
         db = self._db_for_partition(partition)
-        return _Batch(db, self._handles[partition])
+        return _Batch(db, self._handles[partition], self.index_entries)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         event = current_event()
@@ -171,10 +163,3 @@ class LinkedImpressionsStore(BoundedStore):
             writes.write()
         for tp, offset in offsets.items():
             self.set_persisted_offset(tp, offset)
-
-
-def register_linked_store() -> None:
-    """Register :class:`LinkedImpressionsStore` under :data:`LINKED_STORE_SCHEME`."""
-    STORES.aliases[LINKED_STORE_SCHEME] = (
-        f"{LinkedImpressionsStore.__module__}:{LinkedImpressionsStore.__qualname__}"
-    )
