@@ -34,7 +34,7 @@ from app.settings import Settings
 from reports import db, store
 from reports.columns import ENVELOPE_BUILDERS, ROW_BUILDERS
 from reports.freshness import ExportDelays
-from reports.snapshot import SnapshotPublisher, adopt_legacy_file
+from reports.snapshot import SnapshotCopy, SnapshotPublisher, adopt_legacy_file
 
 log = logging.getLogger("imptrack.exporter")
 
@@ -71,6 +71,7 @@ class Exporter:
         self._producer: AIOKafkaProducer | None = None
         self._writer_lock: int | None = None
         self._unpublished = False
+        self._copying: asyncio.Task[None] | None = None
         self.snapshot = SnapshotPublisher(
             settings.exporter_db_path, settings.duckdb_path, settings.snapshot_seconds
         )
@@ -161,8 +162,8 @@ class Exporter:
                 chunks = {kind: [] for kind in store.KINDS}
                 pending, next_offsets, first_at = 0, {}, None
             # Also when traffic stops: the last batches must reach the analysts' copy.
-            if self._unpublished and self.snapshot.due():
-                await self._publish()
+            if self._unpublished and self._copying is None and self.snapshot.due():
+                await self._start_publishing()
 
     def _decode(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> list[dict[str, Any]]:
         events = []
@@ -215,12 +216,42 @@ class Exporter:
         self.positions.update(next_offsets)
         self._unpublished = True
 
+    async def _start_publishing(self) -> None:
+        """Checkpoint, then copy the analysts' snapshot beside the export loop, which
+        goes on fetching and writing meanwhile (reports/snapshot.py says why the copy
+        is still the checkpoint's)."""
+        try:
+            copy = await self._in_db(self.snapshot.begin, self.con)
+        except (OSError, duckdb.Error):
+            # The analysts' copy is late, the export goes on; the next batch tries again.
+            log.exception("could not checkpoint for the snapshot %s", self.snapshot.target)
+            return
+        # Batches written from here on are not in this copy: they set it again.
+        self._unpublished = False
+        self._copying = asyncio.create_task(self._copy(copy), name="snapshot-copy")
+
+    async def _copy(self, copy: SnapshotCopy) -> None:
+        copied = False
+        try:
+            await asyncio.to_thread(self.snapshot.copy, copy)
+            copied = True
+        except OSError:
+            self._unpublished = True
+            log.exception("could not copy the snapshot %s", self.snapshot.target)
+        finally:
+            try:
+                await self._in_db(self.snapshot.finish, self.con, copy, copied)
+            except (OSError, duckdb.Error):
+                self._unpublished = True
+                log.exception("could not publish the snapshot %s", self.snapshot.target)
+            self._copying = None
+
     async def _publish(self) -> None:
+        """Publish now, the loop stopped (at stop)."""
         try:
             await self._in_db(self.snapshot.publish, self.con)
             self._unpublished = False
         except (OSError, duckdb.Error):
-            # The analysts' copy is late, the export goes on; the next batch tries again.
             log.exception("could not publish the snapshot %s", self.snapshot.target)
 
     def _columns(self, kind: str, events: list[dict[str, Any]]) -> pa.Table:
@@ -238,6 +269,9 @@ class Exporter:
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        if self._copying is not None:
+            # The copy reads the file the close would checkpoint: let it end first.
+            await asyncio.shield(self._copying)
         if self.con is not None:
             await self._publish()
             await self._in_db(self.con.close)

@@ -52,3 +52,36 @@ def test_publishing_the_snapshot_keeps_duckdbs_own_lock(tmp_path: Path) -> None:
     finally:
         con.close()
         publisher.close()
+
+
+def test_the_copy_is_the_checkpoints_while_the_writer_goes_on(tmp_path: Path) -> None:
+    """Between the checkpoint and the rename the writer inserts (large inserts are
+    written into the file before they commit), deletes and updates: the snapshot
+    holds the checkpoint's rows, whole, and automatic checkpoints run again after."""
+    live = tmp_path / "exporter" / "imptrack.duckdb"
+    con = db.open_writer(live)
+    publisher = SnapshotPublisher(live, tmp_path / "imptrack.duckdb", 1.0)
+    try:
+        con.execute("CREATE TABLE t (id BIGINT, s VARCHAR)")
+        con.execute("INSERT INTO t SELECT i, 'row ' || i FROM range(300000) r(i)")
+        copy = publisher.begin(con)
+        held = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        assert held is not None and held[0].endswith("GiB")
+        con.execute("INSERT INTO t SELECT i, 'later ' || i FROM range(300000, 700000) r(i)")
+        con.execute("DELETE FROM t WHERE id % 3 = 0")
+        con.execute("UPDATE t SET s = 'changed' WHERE id % 5 = 0")
+        publisher.copy(copy)
+        con.execute("INSERT INTO t SELECT i, 'after' FROM range(700000, 800000) r(i)")
+        publisher.finish(con, copy)
+        after = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        assert after == ("16.0 MiB",)
+        snapshot = db.open_reader(tmp_path / "imptrack.duckdb")
+        try:
+            assert snapshot.execute(
+                "SELECT count(*), sum(id), count(*) FILTER (s LIKE 'row %') FROM t"
+            ).fetchone() == (300000, sum(range(300000)), 300000)
+        finally:
+            snapshot.close()
+    finally:
+        con.close()
+        publisher.close()
