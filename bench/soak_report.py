@@ -401,7 +401,7 @@ def print_report(result: dict[str, Any]) -> None:
         )
         if e2e.get("snapshot_copy_s_max") is not None:
             print(
-                f"  the exporter's snapshot copies (its loop waits for each): median "
+                f"  the exporter's snapshot copies (beside its loop, which goes on): median "
                 f"{e2e['snapshot_copy_s_median']:.3f} s, longest {e2e['snapshot_copy_s_max']:.3f} s"
             )
     drain = result["drain_s"]
