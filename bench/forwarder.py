@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from app.events import kinds
+from app.events.provenance import source_headers
 from app.events.records import ForwardTask
 from app.ids import IdGenerator, IdSeal
 from app.ops import probes
@@ -93,8 +95,12 @@ def _wait_for(sink: str, count: int, timeout: float = 300.0) -> dict[str, Any]:
 async def _produce_tasks(broker: str, sink: str, count: int, partitions: int) -> None:
     """``count`` forward tasks to the sink in envelopes of :data:`ENVELOPE_TASKS`, as
     the impressions agent writes them: keyed by their envelope's key, on its
-    partition, the partitions in turn."""
+    partition, the partitions in turn, each naming the record it was made from (a
+    source topic of this call's own, so every round's tasks are new to the
+    forwarder's dedup, which keeps a mark per source partition, not a key per task)."""
     ids = IdGenerator(IdSeal(os.urandom(32)))  # IDs nobody checks here
+    source_topic = f"bench-impressions-{uuid.uuid4().hex[:8]}"
+    offsets = [0] * partitions
     destination = f"{sink}/imp?a={{aimp_id}}"
     fmt = kinds.FORWARD_TASKS.enveloped.current
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=5)
@@ -115,12 +121,15 @@ async def _produce_tasks(broker: str, sink: str, count: int, partitions: int) ->
                     url=destination.replace("{aimp_id}", aimp_id),
                 )
                 tasks.append(task.asdict())
+            offset = offsets[envelope.partition]
+            offsets[envelope.partition] += 1
             acks.append(
                 await producer.send(
                     kinds.FORWARD_TASKS.topic,
                     value=fmt.encode_rows(tasks),
                     key=envelope.key.encode(),
                     partition=envelope.partition,
+                    headers=source_headers(source_topic, envelope.partition, offset),
                 )
             )
         await asyncio.gather(*acks)

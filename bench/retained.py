@@ -7,9 +7,10 @@ edge's, the pipeline's). Every store then holds what they made, all of it still
 retained (each store keeps an impression for hours to days), and nothing else yet:
 the recovery benchmark, after it, writes table entries straight into the changelog.
 
-It reads Redis's ``used_memory`` beyond its ``used_memory_startup``, the worker's
-RocksDB files, the stack's Kafka log segments and the DuckDB file, over the
-impressions the exporter has stored.
+It reads the bytes Redis's keys hold (MEMORY USAGE of each; ``used_memory`` beyond
+``used_memory_startup`` is reported beside it), the worker's RocksDB files, the
+stack's Kafka log segments and the DuckDB file, over the impressions the exporter
+has stored.
 
 Target (issue 23): RAM flat in impressions retained. Redis keeps nothing per
 impression since the click index moved beside the impressions table on disk, so its
@@ -28,9 +29,24 @@ import redis
 from app.ops.stack import Stack
 from bench.common import QUICK, figure, quiet
 from bench.retention import DAY_SECONDS, FORMULA_RATE, FORMULA_WINDOW_SECONDS, retention_figures
-from bench.soak_probe import data_on_disk
+from bench.soak_probe import data_on_disk, key_kind
 
 DAYS = FORMULA_WINDOW_SECONDS // DAY_SECONDS
+
+
+def redis_keys_by_kind(url: str) -> dict[str, dict[str, int]]:
+    """Redis's keys by kind (bench.soak_probe.key_kind), each kind's number and the
+    bytes its keys hold (MEMORY USAGE): what imptrack keeps in Redis."""
+    client = redis.Redis.from_url(url)
+    try:
+        kinds: dict[str, dict[str, int]] = {}
+        for key in client.scan_iter(count=1000):
+            kind = kinds.setdefault(key_kind(key.decode(errors="replace")), {"keys": 0, "bytes": 0})
+            kind["keys"] += 1
+            kind["bytes"] += int(client.memory_usage(key) or 0)
+        return kinds
+    finally:
+        client.close()
 
 
 def redis_bytes_beyond_startup(url: str) -> int:
@@ -46,7 +62,12 @@ def redis_bytes_beyond_startup(url: str) -> int:
 def run(stack: Stack) -> dict[str, Any]:
     impressions = quiet(stack, "impressions")
     redis_grown = redis_bytes_beyond_startup(stack.settings.redis)
-    redis_per = round(redis_grown / impressions) if impressions > 0 else None
+    redis_keys = redis_keys_by_kind(stack.settings.redis)
+    # What the keys hold, not used_memory: Redis's client buffers, script cache and
+    # append-only file buffer move with the load of the moment, not with what is
+    # retained (the soak judges used_memory flat over half an hour).
+    redis_kept = sum(kind["bytes"] for kind in redis_keys.values())
+    redis_per = round(redis_kept / impressions) if impressions > 0 else None
     sample = {"disk_mb": data_on_disk(stack)}
     retained = retention_figures(sample, impressions, redis_per)
     per, gib = retained["bytes_per_impression"], retained["formula"]["gib"]
@@ -86,7 +107,7 @@ def run(stack: Stack) -> dict[str, Any]:
     ]
     print(
         f"retained: {impressions:,} impressions; Redis {redis_grown / 2**20:.1f} MB beyond "
-        f"startup; bytes per impression {per}"
+        f"startup, {redis_kept:,} B in keys {redis_keys}; bytes per impression {per}"
     )
     return {
         "benchmark": "retained",
@@ -94,6 +115,8 @@ def run(stack: Stack) -> dict[str, Any]:
         "details": {
             "ok": impressions > 0 and redis_per is not None and disk_per is not None,
             "redis_bytes_beyond_startup": redis_grown,
+            "redis_bytes_in_keys": redis_kept,
+            "redis_keys_by_kind": redis_keys,
             **retained,
         },
     }
