@@ -18,6 +18,7 @@ import pytest
 
 from app.events import kinds
 from app.forwarding.forwarder import LEASE_MARGIN_SECONDS
+from app.ids import id_ms
 from app.ops.probes import free_ports, http_json
 from app.settings import Settings
 from tests.integration.advertiser import AdvertiserSink
@@ -128,7 +129,7 @@ def test_two_workers_share_the_partitions_and_one_takes_over_from_a_killed_one(
         for r in stack.query("SELECT aimp_id FROM impressions WHERE offer_id = ?", [OFFER])
     ]
     assert len(exported) == len(set(exported)), "an impression exported twice"
-    assert set(exported) == answered
+    assert set(exported) == answered, _lost(stack, answered - set(exported), killed_at)
 
     deadline = time.monotonic() + 120
     while not answered <= set(advertiser.delivered(PATH)) and time.monotonic() < deadline:
@@ -208,3 +209,22 @@ def test_a_second_exporter_on_the_same_file_refuses_to_start(scaled_stack: Runni
     assert "another exporter" in done.stderr and str(stack.settings.exporter_db_path) in done.stderr
     assert "Traceback" not in done.stderr
     assert stack.exported_status()["status"] == "ok"
+
+
+def _lost(stack: RunningStack, missing: set[str], killed_at: float) -> str:
+    """Where the impressions answered and not exported lived: their partitions and
+    envelopes, and when they were accepted beside the kill (docs/ARCHITECTURE.md,
+    "Open work noticed": a loss seen about one run in three)."""
+    seal = stack.id_seal
+    killed_ms = int((time.time() - (time.monotonic() - killed_at)) * 1000)
+    envelopes: dict[tuple[int, str], list[str]] = {}
+    for aimp_id in missing:
+        parts = seal.parts(aimp_id)
+        where = (-1, aimp_id) if parts is None else (parts.partition, parts.envelope_key)
+        envelopes.setdefault(where, []).append(aimp_id)
+    lines = [
+        f"partition {partition} envelope {key}: {len(ids)} impressions, accepted "
+        f"{id_ms(min(ids)) - killed_ms:+d} ms from the kill"
+        for (partition, key), ids in sorted(envelopes.items())
+    ]
+    return f"{len(missing)} answered impressions not exported:\n" + "\n".join(lines[:40])
