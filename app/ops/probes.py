@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,8 +26,74 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux's default when unknown)."""
+    try:
+        low, high = (int(n) for n in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return 32_768, 60_999
+    return low, high
+
+
+def _bindable(ports: range) -> list[socket.socket] | None:
+    """Sockets bound to every port of ``ports`` (the caller closes them), or None."""
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        return None
+    return sockets
+
+
+def free_port_block(count: int) -> int:
+    """The first of ``count`` consecutive ports that nothing listens on now (a local
+    Kafka cluster's nodes take two ports each from the first).
+
+    Chosen below the kernel's ephemeral range: a port from it (what binding port 0
+    gives) can be taken by any outgoing connection's local end while its service is
+    down, and a worker restarted after a SIGKILL then could not listen again (seen in
+    test_scale_out: "address already in use" on the links server's port)."""
+    low, _ = _ephemeral_range()
+    top = low - count
+    for _ in range(200):
+        first = random.randint(LOWEST_PORT, top) if top > LOWEST_PORT else None
+        if first is None:
+            (first,) = _ports_from_the_kernel(1)
+        held = _bindable(range(first, first + count))
+        if held is not None:
+            for sock in held:
+                sock.close()
+            return first
+    raise OSError(f"found no {count} free consecutive ports on 127.0.0.1")
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (held open together, so they differ)."""
+    """Ports nothing listens on now, all different, below the ephemeral range (see
+    :func:`free_port_block`)."""
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            first = free_port_block(1)
+            sockets = _bindable(range(first, first + 1))
+            if sockets is not None:
+                held += sockets
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _ports_from_the_kernel(count: int) -> list[int]:
+    """Ports the kernel picks (in its ephemeral range): where no range is left below it."""
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -33,28 +101,6 @@ def free_ports(count: int) -> list[int]:
     for sock in sockets:
         sock.close()
     return ports
-
-
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive ports that nothing listens on now (a local
-    Kafka cluster's nodes take two ports each from the first)."""
-    for _ in range(100):
-        (first,) = free_ports(1)
-        if first + count > 65535:
-            continue
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise OSError(f"found no {count} free consecutive ports on 127.0.0.1")
 
 
 def http_json(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
