@@ -214,7 +214,7 @@ def test_a_second_exporter_on_the_same_file_refuses_to_start(scaled_stack: Runni
 def _lost(stack: RunningStack, missing: set[str], killed_at: float) -> str:
     """Where the impressions answered and not exported lived: their partitions and
     envelopes, and when they were accepted beside the kill (docs/ARCHITECTURE.md,
-    "Open work noticed": a loss seen about one run in three)."""
+    "Open work noticed": a loss seen in 3 runs of 20)."""
     seal = stack.id_seal
     killed_ms = int((time.time() - (time.monotonic() - killed_at)) * 1000)
     envelopes: dict[tuple[int, str], list[str]] = {}
