@@ -40,6 +40,13 @@ ReadsOf = Callable[[int], Read | None]
 """Reads of one partition's links index, or None when it is not ready here."""
 
 
+def complete_lines(buffer: bytes, data: bytes) -> tuple[list[bytes], bytes]:
+    """The whole lines of ``buffer`` + ``data`` (what arrived so far), and the part
+    of a line still to come: both ends of a connection read this way."""
+    *lines, rest = (buffer + data).split(b"\n")
+    return lines, rest
+
+
 def ask(
     seq: int, partition: int, offer_id: int, pid: int, aimp_id: str | None, imp_id: str | None
 ) -> bytes:

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from app.attribution.click_links import NOT_FOUND, UNAVAILABLE, Link, imp_id_partition
 from app.attribution.link_owners import ANNOUNCE_SECONDS, owners
-from app.attribution.links_wire import ask, read_answer
+from app.attribution.links_wire import ask, complete_lines, read_answer
 from app.ids import id_ms
 
 log = logging.getLogger("imptrack.edge")
@@ -74,7 +74,7 @@ class _Worker(asyncio.Protocol):
                 answer.set_result(result)
 
     def data_received(self, data: bytes) -> None:
-        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        lines, self._buffer = complete_lines(self._buffer, data)
         for line in lines:
             try:
                 seq, result = read_answer(line)

@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import cast
 
-from app.attribution.links_wire import BAD, MAX_LINE_BYTES, ReadsOf, answer_line
+from app.attribution.links_wire import BAD, MAX_LINE_BYTES, ReadsOf, answer_line, complete_lines
 
 log = logging.getLogger("imptrack.links")
 
@@ -34,7 +34,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
-        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        lines, self._buffer = complete_lines(self._buffer, data)
         answers = [answer_line(line, self._reads_of) for line in lines if line]
         if len(self._buffer) > MAX_LINE_BYTES:
             answers.append(
