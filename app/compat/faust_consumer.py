@@ -33,6 +33,12 @@ is acked when it is processed. At worst a message whose processing spanned a
 rebalance is processed again, which every effect here tolerates (see
 docs/ARCHITECTURE.md, "Nothing skipped by a consumer").
 
+Faust's commit also passes one record that no agent processed: it checks the head
+of the acked offsets against the committed offset as if that were the last record
+processed, where Kafka's committed offset is the next one to read. Any record not
+acked at the head of a partition (dropped after the fetch, as above) was committed
+past at the next commit; on a contiguous topic the head must be the committed offset.
+
 Upstream: positions run ahead of a seek across a recovery or a rebalance,
 https://github.com/faust-streaming/faust/issues/216 and /issues/221 (closed, the
 generation check of pull 223; the drops above are still there in 0.15.3); gaps
@@ -52,7 +58,8 @@ Each part has a test that fails without it:
   8; Faust hands 10 on, ours holds it and seeks back to 8). The drops themselves are
   races: on Kafka the guard refetched 2-4 times per run after a rebalance in the
   scale-out and broker-outage tests, and one run of those tests without it passed;
-- the stale ack refused, the fetch settings and the idempotent producer: same file.
+- the stale ack refused, the head of the acked offsets, the fetch settings and the
+  idempotent producer: same file.
 
 Its drain loop, which hands each record to the streams, is app/compat/faust_drain.py's.
 """
@@ -267,6 +274,19 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
             offset_to,
             tp,
         )
+
+    def _new_offset(self, tp: Any) -> int | None:
+        # Faust's check of the acked list's head is one off: it lets a commit through
+        # when the first acked offset is one past the committed offset, which is the
+        # next record to read, not the last one processed. With 88 committed and 89
+        # and 90 acked it commits 91, past 88, which no agent processed. On a
+        # contiguous topic the head of the acked list must be the committed offset.
+        acked: list[int] = self._acked[tp]
+        committed: int | None = self._committed_offset.get(tp)
+        unacked_head = bool(acked) and committed is not None and min(acked) > committed
+        if unacked_head and self._contiguous_topic(tp.topic):
+            return None
+        return super()._new_offset(tp)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         # Each record handed to the streams without four tasks of its own when that

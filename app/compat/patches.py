@@ -116,6 +116,15 @@ GAPS_NOT_COMMITTED = Patch(
     upstream=f"{_FAUST_ISSUES}/issues/606",
     test="tests/unit/test_faust_transport.py",
 )
+UNACKED_HEAD_NOT_COMMITTED = Patch(
+    module="app.compat.faust_consumer",
+    library=FAUST,
+    written_for="0.15.3",
+    reason="Faust checks the acked offsets' head as if the committed offset were the last "
+    "record processed, not the next to read, and commits past one record no agent processed",
+    upstream=None,
+    test="tests/unit/test_faust_transport.py",
+)
 STALE_ACK_REFUSED = Patch(
     module="app.compat.faust_consumer",
     library=FAUST,
@@ -238,15 +247,27 @@ RUNNING_PRODUCER = Patch(
     upstream=None,
     test="tests/unit/compat/test_faust_producer.py",
 )
+QUEUES_KEPT_ON_RESUME = Patch(
+    module="app.compat.faust_flow",
+    library=FAUST,
+    written_for="0.15.3",
+    reason="after a table recovery Faust resumes the running flow a second time, and each "
+    "resume empties the streams' queues: the records handed over since the seek to the "
+    "committed offsets were thrown away unseen and never fetched again",
+    upstream=None,
+    test="tests/unit/compat/test_faust_flow.py",
+)
 
 PATCHES = (
     FETCH_SNAPSHOT,
     CONTIGUITY_GUARD,
     GAPS_NOT_COMMITTED,
+    UNACKED_HEAD_NOT_COMMITTED,
     STALE_ACK_REFUSED,
     IDEMPOTENT_PRODUCER,
     FETCH_SETTINGS,
     DIRECT_DRAIN,
+    QUEUES_KEPT_ON_RESUME,
     ROOT_LOG_LEVEL,
     RUNNING_PRODUCER,
     TABLE_WRITES,

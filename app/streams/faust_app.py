@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 
 from app.compat import install
 from app.compat.faust_consumer import KafkaTransport
+from app.compat.faust_flow import QueueKeepingApp
 from app.compat.faust_producer import RunningProducerApp
 from app.compat.faust_worker import LevelKeepingWorker
 from app.compat.rocksdb_store import store_url
@@ -38,9 +39,10 @@ class Role:
     processing_guarantee: str
 
 
-class ImptrackApp(RunningProducerApp):
-    """Faust's App with the consumer of :mod:`app.compat.faust_consumer` and the
-    producer hand-over of :mod:`app.compat.faust_producer`."""
+class ImptrackApp(RunningProducerApp, QueueKeepingApp):
+    """Faust's App with the consumer of :mod:`app.compat.faust_consumer`, the
+    producer hand-over of :mod:`app.compat.faust_producer` and the flow control of
+    :mod:`app.compat.faust_flow`."""
 
     def _new_transport(self) -> Any:
         return KafkaTransport(self.conf.broker_consumer, self)

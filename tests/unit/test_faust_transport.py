@@ -168,7 +168,7 @@ async def _committed_across_a_drop(consumer_class: type[faust_aiokafka.Consumer]
     and both records reaching the stream are acked."""
     consumer = _faust_consumer(consumer_class)
     tp = TP("impressions", 0)
-    consumer._committed_offset[tp] = 6
+    consumer._committed_offset[tp] = 7  # the next record to read, as Kafka's
     await consumer._add_gap(tp, 8, 10)
     for offset in (7, 10):
         consumer.ack(_impression(offset))
@@ -181,6 +181,28 @@ async def test_offsets_dropped_before_the_stream_are_never_committed_as_done() -
     stops at the jump instead. The first line pins Faust's behaviour."""
     assert await _committed_across_a_drop(faust_aiokafka.Consumer) == 11
     assert await _committed_across_a_drop(CurrentGenerationConsumer) == 8
+
+
+async def _committed_past_an_unacked_head(
+    consumer_class: type[faust_aiokafka.Consumer],
+) -> int | None:
+    """The offset a commit would reach when 88 is committed (the next record to read)
+    and the stream acked 89 and 90 but never got 88 (handed over and thrown away on
+    the way, app/compat/faust_flow.py)."""
+    consumer = _faust_consumer(consumer_class)
+    tp = TP("impressions", 0)
+    consumer._committed_offset[tp] = 88
+    for offset in (89, 90):
+        consumer.ack(_impression(offset))
+    return consumer._new_offset(tp)
+
+
+async def test_a_record_never_acked_at_the_head_of_a_partition_is_never_committed_past() -> None:
+    """Faust 0.15.3 checks the acked offsets' head as if the committed offset were the
+    last record processed: it commits 91 past 88, which no agent processed. The first
+    line pins Faust's behaviour."""
+    assert await _committed_past_an_unacked_head(faust_aiokafka.Consumer) == 91
+    assert await _committed_past_an_unacked_head(CurrentGenerationConsumer) is None
 
 
 async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_again(
