@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from faust.stores import STORES
 
-from app.attribution.click_links import link_entries
+from app.attribution.click_links import PartitionLinks, link_entries
 from app.compat.indexed_store import IndexedStore
 from app.compat.rocksdb_store import STORE_SCHEME
 from app.events.envelopes import UnreadableEnvelope
@@ -18,11 +18,17 @@ LINKED_STORE_SCHEME = f"{STORE_SCHEME}-linked"
 class LinkedImpressionsStore(IndexedStore):
     def index_entries(self, value: bytes) -> list[tuple[bytes, bytes]]:
         try:
-            return list(link_entries(RECORDED_ENVELOPE.decode(value)))
+            return link_entries(RECORDED_ENVELOPE.decode(value))
         except UnreadableEnvelope:
             # Not an envelope of recorded impressions: nothing a click could follow
             # (the impressions agent writes only those).
             return []
+
+    def links(self, partition: int) -> PartitionLinks | None:
+        """What clicks are linked through in ``partition``, or None if this worker
+        holds none of it; safe on another thread (the links server's)."""
+        entry, index = self.entry_reads(partition), self.index_reads(partition)
+        return None if entry is None or index is None else PartitionLinks(entry, index)
 
 
 def register_linked_store() -> None:

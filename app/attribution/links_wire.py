@@ -26,18 +26,19 @@ import orjson
 from app.attribution.click_links import (
     NOT_FOUND,
     Link,
-    Read,
+    PartitionLinks,
     linked_by_aimp_id,
     linked_by_imp_id,
 )
-from app.ids import MAX_PARTITIONS, is_valid_id
+from app.ids import MAX_PARTITIONS, IdSeal
 
 OK, NOT_HELD, BAD = "ok", "not_held", "bad"
 MAX_LINE_BYTES = 16 * 1024
 """An ask is far smaller (the edge bounds an imp_id); a longer line is refused."""
 
-ReadsOf = Callable[[int], Read | None]
-"""Reads of one partition's links index, or None when it is not ready here."""
+ReadsOf = Callable[[int], PartitionLinks | None]
+"""Reads of one partition's impressions and links index, or None when it is not
+ready here."""
 
 
 def complete_lines(buffer: bytes, data: bytes) -> tuple[list[bytes], bytes]:
@@ -66,8 +67,8 @@ def _text(value: Any, name: str) -> str | None:
     return value or None
 
 
-def answer_line(line: bytes, reads_of: ReadsOf) -> bytes:
-    """The answer to one ask."""
+def answer_line(line: bytes, reads_of: ReadsOf, seal: IdSeal) -> bytes:
+    """The answer to one ask; ``seal`` tells an ``aimp_id``'s envelope and slot."""
     seq = None
     try:
         try:
@@ -84,15 +85,16 @@ def answer_line(line: bytes, reads_of: ReadsOf) -> bytes:
             raise ValueError("name the impression: aimp_id, imp_id or both")
     except ValueError as exc:
         return orjson.dumps([seq, BAD, str(exc)]) + b"\n"
-    read = reads_of(partition)
-    if read is None:
+    links = reads_of(partition)
+    if links is None:
         reason = f"partition {partition} of impressions is not ready on this worker"
         return orjson.dumps([seq, NOT_HELD, reason]) + b"\n"
     link = None
-    if aimp_id is not None and is_valid_id(aimp_id):
-        link = linked_by_aimp_id(read, offer_id, pid, aimp_id)
+    parts = None if aimp_id is None else seal.parts(aimp_id)
+    if aimp_id is not None and parts is not None:
+        link = linked_by_aimp_id(links, offer_id, pid, aimp_id, parts)
     if link is None and imp_id is not None:
-        link = linked_by_imp_id(read, offer_id, pid, imp_id)
+        link = linked_by_imp_id(links, offer_id, pid, imp_id)
     link = link or Link(NOT_FOUND)
     return orjson.dumps([seq, OK, link.how, link.aimp_id, link.imp_id]) + b"\n"
 

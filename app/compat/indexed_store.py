@@ -44,8 +44,8 @@ Read = Callable[[bytes], bytes | None]
 
 
 class _Batch:
-    """One write batch of one partition: table entries and their index entries, with
-    the index values it has set so far (a later delete compares against them)."""
+    """The writes of one partition: table entries with their index entries, each
+    entry's in one RocksDB write batch."""
 
     def __init__(self, db: rocksdict.Rdict, index: Any, reader: Any, entries: IndexEntries) -> None:
         self.db = db
@@ -53,31 +53,31 @@ class _Batch:
         self.reader = reader  # the column family, for reads
         self.entries = entries
         self.batch = rocksdict.WriteBatch(raw_mode=True)
-        self.pending: dict[bytes, bytes | None] = {}
-
-    def read(self, key: bytes) -> bytes | None:
-        return self.pending[key] if key in self.pending else self.reader.get(key)
 
     def put_entry(self, key: bytes, value: bytes) -> None:
         self.batch.put(key, value)
         for index_key, index_value in self.entries(value):
             self.batch.put(index_key, index_value, self.index)
-            self.pending[index_key] = index_value
 
     def delete_entry(self, key: bytes, value: bytes | None) -> None:
         """Delete the entry ``key`` holding ``value`` (None: not there) with the index
         entries that still hold what it gave them (a later entry may have taken one
         since: an ``imp_id`` reused keeps pointing at its latest impression)."""
+        linked = [] if value is None else self.entries(value)
+        if linked and not self.batch.is_empty():
+            # The index is compared with what is stored, so what this batch holds so
+            # far (whole entries, each with its index) is written first. Deletes are
+            # rare (the expiry's), so the puts before them need no bookkeeping.
+            self.write()
         self.batch.delete(key)
-        if value is None:
-            return
-        for index_key, index_value in self.entries(value):
-            if self.read(index_key) == index_value:
+        for index_key, index_value in linked:
+            if self.reader.get(index_key) == index_value:
                 self.batch.delete(index_key, self.index)
-                self.pending[index_key] = None
 
     def write(self) -> None:
         self.db.write(self.batch)
+        # rocksdict consumes a batch it wrote.
+        self.batch = rocksdict.WriteBatch(raw_mode=True)
 
 
 class IndexedStore(BoundedStore):
@@ -98,6 +98,15 @@ class IndexedStore(BoundedStore):
         another thread."""
         index = self.index_of.get(partition)
         return None if index is None else index.get
+
+    def entry_reads(self, partition: int) -> Callable[[Any], bytes | None] | None:
+        """Reads of ``partition``'s table entries by their table key (encoded as the
+        table encodes it), or None if this worker holds none; safe on another thread."""
+        db = self._dbs.get(partition)
+        if db is None:
+            return None
+        encode, read = self._encode_key, db.get
+        return lambda key: read(encode(key))
 
     def _open_for_partition(self, partition: int) -> rocksdict.Rdict:
         db: rocksdict.Rdict = super()._open_for_partition(partition)

@@ -16,6 +16,7 @@ import threading
 from typing import cast
 
 from app.attribution.links_wire import BAD, MAX_LINE_BYTES, ReadsOf, answer_line, complete_lines
+from app.ids import IdSeal
 
 log = logging.getLogger("imptrack.links")
 
@@ -24,8 +25,9 @@ class _Connection(asyncio.Protocol):
     """One edge process's connection: every complete line that arrived is answered,
     all of them in one write."""
 
-    def __init__(self, reads_of: ReadsOf) -> None:
+    def __init__(self, reads_of: ReadsOf, seal: IdSeal) -> None:
         self._reads_of = reads_of
+        self._seal = seal
         self._buffer = b""
         self._transport: asyncio.Transport | None = None
 
@@ -35,7 +37,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
         lines, self._buffer = complete_lines(self._buffer, data)
-        answers = [answer_line(line, self._reads_of) for line in lines if line]
+        answers = [answer_line(line, self._reads_of, self._seal) for line in lines if line]
         if len(self._buffer) > MAX_LINE_BYTES:
             answers.append(
                 b'[null, "%s", "an ask longer than %d bytes"]\n' % (BAD.encode(), MAX_LINE_BYTES)
@@ -50,8 +52,9 @@ class _Connection(asyncio.Protocol):
 class LinksServer:
     """The line protocol on ``host:port``, served from a thread of its own."""
 
-    def __init__(self, reads_of: ReadsOf, host: str, port: int) -> None:
+    def __init__(self, reads_of: ReadsOf, seal: IdSeal, host: str, port: int) -> None:
         self._reads_of = reads_of
+        self._seal = seal
         self.host, self.port = host, port
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,7 +69,10 @@ class LinksServer:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: _Connection(self._reads_of), self.host, self.port, reuse_address=True
+            lambda: _Connection(self._reads_of, self._seal),
+            self.host,
+            self.port,
+            reuse_address=True,
         )
         self._loop, self._stop = loop, asyncio.Event()
         self._started.set()

@@ -58,6 +58,6 @@ def build_worker(settings: Settings) -> faust.App:
     sources = Sources(tables.clicks, clicks_input, tables.impressions, impressions_input, seal)
     match_postbacks(app, topics, sources, catalog, seal, reply)
     decide_conversions(app, topics, tables.conversions, catalog, reply)
-    serve_links(app, tables.impressions, settings, redis)
+    serve_links(app, tables.impressions, seal, settings, redis)
     worker_views.serve(app, catalog)
     return app

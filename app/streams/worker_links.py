@@ -11,10 +11,11 @@ import faust
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from app.attribution.click_links import Read
+from app.attribution.click_links import PartitionLinks
 from app.attribution.link_owners import ANNOUNCE_SECONDS, announce
 from app.attribution.links_store import LinkedImpressionsStore
 from app.events import kinds
+from app.ids import IdSeal
 from app.settings import Settings
 from app.streams.links_server import LinksServer
 
@@ -34,22 +35,27 @@ def ready_partitions(app: faust.App) -> frozenset[int]:
     )
 
 
-def serve_links(app: faust.App, table: Any, settings: Settings, redis: aioredis.Redis) -> None:
+def serve_links(
+    app: faust.App, table: Any, seal: IdSeal, settings: Settings, redis: aioredis.Redis
+) -> None:
     """Declare, on ``app``, the task that runs the links server over ``table``'s
-    index and announces the partitions it is ready for."""
+    entries and index and announces the partitions it is ready for."""
     ready: frozenset[int] = frozenset()
 
-    def reads_of(partition: int) -> Read | None:
+    def reads_of(partition: int) -> PartitionLinks | None:
         # Read on the server's thread: ``ready`` is replaced whole, never changed.
         if partition not in ready or app.rebalancing:
             return None
         store = table.data
         if not isinstance(store, LinkedImpressionsStore):
             return None
-        return store.index_reads(partition)
+        return store.links(partition)
 
     server = LinksServer(
-        reads_of, settings.worker_links_host, settings.instance_port(settings.worker_links_port)
+        reads_of,
+        seal,
+        settings.worker_links_host,
+        settings.instance_port(settings.worker_links_port),
     )
 
     async def links() -> None:

@@ -1,7 +1,8 @@
 """How the edge links a click to its impression (app/edge/links.py): it asks, over
 a real TCP connection, the links server (app/streams/links_server.py) that a real
-Redis names for the partition of the aimp_id or imp_id. The servers here read a
-dict for their index: the index on RocksDB is tests/unit/compat/test_indexed_store.py's."""
+Redis names for the partition of the aimp_id or imp_id. The servers here read
+dicts for the table's entries and the index: the ones on RocksDB are
+tests/unit/compat/test_indexed_store.py's."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from app.attribution.click_links import (
     NOT_FOUND,
     UNAVAILABLE,
     Link,
-    aimp_entry_key,
-    imp_entry_key,
+    PartitionLinks,
     imp_id_partition,
+    link_entries,
 )
 from app.attribution.link_owners import announce
 from app.attribution.links_wire import MAX_LINE_BYTES, ask
 from app.edge.links import LINK_TIMEOUT, LinkFinder
+from app.events.kinds import RECORDED_ENVELOPE
 from app.ids import IdGenerator
 from app.ops import probes
 from app.streams.links_server import LinksServer
@@ -38,21 +40,40 @@ NOW_MS = 1_800_000_000_000
 WINDOW = 3600
 
 
-def _server(index: dict[int, dict[bytes, bytes]]) -> LinksServer:
+class _Partition:
+    """One partition as the worker's store holds it: envelope entries of recorded
+    impressions (rows by envelope key), and the links index."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, object]]] = {}
+        self.entries: dict[str, bytes] = {}
+        self.index: dict[bytes, bytes] = {}
+
+    def links(self) -> PartitionLinks:
+        return PartitionLinks(self.entries.get, self.index.get)
+
+
+Held = dict[int, _Partition]
+
+
+def _server(held: Held) -> LinksServer:
+    def reads_of(partition: int) -> PartitionLinks | None:
+        return held[partition].links() if partition in held else None
+
     (port,) = probes.free_ports(1)
-    server = LinksServer(lambda p: index[p].get if p in index else None, "127.0.0.1", port)
+    server = LinksServer(reads_of, TEST_SEAL, "127.0.0.1", port)
     server.start()
     return server
 
 
 @pytest.fixture
-def index() -> dict[int, dict[bytes, bytes]]:
-    return {p: {} for p in range(PARTITIONS)}
+def held() -> Held:
+    return {p: _Partition() for p in range(PARTITIONS)}
 
 
 @pytest.fixture
-def server(index: dict[int, dict[bytes, bytes]]) -> Iterator[LinksServer]:
-    server = _server(index)
+def server(held: Held) -> Iterator[LinksServer]:
+    server = _server(held)
     yield server
     server.stop()
 
@@ -66,15 +87,18 @@ async def finder(client: aioredis.Redis, server: LinksServer) -> AsyncIterator[L
     await finder.stop()
 
 
-def _impression(
-    index: dict[int, dict[bytes, bytes]], imp_id: str | None, at_ms: int = NOW_MS
-) -> str:
-    """An impression of offer 7 by affiliate 3, indexed as the worker's store does."""
+def _impression(held: Held, imp_id: str | None, at_ms: int = NOW_MS) -> str:
+    """An impression of offer 7 by affiliate 3, stored as the worker's store does: in
+    its envelope's entry (the next slot of the envelope of its partition and
+    millisecond), and indexed."""
     partition = imp_id_partition(7, 3, imp_id, PARTITIONS) if imp_id else 1
-    aimp_id = IdGenerator(TEST_SEAL).open_envelope(partition, now_ms=at_ms).id(0)
-    index[partition][aimp_entry_key(aimp_id)] = f"7:3:{imp_id or ''}".encode()
-    if imp_id:
-        index[partition][imp_entry_key(7, 3, imp_id)] = aimp_id.encode()
+    ids = IdGenerator(TEST_SEAL).open_envelope(partition, now_ms=at_ms)
+    stored = held[partition]
+    rows = stored.rows.setdefault(ids.key, [])
+    aimp_id = ids.id(len(rows))
+    rows.append({"aimp_id": aimp_id, "offer_id": 7, "pid": 3, "imp_id": imp_id})
+    stored.entries[ids.key] = RECORDED_ENVELOPE.current.encode_rows(rows)
+    stored.index.update(link_entries(RECORDED_ENVELOPE.decode(stored.entries[ids.key])))
     return aimp_id
 
 
@@ -85,11 +109,9 @@ async def _find(
     return await finder.find(offer_id, 3, WINDOW, NOW_MS + 1000, named, imp_id)
 
 
-async def test_a_click_is_linked_by_aimp_id_else_by_imp_id(
-    finder: LinkFinder, index: dict[int, dict[bytes, bytes]]
-) -> None:
-    with_imp_id = _impression(index, "imp-1")
-    without = _impression(index, None)
+async def test_a_click_is_linked_by_aimp_id_else_by_imp_id(finder: LinkFinder, held: Held) -> None:
+    with_imp_id = _impression(held, "imp-1")
+    without = _impression(held, None)
 
     assert await _find(finder, with_imp_id, None) == Link(BY_AIMP_ID, with_imp_id, "imp-1")
     assert await _find(finder, without, None) == Link(BY_AIMP_ID, without, None)
@@ -102,22 +124,20 @@ async def test_a_click_is_linked_by_aimp_id_else_by_imp_id(
     assert await _find(finder, None, None) == Link(NOT_FOUND)
 
 
-async def test_an_impression_past_its_window_is_not_linked(
-    finder: LinkFinder, index: dict[int, dict[bytes, bytes]]
-) -> None:
-    old = _impression(index, "old", at_ms=NOW_MS + 1000 - WINDOW * 1000 - 1)
-    edge = _impression(index, "edge", at_ms=NOW_MS + 1000 - WINDOW * 1000)
+async def test_an_impression_past_its_window_is_not_linked(finder: LinkFinder, held: Held) -> None:
+    old = _impression(held, "old", at_ms=NOW_MS + 1000 - WINDOW * 1000 - 1)
+    edge = _impression(held, "edge", at_ms=NOW_MS + 1000 - WINDOW * 1000)
     assert await _find(finder, old, None) == Link(NOT_FOUND)
     assert await _find(finder, None, "old") == Link(NOT_FOUND)
     assert (await _find(finder, edge, None)).how == BY_AIMP_ID
 
 
 async def test_each_partition_is_asked_of_the_worker_that_holds_it(
-    client: aioredis.Redis, index: dict[int, dict[bytes, bytes]]
+    client: aioredis.Redis, held: Held
 ) -> None:
     """Two workers, each holding half the partitions: an imp_id's click goes to the
     one holding its hash's partition."""
-    halves = [{p: index[p] for p in range(PARTITIONS) if p % 2 == n} for n in (0, 1)]
+    halves = [{p: held[p] for p in range(PARTITIONS) if p % 2 == n} for n in (0, 1)]
     servers = [_server(half) for half in halves]
     try:
         for server, half in zip(servers, halves, strict=True):
@@ -125,7 +145,7 @@ async def test_each_partition_is_asked_of_the_worker_that_holds_it(
         finder = LinkFinder(client, PARTITIONS)
         await finder.start()
         try:
-            found = {imp_id: _impression(index, imp_id) for imp_id in ("a", "b", "c", "d", "e")}
+            found = {imp_id: _impression(held, imp_id) for imp_id in ("a", "b", "c", "d", "e")}
             assert {imp_id_partition(7, 3, i, PARTITIONS) % 2 for i in found} == {0, 1}
             for imp_id, aimp_id in found.items():
                 assert await _find(finder, None, imp_id) == Link(BY_IMP_ID, aimp_id, imp_id)
@@ -137,9 +157,9 @@ async def test_each_partition_is_asked_of_the_worker_that_holds_it(
 
 
 async def test_a_click_no_worker_answers_for_is_tracked_unavailable(
-    client: aioredis.Redis, index: dict[int, dict[bytes, bytes]]
+    client: aioredis.Redis, held: Held
 ) -> None:
-    aimp_id = _impression(index, "imp-1")
+    aimp_id = _impression(held, "imp-1")
     finder = LinkFinder(client, PARTITIONS)
     await finder.start()
     try:
@@ -163,7 +183,7 @@ async def test_a_worker_not_holding_the_partition_or_too_slow_gives_unavailable(
         time.sleep(LINK_TIMEOUT * 4)  # on the server's thread, as a stalled read would be
 
     (port,) = probes.free_ports(1)
-    stalled = LinksServer(slow, "127.0.0.1", port)
+    stalled = LinksServer(slow, TEST_SEAL, "127.0.0.1", port)
     stalled.start()
     not_held = _server({})
     try:
@@ -206,9 +226,9 @@ async def _lines(server: LinksServer, *lines: bytes) -> list[list[object]]:
     ],
 )
 async def test_a_bad_ask_gets_its_reason_and_the_connection_goes_on(
-    server: LinksServer, index: dict[int, dict[bytes, bytes]], line: bytes, error: str
+    server: LinksServer, held: Held, line: bytes, error: str
 ) -> None:
-    aimp_id = _impression(index, "imp-1")
+    aimp_id = _impression(held, "imp-1")
     good = ask(2, TEST_SEAL.partition(aimp_id) or 0, 7, 3, aimp_id, None)
     bad, answered = await _lines(server, line, good)
     assert bad[1] == "bad" and error in str(bad[2]), bad
@@ -216,9 +236,9 @@ async def test_a_bad_ask_gets_its_reason_and_the_connection_goes_on(
 
 
 async def test_a_partition_not_held_is_said_and_a_malformed_aimp_id_links_nothing(
-    server: LinksServer, index: dict[int, dict[bytes, bytes]]
+    server: LinksServer, held: Held
 ) -> None:
-    del index[3]
+    del held[3]
     not_held, malformed = await _lines(
         server, ask(5, 3, 7, 3, None, "x"), ask(6, 0, 7, 3, "not-an-id", None)
     )

@@ -16,6 +16,7 @@ from app.attribution.click_links import (
     BY_AIMP_ID,
     BY_IMP_ID,
     Link,
+    imp_entry_key,
     linked_by_aimp_id,
     linked_by_imp_id,
 )
@@ -23,7 +24,7 @@ from app.attribution.links_store import LinkedImpressionsStore
 from app.compat.table_expiry import delete_in_partition
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
-from app.ids import IdGenerator
+from app.ids import IdGenerator, IdParts
 from app.settings import Settings
 from app.streams.worker import build_worker
 from tests.ids import TEST_SEAL
@@ -77,22 +78,30 @@ def _envelope(
 def _links(
     table: Any, partition: int, aimp_id: str | None = None, imp_id: str | None = None
 ) -> Link | None:
-    read = table.data.index_reads(partition)
-    assert read is not None
+    links = table.data.links(partition)
+    assert links is not None
     if aimp_id is not None:
-        return linked_by_aimp_id(read, 7, 3, aimp_id)
+        return linked_by_aimp_id(links, 7, 3, aimp_id, _parts(aimp_id))
     assert imp_id is not None
-    return linked_by_imp_id(read, 7, 3, imp_id)
+    return linked_by_imp_id(links, 7, 3, imp_id)
+
+
+def _parts(aimp_id: str) -> IdParts:
+    parts = TEST_SEAL.parts(aimp_id)
+    assert parts is not None
+    return parts
 
 
 def test_the_impressions_table_is_the_one_with_the_index(table: Any) -> None:
     assert isinstance(table.data, LinkedImpressionsStore)
-    assert table.data.index_reads(0) is None  # not held here yet
+    assert table.data.links(0) is None  # not held here yet
     for name in ("clicks", "conversions"):
         assert not isinstance(table.app.tables[name].data, LinkedImpressionsStore)
 
 
 def test_an_entry_written_is_linked_by_aimp_id_and_imp_id(table: Any) -> None:
+    """By aimp_id through the entry itself (the ID names its envelope and slot), by
+    imp_id through the index: one index entry for each impression with an imp_id."""
     key, value, (first, second, third) = _envelope(1, ["imp-a", None, "x:y:z"])
     write_in_event_partition(_Event(1), table, key, value)
 
@@ -102,13 +111,18 @@ def test_an_entry_written_is_linked_by_aimp_id_and_imp_id(table: Any) -> None:
     assert _links(table, 1, aimp_id=third) == Link(BY_AIMP_ID, third, "x:y:z")
     assert _links(table, 1, imp_id="x:y:z") == Link(BY_IMP_ID, third, "x:y:z")
     # Only for its own offer and affiliate.
-    read = table.data.index_reads(1)
-    assert read is not None
-    assert linked_by_aimp_id(read, 8, 3, first) is None
-    assert linked_by_imp_id(read, 7, 4, "imp-a") is None
+    links = table.data.links(1)
+    assert links is not None
+    assert linked_by_aimp_id(links, 8, 3, first, _parts(first)) is None
+    assert linked_by_imp_id(links, 7, 4, "imp-a") is None
+    # An ID of this envelope's key and another slot: the whole ID is compared.
+    other = IdGenerator(TEST_SEAL).open_envelope(1, now_ms=NOW_MS).id(3)
+    assert _links(table, 1, aimp_id=other) is None
     # The table itself holds the envelope as it was, and nothing of the index.
     assert table[key] == value
     assert list(table.data._dbs[1].keys()) == [table.data._encode_key(key)]
+    index = table.data.index_of[1]
+    assert sorted(index.keys()) == [imp_entry_key(7, 3, "imp-a"), imp_entry_key(7, 3, "x:y:z")]
 
 
 def test_a_deleted_entry_takes_its_links_but_not_an_imp_id_taken_since(table: Any) -> None:
