@@ -38,6 +38,9 @@ of the acked offsets against the committed offset as if that were the last recor
 processed, where Kafka's committed offset is the next one to read. Any record not
 acked at the head of a partition (dropped after the fetch, as above) was committed
 past at the next commit; on a contiguous topic the head must be the committed offset.
+A head left unacked behind later acks for a minute is a record lost after it was
+handed over, however it was lost: its partition is sought back to it
+(app/compat/unacked_heads.py), so commits do not stay stopped until a restart.
 
 Upstream: positions run ahead of a seek across a recovery or a rebalance,
 https://github.com/faust-streaming/faust/issues/216 and /issues/221 (closed, the
@@ -58,8 +61,8 @@ Each part has a test that fails without it:
   8; Faust hands 10 on, ours holds it and seeks back to 8). The drops themselves are
   races: on Kafka the guard refetched 2-4 times per run after a rebalance in the
   scale-out and broker-outage tests, and one run of those tests without it passed;
-- the stale ack refused, the head of the acked offsets, the fetch settings and the
-  idempotent producer: same file.
+- the stale ack refused, the head of the acked offsets and its seek back, the fetch
+  settings and the idempotent producer: same file.
 
 Its drain loop, which hands each record to the streams, is app/compat/faust_drain.py's.
 """
@@ -67,7 +70,8 @@ Its drain loop, which hands each record to the streams, is app/compat/faust_drai
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Hashable
+import time
+from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiokafka.errors import IllegalStateError
@@ -78,6 +82,7 @@ from app.compat.faust_drain import drain_messages
 from app.compat.installed import installed_settings
 from app.compat.patches import FETCH_SETTINGS, missing_internal
 from app.compat.processed_offsets import ProcessedOffsets
+from app.compat.unacked_heads import UnackedHeads
 from app.events import kinds
 
 log = logging.getLogger("imptrack.consumer")
@@ -149,6 +154,10 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
     stale_acks_refused: ClassVar[int] = 0
     gaps_seen: ClassVar[int] = 0
     gaps_refetched: ClassVar[int] = 0
+    unacked_heads_refetched: ClassVar[int] = 0
+    HEADS_CHECKED_EVERY: ClassVar[float] = 1.0
+    """Seconds between two looks at the acked offsets (a look is a min() over each
+    partition's list, and fetches come many times a second)."""
 
     @property
     def _contiguous(self) -> ContiguousOffsets:
@@ -163,6 +172,29 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
             "_processed_offsets", ProcessedOffsets()
         )
         return tracker
+
+    @property
+    def _unacked_heads(self) -> UnackedHeads:
+        heads: UnackedHeads = self.__dict__.setdefault("_unacked_heads_state", UnackedHeads())
+        return heads
+
+    def _lost_heads(self, skipped: Mapping[Any, int]) -> dict[Any, int]:
+        """The contiguous partitions (other than ``skipped``) whose committed offset
+        was handed over and lost, with that offset; looked at once a
+        ``HEADS_CHECKED_EVERY`` at most."""
+        now = time.monotonic()
+        if now - self.__dict__.get("_heads_checked_at", 0.0) < self.HEADS_CHECKED_EVERY:
+            return {}
+        self.__dict__["_heads_checked_at"] = now
+        lost = {}
+        for tp, acked in list(self._acked.items()):
+            if tp in skipped or not self._contiguous_topic(tp.topic):
+                continue
+            committed: int | None = self._committed_offset.get(tp)
+            head_lost = self._unacked_heads.lost(tp, committed, min(acked) if acked else None)
+            if head_lost and committed is not None:
+                lost[tp] = committed
+        return lost
 
     def processed(self, tp: Any, offset: int) -> None:
         """An agent is done with the record at ``offset`` of ``tp`` (see
@@ -208,6 +240,18 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
                 offset,
                 tp,
             )
+        # A record dropped after it was handed over shows as a committed offset never
+        # acked behind later acks (app/compat/unacked_heads.py).
+        for tp, offset in self._lost_heads(refetch).items():
+            type(self).unacked_heads_refetched += 1
+            log.error(
+                "offset %d of %s was handed to the agents and never acknowledged while "
+                "later ones were; fetching it again",
+                offset,
+                tp,
+            )
+            refetch[tp] = offset
+        for tp, offset in refetch.items():
             try:
                 await self.seek_wait({tp: offset})
             except IllegalStateError:
@@ -243,6 +287,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self._contiguous.forget(revoked)
+        self._unacked_heads.forget(revoked)
         self._processed.forget(revoked)
         await super().on_partitions_revoked(revoked)
 

@@ -35,5 +35,6 @@ def serve(app: faust.App, catalog: CatalogFollower) -> None:
             "stale_acks_refused": CurrentGenerationConsumer.stale_acks_refused,
             "offset_gaps_seen": CurrentGenerationConsumer.gaps_seen,
             "offset_gaps_refetched": CurrentGenerationConsumer.gaps_refetched,
+            "unacked_heads_refetched": CurrentGenerationConsumer.unacked_heads_refetched,
         }
         return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -19,6 +19,7 @@ from app.compat.faust_consumer import (
     KafkaTransport,
     WorkerConsumerThread,
 )
+from app.compat.unacked_heads import UnackedHeads
 from app.events import kinds
 from app.exceptions import LibraryMismatch
 from app.settings import Settings
@@ -237,3 +238,42 @@ async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_aga
     # So that 8 and 9, fetched again, pass the drain loop's check (offset >= read
     # offset) instead of being dropped once more.
     assert ours._read_offset[TP("impressions", 0)] == 8
+
+
+async def test_a_record_handed_over_and_never_acked_is_fetched_again_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """88 is committed (the next to process) and 89, 90 are acked: 88 was handed over
+    and lost on the way to the agents. Commits stop there; once the grace is over,
+    the partition is sought back to 88 and its read offset moved back with it."""
+    tp = TP("impressions", 0)
+    sought: list[dict[TP, int]] = []
+
+    async def fetch(self: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
+        for record in ():
+            yield record
+
+    async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:
+        sought.append(dict(partitions))
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetch)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(faust_aiokafka.Consumer, "_get_active_partitions", lambda self: set())
+    consumer = _faust_consumer(CurrentGenerationConsumer)
+    consumer.HEADS_CHECKED_EVERY = 0.0
+    now = [0.0]
+    consumer.__dict__["_unacked_heads_state"] = UnackedHeads(grace_seconds=60, clock=lambda: now[0])
+    consumer._committed_offset[tp] = 88
+    for offset in (89, 90):
+        consumer.ack(_impression(offset))
+    consumer._read_offset[tp] = 90
+
+    assert [m async for _, m in consumer.getmany(1.0)] == []
+    now[0] = 59.0
+    assert [m async for _, m in consumer.getmany(1.0)] == []
+    assert sought == []
+    now[0] = 60.0
+    assert [m async for _, m in consumer.getmany(1.0)] == []
+    assert sought == [{tp: 88}]
+    assert consumer._read_offset[tp] == 88
+    assert CurrentGenerationConsumer.unacked_heads_refetched >= 1

@@ -1,0 +1,55 @@
+"""A committed offset never acked behind later acks is judged lost only after the
+grace, once, and the wait starts again (app/compat/unacked_heads.py)."""
+
+from __future__ import annotations
+
+from app.compat.unacked_heads import UnackedHeads
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_head_unacked_behind_a_later_ack_is_lost_after_the_grace_and_once() -> None:
+    clock = Clock()
+    heads = UnackedHeads(grace_seconds=60, clock=clock)
+    assert not heads.lost("p0", 88, 178)  # first seen
+    clock.now += 59
+    assert not heads.lost("p0", 88, 178)  # a batch after a seek may take this long
+    clock.now += 1
+    assert heads.lost("p0", 88, 178)
+    # Sought back: the wait starts again.
+    assert not heads.lost("p0", 88, 178)
+    clock.now += 60
+    assert heads.lost("p0", 88, 178)
+
+
+def test_a_head_acked_or_a_commit_moving_on_starts_the_wait_again() -> None:
+    clock = Clock()
+    heads = UnackedHeads(grace_seconds=60, clock=clock)
+    assert not heads.lost("p0", 88, 90)
+    clock.now += 30
+    assert not heads.lost("p0", 88, 88)  # the head is acked: nothing is missing
+    clock.now += 40
+    assert not heads.lost("p0", 88, 90)  # behind a later ack again: a new wait
+    clock.now += 30
+    assert not heads.lost("p0", 91, 95)  # committed moved on: a new head
+    clock.now += 59
+    assert not heads.lost("p0", 91, 95)
+    clock.now += 1
+    assert heads.lost("p0", 91, 95)
+
+
+def test_nothing_acked_or_nothing_committed_is_not_a_loss_and_revoked_ones_are_forgotten() -> None:
+    clock = Clock()
+    heads = UnackedHeads(grace_seconds=60, clock=clock)
+    assert not heads.lost("p0", 88, None)
+    assert not heads.lost("p0", None, 90)
+    assert not heads.lost("p1", 10, 12)
+    heads.forget(["p1"])
+    clock.now += 60
+    assert not heads.lost("p1", 10, 12)  # its wait started again
