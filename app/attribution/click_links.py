@@ -63,7 +63,11 @@ def imp_id_partition(offer_id: int, pid: int, imp_id: str, partitions: int) -> i
 
 
 def imp_entry_key(offer_id: int, pid: int, imp_id: str) -> bytes:
-    return f"i{offer_id}:{pid}:{imp_id}".encode()
+    return _imp_key_prefix(offer_id, pid) + imp_id.encode()
+
+
+def _imp_key_prefix(offer_id: int, pid: int) -> bytes:
+    return f"i{offer_id}:{pid}:".encode()
 
 
 def link_entries(recorded: Envelope) -> list[tuple[bytes, bytes]]:
@@ -81,7 +85,7 @@ def link_entries(recorded: Envelope) -> list[tuple[bytes, bytes]]:
         if imp_id:
             prefix = prefixes.get((offer_id, pid))
             if prefix is None:
-                prefix = prefixes[(offer_id, pid)] = f"i{offer_id}:{pid}:".encode()
+                prefix = prefixes[(offer_id, pid)] = _imp_key_prefix(offer_id, pid)
             entries.append((prefix + imp_id.encode(), aimp_id.encode()))
     return entries
 

@@ -187,14 +187,22 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
             return {}
         self.__dict__["_heads_checked_at"] = now
         lost = {}
-        for tp, acked in list(self._acked.items()):
-            if tp in skipped or not self._contiguous_topic(tp.topic):
+        for tp in list(self._acked):
+            if tp in skipped:
                 continue
-            committed: int | None = self._committed_offset.get(tp)
-            head_lost = self._unacked_heads.lost(tp, committed, min(acked) if acked else None)
-            if head_lost and committed is not None:
-                lost[tp] = committed
+            head = self._unacked_head(tp)
+            if self._unacked_heads.lost(tp, head) and head is not None:
+                lost[tp] = head
         return lost
+
+    def _unacked_head(self, tp: Any) -> int | None:
+        """The committed offset of ``tp`` (the next record to process) if it is not
+        acked while a later record is, on a contiguous topic; else None."""
+        acked: list[int] = self._acked[tp]
+        committed: int | None = self._committed_offset.get(tp)
+        if not acked or committed is None or min(acked) <= committed:
+            return None
+        return committed if self._contiguous_topic(tp.topic) else None
 
     def processed(self, tp: Any, offset: int) -> None:
         """An agent is done with the record at ``offset`` of ``tp`` (see
@@ -326,10 +334,7 @@ class CurrentGenerationConsumer(faust_aiokafka.Consumer):
         # next record to read, not the last one processed. With 88 committed and 89
         # and 90 acked it commits 91, past 88, which no agent processed. On a
         # contiguous topic the head of the acked list must be the committed offset.
-        acked: list[int] = self._acked[tp]
-        committed: int | None = self._committed_offset.get(tp)
-        unacked_head = bool(acked) and committed is not None and min(acked) > committed
-        if unacked_head and self._contiguous_topic(tp.topic):
+        if self._unacked_head(tp) is not None:
             return None
         return super()._new_offset(tp)
 

@@ -38,22 +38,22 @@ class UnackedHeads:
         self._clock = clock
         self._since: dict[Hashable, tuple[int, float]] = {}
 
-    def lost(self, tp: Hashable, committed: int | None, first_acked: int | None) -> bool:
-        """Whether the record at ``committed`` (the next to process) was lost: a later
-        record (``first_acked``, the lowest acked above it) was acked and it has not
-        been for ``grace_seconds``. Judged lost once: the partition is then sought
-        back, and the wait starts again."""
-        if committed is None or first_acked is None or first_acked <= committed:
+    def lost(self, tp: Hashable, head: int | None) -> bool:
+        """Whether ``head``, the committed offset (the next to process) left unacked
+        while a later record was acked, or None when there is none, was lost: it has
+        stayed so for ``grace_seconds``. Judged lost once: the partition is then
+        sought back, and the wait starts again."""
+        if head is None:
             self._since.pop(tp, None)
             return False
         now = self._clock()
-        head, since = self._since.get(tp, (None, now))
-        if head != committed:
-            self._since[tp] = (committed, now)
+        waited_on, since = self._since.get(tp, (None, now))
+        if waited_on != head:
+            self._since[tp] = (head, now)
             return False
         if now - since < self._grace:
             return False
-        self._since[tp] = (committed, now)
+        self._since[tp] = (head, now)
         return True
 
     def forget(self, tps: Iterable[Hashable]) -> None:

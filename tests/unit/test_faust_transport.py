@@ -206,13 +206,11 @@ async def test_a_record_never_acked_at_the_head_of_a_partition_is_never_committe
     assert await _committed_past_an_unacked_head(CurrentGenerationConsumer) is None
 
 
-async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The stream got 7; the fetch then hands over 10 (8 and 9 dropped on the way):
-    10 is held back and the partition sought back to 8, so 8 and 9 are fetched again.
-    Faust's own consumer hands 10 on (and marks 8..9 done, above)."""
-    fetched = [(TP("impressions", 0), _impression(offset)) for offset in (7, 10)]
+def _fetching(
+    monkeypatch: pytest.MonkeyPatch, fetched: list[tuple[TP, Message]]
+) -> list[dict[TP, int]]:
+    """Faust's consumer made to fetch ``fetched`` on each getmany, with no active
+    partition; the seeks asked of it are appended to the list returned."""
     sought: list[dict[TP, int]] = []
 
     async def fetch(self: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
@@ -225,6 +223,17 @@ async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_aga
     monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetch)
     monkeypatch.setattr(faust_aiokafka.Consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(faust_aiokafka.Consumer, "_get_active_partitions", lambda self: set())
+    return sought
+
+
+async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream got 7; the fetch then hands over 10 (8 and 9 dropped on the way):
+    10 is held back and the partition sought back to 8, so 8 and 9 are fetched again.
+    Faust's own consumer hands 10 on (and marks 8..9 done, above)."""
+    fetched = [(TP("impressions", 0), _impression(offset)) for offset in (7, 10)]
+    sought = _fetching(monkeypatch, fetched)
 
     faust_own = _faust_consumer(faust_aiokafka.Consumer)
     assert [m.offset async for _, m in faust_own.getmany(1.0)] == [7, 10]
@@ -240,6 +249,27 @@ async def test_a_record_beyond_a_drop_is_held_back_and_its_partition_fetched_aga
     assert ours._read_offset[TP("impressions", 0)] == 8
 
 
+async def test_an_unacked_head_is_the_committed_offset_unacked_behind_a_later_ack(
+    install_with: Install,
+) -> None:
+    """Nothing acked, nothing committed, the head acked: no unacked head. On a topic
+    whose offsets may jump (a transaction's markers) a later ack is no sign of one."""
+    consumer = _faust_consumer(CurrentGenerationConsumer, (kinds.IMPRESSIONS.topic, "forwards"))
+    tp = TP("impressions", 0)
+    assert consumer._unacked_head(tp) is None  # nothing acked
+    consumer.ack(_impression(90))
+    assert consumer._unacked_head(tp) is None  # nothing committed
+    consumer._committed_offset[tp] = 88
+    assert consumer._unacked_head(tp) == 88
+    consumer.ack(_impression(88))
+    assert consumer._unacked_head(tp) is None  # the head acked
+    install_with(WORKER_PROCESSING_GUARANTEE="exactly_once")
+    other = TP("forwards", 0)
+    consumer._committed_offset[other] = 5
+    consumer.ack(Message("forwards", 0, 7, 0.0, 0, None, b"k", b"v", None, generation_id=2))
+    assert consumer._unacked_head(other) is None
+
+
 async def test_a_record_handed_over_and_never_acked_is_fetched_again_after_the_grace(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -247,18 +277,7 @@ async def test_a_record_handed_over_and_never_acked_is_fetched_again_after_the_g
     and lost on the way to the agents. Commits stop there; once the grace is over,
     the partition is sought back to 88 and its read offset moved back with it."""
     tp = TP("impressions", 0)
-    sought: list[dict[TP, int]] = []
-
-    async def fetch(self: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
-        for record in ():
-            yield record
-
-    async def seek_wait(self: Any, partitions: dict[TP, int]) -> None:
-        sought.append(dict(partitions))
-
-    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", fetch)
-    monkeypatch.setattr(faust_aiokafka.Consumer, "seek_wait", seek_wait)
-    monkeypatch.setattr(faust_aiokafka.Consumer, "_get_active_partitions", lambda self: set())
+    sought = _fetching(monkeypatch, [])
     consumer = _faust_consumer(CurrentGenerationConsumer)
     consumer.HEADS_CHECKED_EVERY = 0.0
     now = [0.0]
