@@ -16,7 +16,14 @@ from app.settings import Settings
 from reports import exporter_server
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOKKEEPING = {"__init__", "patches", "installed", "contiguous_offsets", "processed_offsets"}
+BOOKKEEPING = {
+    "__init__",
+    "patches",
+    "installed",
+    "contiguous_offsets",
+    "processed_offsets",
+    "unacked_heads",
+}
 
 
 @pytest.fixture
