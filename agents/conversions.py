@@ -1,7 +1,9 @@
 """The conversions agent: every matched postback of one advertiser action meets the
 earlier ones here (keyed by offer and ``action_id``). A new action becomes a
 conversion, a new status updates it, a true repeat is refused as a duplicate
-(:func:`app.attribution.conversions.decide`). Each new revision of a conversion is
+(:func:`app.attribution.conversions.decide`). Matches come in envelopes, one per
+batch of the postbacks agent and partition (app.attribution.matches); one it cannot
+read is set aside, never dropped. Each new revision of a conversion is
 posted back to its affiliate (app.attribution.affiliate_postbacks) through the
 forwarder.
 """
@@ -14,12 +16,16 @@ from typing import Any
 
 import faust
 
+from agents.sending import send_records
+from agents.unreadable import set_aside
 from app.attribution.affiliate_postbacks import affiliate_postback_tasks
 from app.attribution.conversions import UPDATED, decide
+from app.attribution.matches import read_matches
 from app.attribution.replies import Reply
 from app.catalog.current import CatalogView, catalog_current_at
 from app.compat.table_writes import read_in_event_partition, write_in_event_partition
 from app.events import kinds
+from app.events.envelopes import UnreadableEnvelope
 from app.events.records import Conversion, Postback, PostbackOutcome
 from app.events.statuses import ConversionStatus
 from app.events.topics import EventTopics
@@ -44,26 +50,25 @@ def decide_conversions(
             decided: list[tuple[Postback, PostbackOutcome]] = []
             revisions: list[Conversion] = []
             for event in events:
-                matched = event.value
-                state = read_in_event_partition(event, table, event.key)
-                new_state, outcome, conversion = decide(state, matched)
-                if new_state is not state:
-                    write_in_event_partition(event, table, event.key, new_state)
-                if conversion is not None:
-                    sent.append(
-                        await topics[kinds.CONVERSIONS].send(
-                            key=conversion.conversion_id, value=conversion
-                        )
-                    )
-                    revisions.append(conversion)
-                    if outcome.outcome == UPDATED and new_state is not state:
-                        _log_status_change(conversion, outcome)
-                sent.append(
-                    await topics[kinds.POSTBACK_OUTCOMES].send(
-                        key=outcome.postback_id, value=outcome
-                    )
-                )
-                decided.append((matched.postback, outcome))
+                try:
+                    matches = read_matches(event.value, event.key)
+                except UnreadableEnvelope as exc:
+                    sent.append(await set_aside(topics, event, str(exc), log))
+                    continue
+                # The envelope's partition is each of its actions' partition.
+                for key, matched in matches:
+                    state = read_in_event_partition(event, table, key)
+                    new_state, outcome, conversion = decide(state, matched)
+                    if new_state is not state:
+                        write_in_event_partition(event, table, key, new_state)
+                    if conversion is not None:
+                        revisions.append(conversion)
+                        if outcome.outcome == UPDATED and new_state is not state:
+                            _log_status_change(conversion, outcome)
+                    decided.append((matched.postback, outcome))
+            sent.extend(await send_records(topics, kinds.CONVERSIONS, revisions))
+            outcomes = [outcome for _, outcome in decided]
+            sent.extend(await send_records(topics, kinds.POSTBACK_OUTCOMES, outcomes))
             # Answers only once the broker has the outcomes they report.
             await asyncio.gather(*sent)
             await reply(decided)

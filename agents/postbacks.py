@@ -1,7 +1,8 @@
 """The postbacks agent: reads each postback the edge stored, finds the click or
 impression it names, and either refuses it (the outcome goes to the log and back to
 the edge) or passes the conversion it makes to the conversions agent
-(app.attribution.postback_judgement decides).
+(app.attribution.postback_judgement decides), in one envelope per batch and
+partition (app.attribution.matches).
 
 Postbacks are on the partition of the ID they name (app.edge.placement), so this
 partition of the ``clicks`` and ``impressions`` tables is the one that holds it, in
@@ -18,8 +19,10 @@ from typing import Any
 import faust
 
 from agents.batches import current_batches, id_time, well_formed
+from agents.sending import send_records
 from agents.table_progress import TableInput
 from app.attribution.impressions import recorded_impression
+from app.attribution.matches import match_envelopes
 from app.attribution.params import PostbackRequest
 from app.attribution.postback_judgement import judge_postback, read_postback
 from app.attribution.replies import Reply
@@ -126,9 +129,11 @@ def match_postbacks(
     catalog: CatalogView,
     seal: IdSeal,
     reply: Reply,
+    partitions: int,
 ) -> Any:
     """Declare the agent on ``app``; ``seal`` refuses IDs the edge did not issue
-    before any lookup."""
+    before any lookup; ``partitions`` is the deployment's partition count, over which
+    the matches are spread by action (app.attribution.matches)."""
 
     async def match(stream: Any) -> None:
         batches = current_batches(
@@ -137,19 +142,22 @@ def match_postbacks(
         async for events in batches:
             sent = []
             refused: list[tuple[Postback, PostbackOutcome]] = []
+            matches: list[tuple[str, MatchedPostback]] = []
             for event in well_formed(events, "postback_id", "a postback", log):
                 postback = event.value
                 judged = await _judge(event, postback, sources, catalog, seal)
                 if isinstance(judged, PostbackOutcome):
                     refused.append((postback, judged))
-                    sent.append(
-                        await topics[kinds.POSTBACK_OUTCOMES].send(
-                            key=postback.postback_id, value=judged
-                        )
-                    )
                 else:
-                    key, matched = judged
-                    sent.append(await topics[kinds.POSTBACK_MATCHES].send(key=key, value=matched))
+                    matches.append(judged)
+            outcomes = [outcome for _, outcome in refused]
+            sent.extend(await send_records(topics, kinds.POSTBACK_OUTCOMES, outcomes))
+            for envelope in match_envelopes(matches, partitions):
+                sent.append(
+                    await topics[kinds.POSTBACK_MATCHES].send(
+                        key=envelope.key, value=envelope.value, partition=envelope.partition
+                    )
+                )
             await asyncio.gather(*sent)
             await reply(refused)
 

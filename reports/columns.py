@@ -323,20 +323,28 @@ _CONVERSION_FIELDS = (
 )
 
 
-def conversions_batch(events: list[dict[str, Any]]) -> pa.Table:
-    """Columns for the ``conversions`` table: one row per conversion revision."""
-    columns: dict[str, list[Any]] = {name: [e[name] for e in events] for name in _CONVERSION_FIELDS}
-    columns["ts"] = [e["created_ms"] for e in events]
-    columns["updated_ts"] = [e["updated_ms"] for e in events]
-    columns["event_ts"] = [e["event_ms"] for e in events]
+def conversions_from_envelopes(envelopes: Sequence[Envelope]) -> pa.Table:
+    """Columns for the ``conversions`` table from envelopes of conversion revisions:
+    one row per revision."""
+    columns: dict[str, list[Any]] = {name: _values(envelopes, name) for name in _CONVERSION_FIELDS}
+    columns["ts"] = _values(envelopes, "created_ms")
+    columns["updated_ts"] = _values(envelopes, "updated_ms")
+    columns["event_ts"] = _values(envelopes, "event_ms")
     for name in ("aimp_id", "clickid", "action_id", "imp_id", *SUB_FIELDS):
-        columns[name] = [e.get(name) for e in events]
-    columns["sum"] = [None if e.get("sum") is None else Decimal(e["sum"]) for e in events]
-    columns["revenue"] = [_money(e["revenue"]) for e in events]
-    columns["payout"] = [_money(e["payout"]) for e in events]
+        columns[name] = _values(envelopes, name)
+    columns["sum"] = [None if v is None else Decimal(v) for v in _values(envelopes, "sum")]
+    columns["revenue"] = [_money(v) for v in _values(envelopes, "revenue")]
+    columns["payout"] = [_money(v) for v in _values(envelopes, "payout")]
+    custom = [fields or {} for fields in _values(envelopes, "custom_fields")]
     for name in CUSTOM_FIELDS:
-        columns[name] = [(e.get("custom_fields") or {}).get(name) for e in events]
+        columns[name] = [fields.get(name) for fields in custom]
     return pa.Table.from_pydict(columns, schema=CONVERSION_SCHEMA)
+
+
+def conversions_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``conversions`` table from revisions one dict each (for code
+    that holds rows, such as tests): the rows as one envelope."""
+    return conversions_from_envelopes([_as_envelope(kinds.CONVERSION_ENVELOPE, events)])
 
 
 SERVER_POSTBACK_SCHEMA = pa.schema(
@@ -376,24 +384,30 @@ _OUTCOME_FIELDS = (
 )
 
 
-def server_postbacks_batch(events: list[dict[str, Any]]) -> pa.Table:
-    """Columns for the ``server_postbacks`` table: every postback's outcome, with the
-    parameters it was sent with (as a JSON object)."""
-    ids = [e["postback_id"] for e in events]
-    params = [e["params"] for e in events]
+def server_postbacks_from_envelopes(envelopes: Sequence[Envelope]) -> pa.Table:
+    """Columns for the ``server_postbacks`` table from envelopes of postback outcomes:
+    every postback's outcome, with the parameters it was sent with (as a JSON
+    object)."""
+    ids = _values(envelopes, "postback_id")
+    params = _values(envelopes, "params")
     columns: dict[str, list[Any]] = {
         "postback_id": ids,
         "ts": [id_ms(i) for i in ids],
-        "method": [e["method"] for e in events],
+        "method": _values(envelopes, "method"),
         "params": [orjson.dumps(p).decode() for p in params],
-        "status": [e["status"] for e in events],
-        "outcome": [e["outcome"] for e in events],
+        "status": _values(envelopes, "status"),
+        "outcome": _values(envelopes, "outcome"),
     }
     for name in ("clickid", "aimp_id", "action_id"):
         columns[name] = [p.get(name) for p in params]
     for name in _OUTCOME_FIELDS:
-        columns[name] = [e.get(name) for e in events]
+        columns[name] = _values(envelopes, name)
     return pa.Table.from_pydict(columns, schema=SERVER_POSTBACK_SCHEMA)
+
+
+def server_postbacks_batch(events: list[dict[str, Any]]) -> pa.Table:
+    """Columns for the ``server_postbacks`` table from outcomes one dict each."""
+    return server_postbacks_from_envelopes([_as_envelope(kinds.OUTCOME_ENVELOPE, events)])
 
 
 AFFILIATE_POSTBACK_SCHEMA = pa.schema(
@@ -457,6 +471,8 @@ RowsBuilder = Callable[[list[dict[str, Any]]], pa.Table]
 ENVELOPE_BUILDERS: dict[str, EnvelopesBuilder] = {
     "impressions": impressions_from_envelopes,
     "rejections": rejections_from_envelopes,
+    "conversions": conversions_from_envelopes,
+    "server_postbacks": server_postbacks_from_envelopes,
 }
 """The builders of the kinds carried in envelopes (app.events.kinds ``envelope``):
 from a fetch's envelopes, column by column."""
@@ -465,8 +481,6 @@ ROW_BUILDERS: dict[str, RowsBuilder] = {
     "deliveries": deliveries_batch,
     "clicks": clicks_batch,
     "click_rejections": click_rejections_batch,
-    "conversions": conversions_batch,
-    "server_postbacks": server_postbacks_batch,
     "affiliate_postbacks": affiliate_postbacks_batch,
 }
 """The builders of the kinds carried one JSON object a record: from the decoded objects."""

@@ -48,9 +48,10 @@ ENVELOPED_TOPICS: dict[str, EnvelopeKind] = {
 }
 """The exported topics whose records are envelopes, and how to read them."""
 
-_UNBUILDABLE = (KeyError, TypeError, ValueError, ArithmeticError)
+_UNBUILDABLE = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
 """What a builder raises for an event of the wrong shape (pyarrow's errors are
-TypeError and ValueError; a decimal that is no number, ArithmeticError)."""
+TypeError and ValueError; a decimal that is no number, ArithmeticError; a postback's
+parameters or a conversion's custom fields that are no object, AttributeError)."""
 
 
 class Exporter:

@@ -14,13 +14,33 @@ Columns are what the exporter hands to Arrow as they are, with no dict per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from app.exceptions import ImptrackError
+
+ENVELOPE_BYTES = 512 * 1024
+"""The most an envelope made of events of unbounded size (postbacks, whose parameters
+may take up to the edge's 64 KiB body each) is let grow to: the producer's batch
+size, well under Kafka's 1 MB default for a record."""
+
+T = TypeVar("T")
+
+
+def within_bytes(
+    encode: Callable[[Sequence[T]], bytes], events: Sequence[T], limit: int = ENVELOPE_BYTES
+) -> list[tuple[Sequence[T], bytes]]:
+    """``events`` as envelopes of at most ``limit`` bytes each (an event larger than
+    that alone in its own), each with the events it holds, in order. Halved until
+    they fit: envelopes usually fit whole, so a split costs an encoding rarely."""
+    value = encode(events)
+    if len(value) <= limit or len(events) <= 1:
+        return [(events, value)]
+    half = len(events) // 2
+    return within_bytes(encode, events[:half], limit) + within_bytes(encode, events[half:], limit)
 
 
 class UnreadableEnvelope(ImptrackError):
@@ -47,6 +67,11 @@ class EnvelopeFormat:
                 f"{self.kind} v{self.version}: {len(columns)} columns for {len(self.fields)} fields"
             )
         return bytes((self.version,)) + orjson.dumps(columns)
+
+    def encode_records(self, records: Sequence[Any]) -> bytes:
+        """The envelope of ``records`` (objects with an attribute per field, such as
+        Faust records)."""
+        return self.encode([[getattr(r, name) for r in records] for name in self.fields])
 
     def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
         """The envelope of ``rows`` (a missing field is null)."""

@@ -102,6 +102,63 @@ FORWARD_TASK_ENVELOPE = envelope_kind(
 )
 """An envelope's deliveries to make to impressions destination URLs."""
 
+OUTCOME_ENVELOPE = envelope_kind(
+    "postback outcomes",
+    (
+        "postback_id",
+        "method",
+        "params",
+        "status",
+        "outcome",
+        "ip",
+        "error",
+        "conversion_id",
+        "conversion_status",
+        "previous_status",
+        "attribution",
+        "offer_id",
+        "pid",
+        "goal",
+        "advertiser_id",
+        "revision",
+    ),
+)
+"""What became of a batch's postbacks (``params``: each one's parameters, an object)."""
+
+CONVERSION_ENVELOPE = envelope_kind(
+    "conversions",
+    (
+        "conversion_id",
+        "revision",
+        "postback_id",
+        "offer_id",
+        "pid",
+        "advertiser_id",
+        "attribution",
+        "goal",
+        "status",
+        "revenue",
+        "payout",
+        "currency",
+        "event_ms",
+        "created_ms",
+        "updated_ms",
+        "aimp_id",
+        "clickid",
+        "action_id",
+        "sum",
+        "imp_id",
+        *_SUBS,
+        "custom_fields",
+    ),
+)
+"""A batch's new conversions and status changes (``custom_fields``: an object, or null)."""
+
+MATCH_ENVELOPE = envelope_kind("postback matches", ("action_key", "postback", "conversion"))
+"""A batch's postbacks matched to their click or impression, whose actions are on one
+partition: each one's action key, and its postback and the conversion it makes as
+their records' fields (app.attribution.matches)."""
+
 
 IMPRESSIONS = EventKind("impressions", "aimp_id", Impression, EDGE, envelope=IMPRESSION_ENVELOPE)
 """Impressions as the edge accepted them."""
@@ -166,11 +223,14 @@ POSTBACKS = EventKind("postbacks", None, Postback, EDGE)
 partition of the click or impression it names, where the worker holding that part
 of the tables reads it."""
 
-POSTBACK_MATCHES = EventKind("postback-matches", None, MatchedPostback, WORKER)
-"""Postbacks matched to their click or impression, keyed by ``<offer_id>:<action_id>``
+POSTBACK_MATCHES = EventKind(
+    "postback-matches", None, MatchedPostback, WORKER, envelope=MATCH_ENVELOPE
+)
+"""Postbacks matched to their click or impression, in envelopes of one batch and
+partition. The partition is that of each one's action key, ``<offer_id>:<action_id>``
 (``<offer_id>:postback:<postback_id>`` without one, app.attribution.conversions
 ``action_key``), so every postback of one advertiser action meets the earlier ones
-in one place."""
+in one place; the record's key is its first postback's ID (app.attribution.matches)."""
 
 CONVERSIONS = EventKind(
     "conversions",
@@ -178,8 +238,10 @@ CONVERSIONS = EventKind(
     Conversion,
     WORKER,
     Export("conversions", ("conversion_id",), updated_in_place=True),
+    envelope=CONVERSION_ENVELOPE,
 )
-"""Each new conversion and each change of its status (a new ``revision``)."""
+"""Each new conversion and each change of its status (a new ``revision``), in one
+envelope per batch of the conversions agent, keyed by its first conversion's ID."""
 
 POSTBACK_OUTCOMES = EventKind(
     "postback-outcomes",
@@ -187,8 +249,10 @@ POSTBACK_OUTCOMES = EventKind(
     PostbackOutcome,
     WORKER,
     Export("server_postbacks", ("postback_id",)),
+    envelope=OUTCOME_ENVELOPE,
 )
-"""What became of every postback, accepted or refused."""
+"""What became of every postback, accepted or refused, in one envelope per batch of
+the agent that decided them, keyed by its first postback's ID."""
 
 AFFILIATE_POSTBACKS = EventKind(
     "affiliate-postbacks", "conversion_id", AffiliatePostbackTask, WORKER

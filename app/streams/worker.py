@@ -56,7 +56,7 @@ def build_worker(settings: Settings) -> faust.App:
     record_clicks(app, topics, tables.clicks, clicks_input)
     seal = IdSeal(load_id_key(settings))
     sources = Sources(tables.clicks, clicks_input, tables.impressions, impressions_input, seal)
-    match_postbacks(app, topics, sources, catalog, seal, reply)
+    match_postbacks(app, topics, sources, catalog, seal, reply, settings.topic_partitions)
     decide_conversions(app, topics, tables.conversions, catalog, reply)
     serve_links(app, tables.impressions, seal, settings, redis)
     worker_views.serve(app, catalog)

@@ -54,8 +54,11 @@ async def catalog_records(bootstrap: str) -> int:
 
 
 async def topic_keys(bootstrap: str, topic: str) -> list[str]:
-    """The keys of every record on ``topic``, all partitions, read to their true end
-    (for telling where a lost event went missing)."""
+    """The keys of every event on ``topic``, all partitions, read to their true end
+    (for telling where a lost event went missing): of a kind carried in envelopes,
+    each event's ID in them rather than the record's key."""
+    kind = next((k for k in kinds.EVENTS if k.topic == topic), None)
+    enveloped = kind.envelope if kind is not None and kind.key is not None else None
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
@@ -64,7 +67,11 @@ async def topic_keys(bootstrap: str, topic: str) -> list[str]:
     try:
         while batch := await consumer.getmany(timeout_ms=1000):
             for messages in batch.values():
-                keys += [m.key.decode() for m in messages]
+                if enveloped is None or kind is None:
+                    keys += [m.key.decode() for m in messages]
+                    continue
+                for message in messages:
+                    keys += enveloped.decode(message.value)[str(kind.key)]
     finally:
         await consumer.stop()
     return keys

@@ -35,7 +35,12 @@ def rows_factory(count: int, **fields: Any) -> list[dict[str, Any]]:
 
 
 def test_the_exporter_reads_the_enveloped_exported_topics() -> None:
-    assert set(ENVELOPED_TOPICS) == {"impressions-recorded", "impressions-rejected"}
+    assert set(ENVELOPED_TOPICS) == {
+        "impressions-recorded",
+        "impressions-rejected",
+        "conversions",
+        "postback-outcomes",
+    }
     assert set(ENVELOPED_TOPICS) <= set(EXPORTED_TOPICS)
 
 
@@ -72,3 +77,42 @@ def test_a_fetch_of_good_envelopes_sets_nothing_aside() -> None:
     table, unreadable = read_envelopes(RECORDED.enveloped, "impressions", fetch)
     assert unreadable == []
     assert table.column("sub1").to_pylist() == ["s0", "s1", "s2"]
+
+
+def test_envelopes_of_postback_outcomes_become_server_postbacks_and_a_bad_one_is_set_aside() -> (
+    None
+):
+    """An outcome whose parameters are no object cannot be a row: its envelope is set
+    aside whole with why, and the envelopes around it are exported; a per-record
+    outcome (JSON, as written before outcomes were enveloped) is no envelope."""
+    ids = IdGenerator(TEST_SEAL)
+    encode = kinds.POSTBACK_OUTCOMES.enveloped.current.encode_rows
+
+    def outcome(**fields: Any) -> dict[str, Any]:
+        return {
+            "postback_id": ids.new_id(),
+            "method": "GET",
+            "params": {"clickid": "c1", "action_id": "a1"},
+            "status": 2,
+            "outcome": "refused",
+            "error": "unknown clickid",
+            **fields,
+        }
+
+    good = [outcome(), outcome(status=1, outcome="created", conversion_id="x")]
+    per_record = b'{"postback_id": "p", "status": 2}'
+    fetch = fetch_factory([encode(good), encode([outcome(params="text")]), per_record])
+    rows, unreadable = read_envelopes(
+        kinds.OUTCOME_ENVELOPE, EXPORTED_TOPICS["postback-outcomes"], fetch
+    )
+    assert rows.column("postback_id").to_pylist() == [o["postback_id"] for o in good]
+    assert rows.column("clickid").to_pylist() == ["c1", "c1"]
+    assert rows.column("conversion_id").to_pylist() == [None, "x"]
+    assert [(m.offset, why.split(":")[0]) for m, why in unreadable] == [
+        (41, "postback outcomes envelope v1"),
+        (
+            42,
+            "postback outcomes envelope of format 123, which this imptrack does not know "
+            "(it reads 1)",
+        ),
+    ]

@@ -40,13 +40,17 @@ class FixedCatalog:
 
 class ChannelTopics(EventTopics):
     """Each event kind as an in-memory channel of ``app``; what an agent sends to a
-    kind is kept in order, for the test to read."""
+    kind is kept in order, with its headers and the partition it named (None: the
+    key's), for the test to read."""
 
     def __init__(self, app: faust.App) -> None:
         self.sent: dict[str, list[tuple[Any, Any]]] = {kind.topic: [] for kind in EVENTS}
         self.headers: dict[str, list[Any]] = {kind.topic: [] for kind in EVENTS}
+        self.partitions: dict[str, list[int | None]] = {kind.topic: [] for kind in EVENTS}
         self._channels = {
-            kind.topic: _Recording(app, self.sent[kind.topic], self.headers[kind.topic])
+            kind.topic: _Recording(
+                app, self.sent[kind.topic], self.headers[kind.topic], self.partitions[kind.topic]
+            )
             for kind in EVENTS
         }
 
@@ -56,21 +60,39 @@ class ChannelTopics(EventTopics):
     def values(self, kind: EventKind) -> list[Any]:
         return [value for _, value in self.sent[kind.topic]]
 
+    def rows(self, kind: EventKind) -> list[dict[str, Any]]:
+        """Every event sent of a kind carried in envelopes, as a dict, in order."""
+        return [row for value in self.values(kind) for row in kind.enveloped.decode(value).rows()]
+
 
 class _Recording(faust.Channel):  # type: ignore[misc]
     """A channel that keeps what is sent to it: ``await send(key=, value=)`` gives a
     future done once the record is "on the broker" (here: at once)."""
 
-    def __init__(self, app: faust.App, sent: list[tuple[Any, Any]], headers: list[Any]) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        sent: list[tuple[Any, Any]],
+        headers: list[Any],
+        partitions: list[int | None],
+    ) -> None:
         super().__init__(app)
         self._sent = sent
         self._headers = headers
+        self._partitions = partitions
 
     async def send(
-        self, *, key: Any = None, value: Any = None, headers: Any = None, **_: Any
+        self,
+        *,
+        key: Any = None,
+        value: Any = None,
+        headers: Any = None,
+        partition: int | None = None,
+        **_: Any,
     ) -> Any:
         self._sent.append((key, value))
         self._headers.append(headers)
+        self._partitions.append(partition)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done

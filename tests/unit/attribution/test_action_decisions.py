@@ -12,36 +12,17 @@ from app.attribution.conversions import (
     decide,
     verdict,
 )
-from app.events.records import Conversion, MatchedPostback, Postback
+from app.events.records import MatchedPostback
 from app.ids import IdGenerator
 from tests.ids import TEST_SEAL
+from tests.unit.attribution.matched import matched_postback
 
 _ids = IdGenerator(TEST_SEAL)
 T0 = 1_790_000_000_000
 
 
 def _matched(status: int, at_ms: int, action_id: str | None = "A-1") -> MatchedPostback:
-    postback_id = _ids.new_id(now_ms=at_ms)
-    postback = Postback(postback_id=postback_id, method="GET", params={"status": str(status)})
-    conversion = Conversion(
-        conversion_id=postback_id,
-        revision=1,
-        postback_id=postback_id,
-        offer_id=5,
-        pid=3,
-        advertiser_id=9,
-        attribution="click",
-        goal="1",
-        status=status,
-        revenue="10.00",
-        payout="7.00",
-        currency="USD",
-        event_ms=T0 - 1000,
-        created_ms=at_ms,
-        updated_ms=at_ms,
-        action_id=action_id,
-    )
-    return MatchedPostback(postback=postback, conversion=conversion)
+    return matched_postback(status, at_ms, action_id, event_ms=T0 - 1000)
 
 
 def _round_trip(state: ActionState) -> ActionState:

@@ -97,11 +97,23 @@ def test_each_envelope_carries_its_records_fields() -> None:
         "impressions-recorded",
         "impressions-rejected",
         "forward-tasks",
+        "postback-matches",
+        "postback-outcomes",
+        "conversions",
     }
+    # Matches carry their records whole, each as a column of dicts beside its action
+    # key (app.attribution.matches); tests/unit/attribution/test_matches.py reads
+    # them back equal.
+    matches = kinds.POSTBACK_MATCHES
+    assert matches.record is not None
+    assert matches.enveloped.current.fields == ("action_key", *matches.record._options.fields)
     for kind in enveloped:
+        if kind is matches:
+            continue
         assert kind.record is not None
         fields = set(kind.record._options.fields)
         if kind is kinds.IMPRESSIONS:
             fields -= added_by_the_worker
         assert set(kind.enveloped.current.fields) == fields, kind.topic
-        assert kind.enveloped.current.fields[0] == kind.key == "aimp_id"
+        # Each envelope starts with its events' IDs, by which it is keyed.
+        assert kind.enveloped.current.fields[0] == kind.key, kind.topic
