@@ -16,6 +16,7 @@ from agents.table_progress import TableInput
 from app.compat.table_writes import write_in_event_partition
 from app.events import kinds
 from app.events.topics import EventTopics
+from app.metrics import pipeline as metrics
 
 log = logging.getLogger("imptrack.clicks")
 
@@ -29,8 +30,10 @@ def record_clicks(app: faust.App, topics: EventTopics, table: Any, table_input: 
     async def record(stream: Any) -> None:
         # Replays after a crash write again: the table is keyed by clickid.
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_SECONDS):
-            for event in well_formed(events, "clickid", "a click", log):
+            kept = well_formed(events, "clickid", "a click", log)
+            for event in kept:
                 write_in_event_partition(event, table, event.value.clickid, event.value)
             table_input.processed(events)
+            metrics.took_in("clicks", len(kept))
 
     return app.agent(topics[kinds.CLICKS], name="clicks")(record)

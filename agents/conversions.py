@@ -29,6 +29,7 @@ from app.events.envelopes import UnreadableEnvelope
 from app.events.records import Conversion, Postback, PostbackOutcome
 from app.events.statuses import ConversionStatus
 from app.events.topics import EventTopics
+from app.metrics import pipeline as metrics
 
 log = logging.getLogger("imptrack.conversions")
 
@@ -68,6 +69,9 @@ def decide_conversions(
                     decided.append((matched.postback, outcome))
             sent.extend(await send_records(topics, kinds.CONVERSIONS, revisions))
             outcomes = [outcome for _, outcome in decided]
+            metrics.took_in("conversions", len(decided))
+            metrics.sent_out("conversions", len(outcomes) + len(revisions))
+            metrics.postbacks_decided([(o.outcome, o.error_kind) for o in outcomes])
             sent.extend(await send_records(topics, kinds.POSTBACK_OUTCOMES, outcomes))
             # Answers only once the broker has the outcomes they report.
             await asyncio.gather(*sent)

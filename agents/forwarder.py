@@ -30,6 +30,7 @@ from app.events.records import IMPRESSION
 from app.events.topics import EventTopics
 from app.forwarding.schedule import SourceMark, TaskGroup
 from app.ids import is_valid_id
+from app.metrics import pipeline as metrics
 
 log = logging.getLogger("imptrack.forwarder")
 
@@ -90,6 +91,9 @@ def _forward_tasks(app: faust.App, topics: EventTopics, schedule: Schedule) -> A
             # record of it set aside is on the broker: waiting keeps it.
             if groups:
                 await schedule(groups, "forward tasks")
+            scheduled = sum(len(group.tasks) for group in groups)
+            metrics.took_in(kind.topic, scheduled)
+            metrics.sent_out(kind.topic, scheduled)
             for ack in set_aside_acks:
                 await ack
 
@@ -122,5 +126,7 @@ def _affiliate_postbacks(app: faust.App, topics: EventTopics, schedule: Schedule
             if tasks:
                 # The batch is not acknowledged until it is scheduled: waiting keeps it.
                 await schedule([TaskGroup(tasks)], "affiliate postbacks")
+            metrics.took_in(kind.topic, len(tasks))
+            metrics.sent_out(kind.topic, len(tasks))
 
     return app.agent(topics[kind], name=kind.topic)(schedule_batches)

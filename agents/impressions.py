@@ -24,6 +24,7 @@ from app.events import kinds
 from app.events.envelopes import Envelope, UnreadableEnvelope
 from app.events.provenance import source_headers
 from app.events.topics import EventTopics
+from app.metrics import pipeline as metrics
 
 log = logging.getLogger("imptrack.impressions")
 
@@ -57,6 +58,7 @@ def record_impressions(
                     continue
                 envelope, accepted_ms = readable
                 verdicts = judge_envelope(catalog.catalog_at(accepted_ms), envelope)
+                metrics.envelope_judged("impressions", len(envelope), verdicts.counts)
                 partition = event.message.partition
                 if verdicts.recorded is not None:
                     write_in_event_partition(event, table, key, verdicts.recorded)

@@ -33,6 +33,7 @@ from app.events.envelopes import UnreadableEnvelope
 from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.events.topics import EventTopics
 from app.ids import IdSeal, id_ms
+from app.metrics import pipeline as metrics
 
 log = logging.getLogger("imptrack.postbacks")
 
@@ -151,6 +152,9 @@ def match_postbacks(
                 else:
                     matches.append(judged)
             outcomes = [outcome for _, outcome in refused]
+            metrics.took_in("postbacks", len(events))
+            metrics.sent_out("postbacks", len(outcomes) + len(matches))
+            metrics.postbacks_decided([(o.outcome, o.error_kind) for o in outcomes])
             sent.extend(await send_records(topics, kinds.POSTBACK_OUTCOMES, outcomes))
             for envelope in match_envelopes(matches, partitions):
                 sent.append(

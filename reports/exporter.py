@@ -25,11 +25,15 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from app.compat.kafka_metadata import cluster_id, wait_for_partitions
 from app.events import dead_letters, kinds
 from app.events.envelopes import Envelope, EnvelopeKind, UnreadableEnvelope
+from app.metrics import export as export_metrics
+from app.metrics.state import LAG_TIMEOUT_SECONDS, record_lag
 from app.settings import Settings
 from reports import db, store
 from reports.columns import ENVELOPE_BUILDERS, ROW_BUILDERS
@@ -68,6 +72,7 @@ class Exporter:
         self.last_batch_at: float | None = None
         self.positions: dict[tuple[str, int], int] = {}
         self.end_to_end = ExportDelays()
+        self.newest_stored_ms: int | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._writer_lock: int | None = None
@@ -209,6 +214,12 @@ class Exporter:
         fresh = await self._in_db(store.write_batch, self.con, self.cluster_id, batch)
         for kind, count in fresh.items():
             self.exported[kind] = self.exported.get(kind, 0) + count
+        export_metrics.stored(fresh)
+        for table in rows.values():
+            if "ts" in table.column_names and table.num_rows:
+                newest = pc.max(table.column("ts")).cast(pa.int64()).as_py()
+                if newest is not None and newest > (self.newest_stored_ms or 0):
+                    self.newest_stored_ms = newest
         impressions = rows.get("impressions")
         if impressions is not None:
             self.end_to_end.committed(impressions.column("ts"))
@@ -280,6 +291,27 @@ class Exporter:
         if self._writer_lock is not None:
             os.close(self._writer_lock)
         self._db_thread.shutdown(wait=True)
+
+    async def measure(self) -> None:
+        """Set the export's metrics: the records not stored yet per topic and
+        partition (against the end offsets), how far behind the newest event that is,
+        and the DuckDB files' sizes."""
+        export_metrics.measure_files(self.settings.exporter_db_path, self.settings.duckdb_path)
+        if self._consumer is None:
+            return
+        assigned = list(self._consumer.assignment())
+        try:
+            async with asyncio.timeout(LAG_TIMEOUT_SECONDS):
+                ends = await self._consumer.end_offsets(assigned)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("could not read the exported topics' end offsets: %s", exc)
+            return
+        positions = {tp: self.positions.get((tp.topic, tp.partition), 0) for tp in assigned}
+        record_lag("exporter", positions, ends)
+        behind = sum(
+            max(0, ends[tp] - position) for tp, position in positions.items() if tp in ends
+        )
+        export_metrics.measure_lag(behind, self.newest_stored_ms)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,8 @@ from app.compat import install
 from app.edge.api_keys import ApiKeyGate
 from app.exceptions import ReportError
 from app.installation_secrets import load_api_key
+from app.metrics.http import measured, metrics_page
+from app.metrics.process import ProcessMetrics
 from app.settings import Settings
 from reports.exporter import Exporter
 from reports.formatting import (
@@ -38,6 +40,7 @@ from reports.slices import run_slice
 
 EXPORTER = web.AppKey("exporter", Exporter)
 API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
+PROCESS = web.AppKey("process", ProcessMetrics)
 API_FORMATS = (*FORMATS, "arrow")
 log = logging.getLogger("imptrack.exporter")
 
@@ -64,6 +67,14 @@ async def _export_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response(request.app[EXPORTER].status())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics: rows stored, the export's lag and the DuckDB files read
+    now, the stats API's requests, the process's costs."""
+    request.app[PROCESS].sample()
+    await request.app[EXPORTER].measure()
+    return await metrics_page(request)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -129,10 +140,12 @@ def create_exporter_app(settings: Settings) -> web.Application:
 def create_stats_app(exporter: Exporter, gate: ApiKeyGate) -> web.Application:
     """Health and the stats API, answered from ``exporter``'s connection; without the
     export loop, which :func:`create_exporter_app` adds."""
-    app = web.Application()
+    app = web.Application(middlewares=[measured])
     app[EXPORTER] = exporter
     app[API_KEY_GATE] = gate
+    app[PROCESS] = ProcessMetrics("exporter")
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/stats/{slice}", stats)
     return app
 

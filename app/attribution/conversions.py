@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from app.attribution.params import RefusalKind
 from app.events.records import Conversion, MatchedPostback, Postback, PostbackOutcome
 from app.events.statuses import ConversionStatus, PostbackStatus
 from app.ids import id_ms
@@ -46,6 +47,7 @@ def action_key(offer_id: int, action_id: str | None, postback_id: str) -> str:
 def refusal(
     postback: Postback,
     error: str,
+    kind: RefusalKind,
     offer_id: int | None = None,
     pid: int | None = None,
     conversion_id: str | None = None,
@@ -61,6 +63,7 @@ def refusal(
         status=PostbackStatus.REFUSED,
         outcome=REFUSED,
         error=error,
+        error_kind=kind.value,
         offer_id=offer_id,
         pid=pid,
         conversion_id=conversion_id,
@@ -123,6 +126,7 @@ def decide(
             f"conversion {current.conversion_id} already has status {current.status} "
             f"({ConversionStatus(current.status).label}); a postback with another status "
             "changes it",
+            RefusalKind.DUPLICATE,
             offer_id=current.offer_id,
             pid=current.pid,
             conversion_id=current.conversion_id,

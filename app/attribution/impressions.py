@@ -5,7 +5,7 @@ forwarded, or rejected with its reason. Pure: the impressions agent
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.attribution.payments import impression_earning
@@ -77,6 +77,10 @@ class EnvelopeVerdicts:
     recorded: bytes | None = None
     rejected: bytes | None = None
     forward: bytes | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    """How many impressions each output holds (``recorded``, ``forward``) and how
+    many were rejected for each reason (``rejected:<reason>``): the metrics' figures,
+    without decoding the envelopes again."""
 
 
 _RECORDED = RECORDED_ENVELOPE.current
@@ -163,6 +167,10 @@ def judge_envelope(in_force: Catalog, envelope: Envelope) -> EnvelopeVerdicts:
         else:
             rejected.append((slot, judged))
     verdicts = EnvelopeVerdicts()
+    verdicts.counts["recorded"] = len(recorded)
+    for _, rejection in rejected:
+        key = f"rejected:{rejection.reason}"
+        verdicts.counts[key] = verdicts.counts.get(key, 0) + 1
     if recorded:
         if len(recorded) == len(aimp_ids):
             columns = {name: column[name] for name in _IMPRESSION_FIELDS}
@@ -176,6 +184,7 @@ def judge_envelope(in_force: Catalog, envelope: Envelope) -> EnvelopeVerdicts:
         columns["advertiser_id"] = [t.offer.advertiser_id for _, t in recorded]
         verdicts.recorded = _RECORDED.encode([columns[name] for name in _RECORDED.fields])
         forward = [_forward_row(column, slot, t) for slot, t in recorded if t.plan is not None]
+        verdicts.counts["forward"] = len(forward)
         if forward:
             verdicts.forward = _FORWARD.encode_rows(forward)
     if rejected:

@@ -8,7 +8,7 @@ whether the offer pays for its goal. The first that fails is the answer.
 
 from __future__ import annotations
 
-from app.attribution.params import PostbackRefused, PostbackRequest
+from app.attribution.params import PostbackRefused, PostbackRequest, RefusalKind
 from app.attribution.payments import cpa_earning, offer_currency
 from app.attribution.security import ip_allowed, secure_matches
 from app.catalog.model import Catalog, Offer
@@ -29,32 +29,40 @@ def _in_time(
             raise PostbackRefused(
                 f"click session expired: click {request.clickid} was {age_ms / 1000:.0f} s "
                 f"before this postback; offer {offer.id} accepts conversions for "
-                f"{offer.click_session} s after a click (click_session)"
+                f"{offer.click_session} s after a click (click_session)",
+                RefusalKind.EXPIRED,
             )
     elif age_ms > offer.view_through_window * 1000:
         raise PostbackRefused(
             f"impression lifespan expired: impression {request.aimp_id} was "
             f"{age_ms / 1000:.0f} s before this postback; offer {offer.id} attributes "
             f"conversions for {offer.view_through_window} s after an impression "
-            "(view_through_window)"
+            "(view_through_window)",
+            RefusalKind.EXPIRED,
         )
 
 
 def _offer_open(catalog: Catalog, offer_id: int) -> Offer:
     offer = catalog.offers.get(offer_id)
     if offer is None or offer.status == "deleted":
-        raise PostbackRefused(f"offer {offer_id} is deleted; it takes no more postbacks")
+        raise PostbackRefused(
+            f"offer {offer_id} is deleted; it takes no more postbacks", RefusalKind.OFFER_NOT_ACTIVE
+        )
     if offer.status != "active":
         raise PostbackRefused(
             f"offer {offer_id} is not active (it is {offer.status}); postbacks are accepted "
-            "for active offers only"
+            "for active offers only",
+            RefusalKind.OFFER_NOT_ACTIVE,
         )
     return offer
 
 
 def _sender_allowed(offer: Offer, request: PostbackRequest, ip: str | None) -> None:
     if offer.postback_ip_whitelist and not ip_allowed(ip or "", offer.postback_ip_whitelist):
-        raise PostbackRefused(f"source IP {ip} is not in offer {offer.id}'s postback IP whitelist")
+        raise PostbackRefused(
+            f"source IP {ip} is not in offer {offer.id}'s postback IP whitelist",
+            RefusalKind.IP_NOT_ALLOWED,
+        )
     if offer.postback_token is None:
         return
     identifier = request.matched_id
@@ -62,12 +70,14 @@ def _sender_allowed(offer: Offer, request: PostbackRequest, ip: str | None) -> N
     if request.secure is None:
         raise PostbackRefused(
             f"secure is required by offer {offer.id}: send the lowercase hex HMAC-SHA256 "
-            f"of {signed} keyed with the offer's postback token"
+            f"of {signed} keyed with the offer's postback token",
+            RefusalKind.BAD_SECURE,
         )
     if not secure_matches(offer.postback_token, identifier, request.action_id, request.secure):
         raise PostbackRefused(
             f"secure does not match: offer {offer.id} expects the lowercase hex "
-            f"HMAC-SHA256 of {signed} keyed with its postback token"
+            f"HMAC-SHA256 of {signed} keyed with its postback token",
+            RefusalKind.BAD_SECURE,
         )
 
 
@@ -84,10 +94,12 @@ def attribute(
     if source is None:
         if request.clickid is not None:
             raise PostbackRefused(
-                f"unknown clickid {request.clickid}: no click with this ID was tracked"
+                f"unknown clickid {request.clickid}: no click with this ID was tracked",
+                RefusalKind.UNKNOWN_ID,
             )
         raise PostbackRefused(
-            f"unknown aimp_id {request.aimp_id}: no impression with this ID was tracked"
+            f"unknown aimp_id {request.aimp_id}: no impression with this ID was tracked",
+            RefusalKind.UNKNOWN_ID,
         )
     at_ms = id_ms(postback.postback_id)
     offer = _offer_open(catalog, source.offer_id)
@@ -97,7 +109,9 @@ def attribute(
     goals = sorted({p.goal for p in offer.payments if p.type == "CPA"})
     if earning is None and goals:
         raise PostbackRefused(
-            f"goal {request.goal!r} is not paid by offer {offer.id} (its goals: {', '.join(goals)})"
+            f"goal {request.goal!r} is not paid by offer {offer.id} "
+            f"(its goals: {', '.join(goals)})",
+            RefusalKind.GOAL_NOT_PAID,
         )
     if isinstance(source, Click):
         attribution, clickid, aimp_id = CLICK, source.clickid, source.aimp_id

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 
 from app.events.statuses import ConversionStatus
 from app.ids import IdSeal, is_valid_id
@@ -25,8 +26,31 @@ MAX_KEPT_VALUE_LENGTH = 1024
 NO_ID = "neither clickid nor aimp_id is given; send one of them"
 
 
+class RefusalKind(StrEnum):
+    """What kind of error refused a postback: a bounded set, for counting (the
+    metrics' ``error_kind``), beside the message that says exactly what was wrong."""
+
+    MISSING_ID = "missing_id"
+    BAD_PARAMETER = "bad_parameter"
+    NOT_ISSUED = "not_issued"
+    UNKNOWN_ID = "unknown_id"
+    EXPIRED = "expired"
+    OFFER_NOT_ACTIVE = "offer_not_active"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    BAD_SECURE = "bad_secure"
+    GOAL_NOT_PAID = "goal_not_paid"
+    DUPLICATE = "duplicate"
+    UNREADABLE = "unreadable"
+    """The edge could not read the request (app/edge/postback.py, ``problem``)."""
+
+
 class PostbackRefused(Exception):
-    """The postback cannot be accepted; ``str(exc)`` says why, for the advertiser."""
+    """The postback cannot be accepted; ``str(exc)`` says why, for the advertiser, and
+    ``kind`` what kind of error that is."""
+
+    def __init__(self, message: str, kind: RefusalKind) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -50,7 +74,7 @@ class PostbackRequest:
         """The ID named by :attr:`matched_by`."""
         matched = self.clickid or self.aimp_id
         if matched is None:
-            raise PostbackRefused(NO_ID)
+            raise PostbackRefused(NO_ID, RefusalKind.MISSING_ID)
         return matched
 
 
@@ -59,14 +83,16 @@ def _text(params: Mapping[str, str], name: str) -> str | None:
     if value is None or value == "":
         return None
     if (problem := parameter_problem(value, MAX_TEXT_LENGTH)) is not None:
-        raise PostbackRefused(f"{name} {problem}")
+        raise PostbackRefused(f"{name} {problem}", RefusalKind.BAD_PARAMETER)
     return value
 
 
 def _id(params: Mapping[str, str], name: str) -> str | None:
     value = _text(params, name)
     if value is not None and not is_valid_id(value):
-        raise PostbackRefused(f"{name} {value!r} is not a 24-character lowercase hex ID")
+        raise PostbackRefused(
+            f"{name} {value!r} is not a 24-character lowercase hex ID", RefusalKind.BAD_PARAMETER
+        )
     return value
 
 
@@ -75,7 +101,8 @@ def _check_issued(name: str, value: str | None, seal: IdSeal) -> None:
     if value is not None and not seal.issued(value):
         raise PostbackRefused(
             f"{name} {value!r} was not issued by this network; send the {name} exactly "
-            f"as it reached you"
+            f"as it reached you",
+            RefusalKind.NOT_ISSUED,
         )
 
 
@@ -85,11 +112,17 @@ def _sum(raw: str | None) -> Decimal | None:
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise PostbackRefused(f"sum {raw!r} is not a decimal number (e.g. 12.50)") from None
+        raise PostbackRefused(
+            f"sum {raw!r} is not a decimal number (e.g. 12.50)", RefusalKind.BAD_PARAMETER
+        ) from None
     if not value.is_finite() or value < 0 or value > MAX_SUM:
-        raise PostbackRefused(f"sum {raw!r} must be a number from 0 to {MAX_SUM}")
+        raise PostbackRefused(
+            f"sum {raw!r} must be a number from 0 to {MAX_SUM}", RefusalKind.BAD_PARAMETER
+        )
     if value.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise PostbackRefused(f"sum {raw!r} has more than 4 decimal places")
+        raise PostbackRefused(
+            f"sum {raw!r} has more than 4 decimal places", RefusalKind.BAD_PARAMETER
+        )
     return value
 
 
@@ -100,7 +133,7 @@ def _status(raw: str | None) -> ConversionStatus:
         with contextlib.suppress(ValueError):
             return ConversionStatus(int(raw))
     known = ", ".join(f"{s.value} ({s.label})" for s in ConversionStatus)
-    raise PostbackRefused(f"status {raw!r} is not one of {known}")
+    raise PostbackRefused(f"status {raw!r} is not one of {known}", RefusalKind.BAD_PARAMETER)
 
 
 def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
@@ -113,7 +146,7 @@ def parse_postback(params: Mapping[str, str], seal: IdSeal) -> PostbackRequest:
     clickid = _id(params, "clickid")
     aimp_id = _id(params, "aimp_id")
     if clickid is None and aimp_id is None:
-        raise PostbackRefused(NO_ID)
+        raise PostbackRefused(NO_ID, RefusalKind.MISSING_ID)
     request = PostbackRequest(
         clickid=clickid,
         aimp_id=aimp_id,

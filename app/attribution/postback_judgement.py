@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from app.attribution.conversions import action_key, refusal
 from app.attribution.matching import attribute
-from app.attribution.params import PostbackRefused, PostbackRequest, parse_postback
+from app.attribution.params import PostbackRefused, PostbackRequest, RefusalKind, parse_postback
 from app.catalog.model import Catalog
 from app.events.records import Click, Impression, MatchedPostback, Postback, PostbackOutcome
 from app.ids import IdSeal
@@ -20,11 +20,11 @@ def read_postback(postback: Postback, seal: IdSeal) -> PostbackRequest | Postbac
     """What ``postback`` asks for, or its refusal when the edge could not read it or
     its parameters are wrong (``seal`` tells IDs this network issued from others)."""
     if postback.problem:
-        return refusal(postback, postback.problem)
+        return refusal(postback, postback.problem, RefusalKind.UNREADABLE)
     try:
         return parse_postback(postback.params, seal)
     except PostbackRefused as exc:
-        return refusal(postback, str(exc))
+        return refusal(postback, str(exc), exc.kind)
 
 
 def judge_postback(
@@ -45,6 +45,7 @@ def judge_postback(
         return refusal(
             postback,
             str(exc),
+            exc.kind,
             offer_id=None if source is None else source.offer_id,
             pid=None if source is None else source.pid,
             advertiser_id=None if source is None else source.advertiser_id,

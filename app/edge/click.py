@@ -17,6 +17,7 @@ from app.events import kinds
 from app.events.records import SUB_FIELDS, rejected_click_payload
 from app.exceptions import InvalidParameter
 from app.ids import id_ms
+from app.metrics import pipeline as metrics
 
 _NOT_FOUND = (RejectionReason.OFFER_UNKNOWN, RejectionReason.AFFILIATE_UNKNOWN)
 
@@ -61,6 +62,7 @@ async def click(request: web.Request) -> web.StreamResponse:
             )
         except BrokerUnavailable:
             return unavailable("the click could not be stored; retry shortly")
+        metrics.rejected("click", reason.value)
         headers = {**NO_STORE, "X-Imptrack-Rejected": reason.value}
         if offer is not None and offer.trafficback_url:
             headers["Location"] = location(offer.trafficback_url, values)

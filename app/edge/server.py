@@ -45,6 +45,9 @@ from app.events import kinds
 from app.exceptions import StackError
 from app.ids import IdGenerator, IdSeal
 from app.installation_secrets import load_api_key, load_id_key
+from app.metrics.exposition import process_ended, share_between_processes
+from app.metrics.http import measured, metrics_page
+from app.metrics.process import ProcessMetrics
 from app.settings import Settings
 
 # Bounds on what a client may send (see README, "Request limits").
@@ -171,8 +174,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def _process_metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Another edge process may be the one scraped: each records its own figures.
+    async with ProcessMetrics("edge").sampled():
+        yield
+
+
 def create_edge_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[measured])
     app[SETTINGS] = settings
     app[API_KEY_GATE] = ApiKeyGate(load_api_key(settings), logging.getLogger("imptrack.admin"))
     # Made here, in the process that serves: each edge process draws its own node bits.
@@ -187,6 +196,8 @@ def create_edge_app(settings: Settings) -> web.Application:
     app.router.add_route("GET", "/postback", postback)
     app.router.add_route("POST", "/postback", postback)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    app.cleanup_ctx.append(_process_metrics_ctx)
     app.add_subapp("/api/v1", create_admin_app())
     return app
 
@@ -215,6 +226,9 @@ def run_edge_processes(settings: Settings) -> None:
     if settings.edge_processes == 1:
         run_edge(settings)
         return
+    # Each process keeps its metrics in a file of this directory; the one scraped
+    # merges them (app/metrics/exposition.py).
+    share_between_processes(settings.run_dir / f"edge-{settings.instance}-metrics")
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=run_edge, args=(settings,), name=f"edge-{n}")
@@ -231,3 +245,5 @@ def run_edge_processes(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     for child in children:
         child.join()
+        if child.pid is not None:
+            process_ended(child.pid)

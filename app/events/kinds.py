@@ -102,28 +102,29 @@ FORWARD_TASK_ENVELOPE = envelope_kind(
 )
 """An envelope's deliveries to make to impressions destination URLs."""
 
-OUTCOME_ENVELOPE = envelope_kind(
-    "postback outcomes",
-    (
-        "postback_id",
-        "method",
-        "params",
-        "status",
-        "outcome",
-        "ip",
-        "error",
-        "conversion_id",
-        "conversion_status",
-        "previous_status",
-        "attribution",
-        "offer_id",
-        "pid",
-        "goal",
-        "advertiser_id",
-        "revision",
-    ),
+_OUTCOME_FIELDS_V1 = (
+    "postback_id",
+    "method",
+    "params",
+    "status",
+    "outcome",
+    "ip",
+    "error",
+    "conversion_id",
+    "conversion_status",
+    "previous_status",
+    "attribution",
+    "offer_id",
+    "pid",
+    "goal",
+    "advertiser_id",
+    "revision",
 )
-"""What became of a batch's postbacks (``params``: each one's parameters, an object)."""
+OUTCOME_ENVELOPE = envelope_kind(
+    "postback outcomes", _OUTCOME_FIELDS_V1, (*_OUTCOME_FIELDS_V1, "error_kind")
+)
+"""What became of a batch's postbacks (``params``: each one's parameters, an object).
+Format 2 added each refusal's ``error_kind``."""
 
 CONVERSION_ENVELOPE = envelope_kind(
     "conversions",

@@ -350,3 +350,6 @@ class PostbackOutcome(faust.Record, serializer="json"):
     # The conversion's revision this postback made (accepted ones), so a replay
     # republishes that revision and its affiliate postbacks, not a later one's.
     revision: int | None = None
+    # What kind of error refused it (app.attribution.params.RefusalKind): a bounded
+    # set to count by; outcomes decided before it existed have none.
+    error_kind: str | None = None

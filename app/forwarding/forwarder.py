@@ -39,6 +39,7 @@ from app.forwarding.schedule import (
     TaskFields,
     task_fields,
 )
+from app.metrics import delivery as metrics
 from app.ops.redis_retry import REDIS_RETRY_SECONDS
 from app.settings import ForwardingSettings
 
@@ -200,6 +201,7 @@ class Forwarder:
             )
             delay_ms = int(delay * 1000)
         record = delivery_log_record(task, attempt, at_ms, result, outcome)
+        metrics.attempted(str(task.get("kind", IMPRESSION)), outcome, result.latency_ms)
         if result.host_alive or outcome == outcomes.DELIVERED:
             breaker = "ok"
         elif result.retryable:

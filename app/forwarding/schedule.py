@@ -359,6 +359,20 @@ class DeliverySchedule:
                 pipe.xdel(LOG, *ids)
                 await pipe.execute()
 
+    async def open_breakers(self) -> int:
+        """Destination hosts whose circuit breaker is open now, by Redis's clock (the
+        one the claim script judges by)."""
+        seconds, micros = await self.client.time()
+        now_ms = seconds * 1000 + micros // 1000
+        keys = [key async for key in self.client.scan_iter(match=PREFIX + "breaker:*", count=500)]
+        if not keys:
+            return 0
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "open_until")
+            until = await pipe.execute()
+        return sum(1 for value in until if value is not None and int(value) > now_ms)
+
     async def status(self) -> dict[str, Any]:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hlen(TASKS)

@@ -28,6 +28,7 @@ from app.forwarding.forwarder import Forwarder, lease_seconds
 from app.forwarding.outbox import DeliveryLogShipper
 from app.forwarding.outcomes import FINAL_FAILURES
 from app.forwarding.schedule import DeliverySchedule, TaskGroup
+from app.metrics.state import GroupLag
 from app.ops.redis_retry import until_redis_answers
 from app.settings import Settings
 from app.streams import forwarder_views
@@ -68,7 +69,9 @@ def build_forwarder(settings: Settings) -> faust.App:
     )
     app.task(forwarder.run)
     app.task(shipper.run)
-    forwarder_views.serve(app, forwarder, shipper)
+    forwarder_views.serve(
+        app, forwarder, shipper, GroupLag(settings.broker, kinds.FORWARDER_APP_ID)
+    )
     return app
 
 

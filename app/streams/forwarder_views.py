@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import faust
 from faust import web
+from redis.exceptions import RedisError
 
 from app.forwarding.forwarder import Forwarder
 from app.forwarding.outbox import DeliveryLogShipper
+from app.metrics.delivery import OPEN_BREAKERS
+from app.metrics.exposition import CONTENT_TYPE, exposition
+from app.metrics.process import ProcessMetrics
+from app.metrics.state import GroupLag
+
+log = logging.getLogger("imptrack.forwarder")
+BREAKERS_TIMEOUT = 2.0
 
 
-def serve(app: faust.App, forwarder: Forwarder, shipper: DeliveryLogShipper) -> None:
-    """Add the forwarder's ``/healthz`` to ``app``."""
+def serve(app: faust.App, forwarder: Forwarder, shipper: DeliveryLogShipper, lag: GroupLag) -> None:
+    """Add the forwarder's ``/healthz`` and ``/metrics`` to ``app``."""
+    process = ProcessMetrics("forwarder")
+
+    @app.page("/metrics")
+    async def metrics(self: web.View, request: web.Request) -> Any:
+        """Prometheus metrics: deliveries by outcome and their latency
+        (app/metrics/pipeline.py), open circuit breakers and the group's lag read
+        now, the process's costs."""
+        process.sample()
+        await lag.measure()
+        try:
+            OPEN_BREAKERS.set(
+                await asyncio.wait_for(forwarder.schedule.open_breakers(), BREAKERS_TIMEOUT)
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            # The gauge keeps its last value; /healthz says Redis does not answer.
+            log.warning("could not count open circuit breakers: %s", exc)
+        return self.bytes(exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> Any:

@@ -23,6 +23,7 @@ from app.events import kinds
 from app.events.topics import EventTopics
 from app.ids import IdSeal
 from app.installation_secrets import load_id_key
+from app.metrics.state import GroupLag
 from app.settings import Settings
 from app.streams import worker_views
 from app.streams.faust_app import Role, build_faust_app, redis_client
@@ -59,5 +60,5 @@ def build_worker(settings: Settings) -> faust.App:
     match_postbacks(app, topics, sources, catalog, seal, reply, settings.topic_partitions)
     decide_conversions(app, topics, tables.conversions, catalog, reply)
     serve_links(app, tables.impressions, seal, settings, redis)
-    worker_views.serve(app, catalog)
+    worker_views.serve(app, catalog, GroupLag(settings.broker, kinds.WORKER_APP_ID))
     return app

@@ -9,10 +9,24 @@ from faust import web
 
 from app.catalog.follower import CatalogFollower
 from app.compat.faust_consumer import CurrentGenerationConsumer
+from app.metrics.exposition import CONTENT_TYPE, exposition
+from app.metrics.process import ProcessMetrics
+from app.metrics.state import GroupLag, measure_tables
 
 
-def serve(app: faust.App, catalog: CatalogFollower) -> None:
-    """Add the worker's ``/healthz`` to ``app``, reporting on its ``catalog``."""
+def serve(app: faust.App, catalog: CatalogFollower, lag: GroupLag) -> None:
+    """Add the worker's ``/healthz`` and ``/metrics`` to ``app``, reporting on its
+    ``catalog`` and its consumer group's ``lag``."""
+    process = ProcessMetrics("worker")
+
+    @app.page("/metrics")
+    async def metrics(self: web.View, request: web.Request) -> Any:
+        """Prometheus metrics: what the agents did (app/metrics/pipeline.py), the
+        tables' keys and bytes and the group's lag read now, the process's costs."""
+        process.sample()
+        measure_tables(app.tables.values())
+        await lag.measure()
+        return self.bytes(exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> Any:

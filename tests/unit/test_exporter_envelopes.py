@@ -101,18 +101,21 @@ def test_envelopes_of_postback_outcomes_become_server_postbacks_and_a_bad_one_is
 
     good = [outcome(), outcome(status=1, outcome="created", conversion_id="x")]
     per_record = b'{"postback_id": "p", "status": 2}'
-    fetch = fetch_factory([encode(good), encode([outcome(params="text")]), per_record])
+    # Format 1 (before error_kind) is read as well.
+    older = kinds.OUTCOME_ENVELOPE.formats[0].encode_rows([outcome()])
+    fetch = fetch_factory([encode(good), encode([outcome(params="text")]), per_record, older])
     rows, unreadable = read_envelopes(
         kinds.OUTCOME_ENVELOPE, EXPORTED_TOPICS["postback-outcomes"], fetch
     )
-    assert rows.column("postback_id").to_pylist() == [o["postback_id"] for o in good]
-    assert rows.column("clickid").to_pylist() == ["c1", "c1"]
-    assert rows.column("conversion_id").to_pylist() == [None, "x"]
+    assert rows.num_rows == 3
+    assert rows.column("postback_id").to_pylist()[:2] == [o["postback_id"] for o in good]
+    assert rows.column("clickid").to_pylist() == ["c1", "c1", "c1"]
+    assert rows.column("conversion_id").to_pylist() == [None, "x", None]
     assert [(m.offset, why.split(":")[0]) for m, why in unreadable] == [
-        (41, "postback outcomes envelope v1"),
+        (41, "postback outcomes envelope v2"),
         (
             42,
             "postback outcomes envelope of format 123, which this imptrack does not know "
-            "(it reads 1)",
+            "(it reads 1, 2)",
         ),
     ]

@@ -120,7 +120,7 @@ async def test_a_postback_naming_a_click_is_matched_and_a_malformed_one_refused(
     # conversions agent, once decided.
     ((postback, outcome),) = replies
     assert postback.postback_id == bad.postback_id
-    assert (outcome.status, outcome.outcome) == (2, "refused")
+    assert (outcome.status, outcome.outcome, outcome.error_kind) == (2, "refused", "bad_parameter")
     assert "clickid" in (outcome.error or "")
     assert worker.topics.rows(kinds.POSTBACK_OUTCOMES) == [outcome.asdict()]
 

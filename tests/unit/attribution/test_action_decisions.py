@@ -58,7 +58,7 @@ def test_created_then_updated_then_refused_as_a_duplicate() -> None:
 
     third = _matched(1, T0 + 120_000)
     state, outcome, conversion = decide(_round_trip(state), third)
-    assert conversion is None and outcome.status == 2
+    assert conversion is None and (outcome.status, outcome.error_kind) == (2, "duplicate")
     assert outcome.error == (
         f"duplicate action_id 'A-1' for offer 5: conversion {first.conversion.conversion_id} "
         "already has status 1 (approved); a postback with another status changes it"

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from app.attribution.matching import attribute
-from app.attribution.params import PostbackRefused, parse_postback
+from app.attribution.params import PostbackRefused, RefusalKind, parse_postback
 from app.attribution.security import secure_hash
 from app.catalog.model import Catalog, Offer, Payment
 from app.events.records import Click, Impression, Postback
@@ -180,3 +180,38 @@ def test_a_view_through_conversion_has_no_clickid() -> None:
     )
     assert conversion.sub1 == "imp-s1"
     assert Decimal(conversion.revenue) == Decimal("10")
+
+
+def _kind(params: dict[str, str], source: object, at_ms: int, catalog: Catalog) -> RefusalKind:
+    with pytest.raises(PostbackRefused) as refused:
+        _decide(params, source, at_ms, catalog)
+    return refused.value.kind
+
+
+def test_each_refusal_names_its_kind_of_error() -> None:
+    """The kind is what the metrics count refusals by; the message stays precise."""
+    click, impression = _click(), _impression()
+    by_click = {"clickid": click.clickid}
+    signed = _catalog(postback_token="tok")
+    cases = [
+        ({}, click, T0, _catalog(), RefusalKind.MISSING_ID),
+        ({"clickid": "nope"}, click, T0, _catalog(), RefusalKind.BAD_PARAMETER),
+        ({**by_click, "sum": "x"}, click, T0, _catalog(), RefusalKind.BAD_PARAMETER),
+        ({**by_click, "status": "9"}, click, T0, _catalog(), RefusalKind.BAD_PARAMETER),
+        ({"clickid": "0" * 24}, click, T0, _catalog(), RefusalKind.NOT_ISSUED),
+        (by_click, None, T0, _catalog(), RefusalKind.UNKNOWN_ID),
+        ({"aimp_id": impression.aimp_id}, impression, T0 + 10**9, _catalog(), RefusalKind.EXPIRED),
+        (by_click, click, T0, _catalog(status="paused"), RefusalKind.OFFER_NOT_ACTIVE),
+        (by_click, click, T0, Catalog(), RefusalKind.OFFER_NOT_ACTIVE),
+        (
+            by_click,
+            click,
+            T0,
+            _catalog(postback_ip_whitelist=("10.0.0.0/8",)),
+            RefusalKind.IP_NOT_ALLOWED,
+        ),
+        (by_click, click, T0, signed, RefusalKind.BAD_SECURE),
+        ({**by_click, "secure": "ab"}, click, T0, signed, RefusalKind.BAD_SECURE),
+        ({**by_click, "goal": "lead"}, click, T0, _catalog(), RefusalKind.GOAL_NOT_PAID),
+    ]
+    assert [_kind(*case[:4]) for case in cases] == [case[4] for case in cases]

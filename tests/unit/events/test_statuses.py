@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from app.attribution.conversions import UPDATED, refusal, verdict
-from app.attribution.params import parse_postback
+from app.attribution.params import RefusalKind, parse_postback
 from app.events.records import Postback, PostbackOutcome
 from app.events.statuses import CONVERSION_STATUS_LABELS, ConversionStatus, PostbackStatus
 from app.ids import IdGenerator
@@ -68,7 +68,7 @@ def test_the_answer_to_a_postback_has_the_number_and_the_name() -> None:
             "pending",
         )
     postback = Postback(postback_id=_ids.new_id(), method="GET", params={})
-    refused = verdict(refusal(postback, "unknown aimp_id"))
+    refused = verdict(refusal(postback, "unknown aimp_id", RefusalKind.UNKNOWN_ID))
     assert (
         json.loads(orjson.dumps(refused))["status"]
         == json.loads(json.dumps(refused))["status"]
