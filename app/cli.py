@@ -6,11 +6,15 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.exceptions import ImptrackError
+from app import logs
+from app.attribution.params import RefusalKind
+from app.exceptions import ConfigurationError, ImptrackError
 from app.settings import Settings, settings
 
 if TYPE_CHECKING:
@@ -54,20 +58,78 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from app.ops import status
     from app.ops.stack import Stack
 
     s = settings()
     stack = Stack(s)
-    running = stack.running()
-    if not running:
+    if not stack.running():
         # Exit status 1 for scripts; `make status` prints this line and no make error.
         print(f"nothing is running under {s.home}; `make up` (or `imptrack up`) starts it")
         return 1
-    for part in stack.components():
-        pid = running.get(part.name)
-        state = "stopped" if pid is None else ("ready" if part.ready() else "starting/unhealthy")
-        print(f"  {part.name:<9} {state}{'' if pid is None else f'  (pid {pid})'}")
+    readings = status.Readings(s.run_dir / "status-readings.jsonl")
+    shown = 0
+    while True:
+        screen = status.take(stack, readings)
+        if args.json:
+            print(json.dumps(screen), flush=True)
+        else:
+            if args.watch is not None and sys.stdout.isatty():
+                print("\033[H\033[2J", end="")  # a fresh screen each time
+            print(status.render(s.home, screen), end="\n\n" if args.watch else "\n", flush=True)
+        shown += 1
+        if args.watch is None or (args.times is not None and shown >= args.times):
+            return 0
+        time.sleep(args.watch)
+
+
+def _cmd_postbacks_replay(args: argparse.Namespace) -> int:
+    import asyncio
+    from collections import Counter
+
+    from app.edge.postback_replay import Replayed, replay_postbacks
+    from reports.refused_postbacks import refused_postbacks
+
+    s = settings()
+    until = args.until or datetime.now(UTC)
+    if until <= args.since:
+        raise ConfigurationError(
+            f"--to {until.isoformat()} is not after --from {args.since.isoformat()}"
+        )
+    refused = refused_postbacks(s.duckdb_path, args.since, until, args.offer, args.error_kind)
+    kinds_seen = Counter(r.error_kind or "unknown" for r in refused)
+    what = (
+        f"{len(refused)} refused postbacks from {args.since.isoformat()} to {until.isoformat()}"
+        + ("" if args.offer is None else f" of offer {args.offer}")
+        + (
+            ""
+            if not kinds_seen
+            else " (" + ", ".join(f"{k} {n}" for k, n in kinds_seen.most_common()) + ")"
+        )
+    )
+    if args.dry_run or not refused:
+        print(f"{what}{' would be sent again' if refused else ''}; nothing sent")
+        return 0
+    sent = asyncio.run(
+        replay_postbacks(s, [Replayed(r.method, r.params, r.ip, r.original) for r in refused])
+    )
+    print(
+        f"sent {len(sent)} of {what} again; each new decision is in the Server postbacks "
+        "slice, its replay_of naming the postback as the advertiser sent it"
+    )
     return 0
+
+
+def _when(raw: str) -> datetime:
+    """A moment on the command line: a date (its midnight) or a date and time, in UTC
+    unless it names its offset."""
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a date (2026-12-04) or a date and time (2026-12-04T09:30)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -240,6 +302,22 @@ def _positive_id(raw: str) -> int:
         raise argparse.ArgumentTypeError(exc.problem) from None
 
 
+def _positive_seconds(raw: str) -> float:
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if not 0.1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"{raw} s is not between 0.1 and 3600 s")
+    return seconds
+
+
+def _count(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from 1")
+    return int(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from app.events.statuses import CONVERSION_STATUS_LABELS
     from reports.slices import SLICES
@@ -252,7 +330,52 @@ def build_parser() -> argparse.ArgumentParser:
         run=_cmd_up
     )
     sub.add_parser("down", help="stop everything `up` started").set_defaults(run=_cmd_down)
-    sub.add_parser("status", help="show which parts run").set_defaults(run=_cmd_status)
+    postbacks = sub.add_parser("postbacks", help="operate on postbacks already decided")
+    postbacks_sub = postbacks.add_subparsers(
+        dest="postbacks_command", required=True, metavar="ACTION"
+    )
+    replay = postbacks_sub.add_parser(
+        "replay",
+        help="send refused postbacks of a time range again, to be decided anew",
+        description="Refused postbacks (from the analysts' DuckDB snapshot) are sent again "
+        "to be decided by today's catalog, for example after a catalog fix: each gets a "
+        "new decision in the log, naming the original in replay_of; none is edited. One "
+        "accepted, first or when sent again, is never sent again.",
+    )
+    replay.add_argument(
+        "--from",
+        dest="since",
+        type=_when,
+        required=True,
+        metavar="WHEN",
+        help="refused at or after (a date, or a date and time; UTC)",
+    )
+    replay.add_argument(
+        "--to", dest="until", type=_when, metavar="WHEN", help="refused before (default: now)"
+    )
+    replay.add_argument("--offer", type=_positive_id, help="only this offer's")
+    replay.add_argument(
+        "--error-kind", choices=[k.value for k in RefusalKind], help="only refusals of this kind"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="count them, send nothing")
+    replay.set_defaults(run=_cmd_postbacks_replay)
+    state = sub.add_parser(
+        "status",
+        help="one screen: each process, consumer lag and its trend, rates, open breakers",
+    )
+    state.add_argument(
+        "--watch",
+        type=_positive_seconds,
+        nargs="?",
+        const=2.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (2 by default) until interrupted",
+    )
+    state.add_argument(
+        "--times", type=_count, metavar="N", help="with --watch: stop after N screens"
+    )
+    state.add_argument("--json", action="store_true", help="the same as JSON, one object a screen")
+    state.set_defaults(run=_cmd_status)
     sub.add_parser("worker", help="run a Faust worker in the foreground").set_defaults(
         run=_cmd_worker
     )
@@ -331,10 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Inside the try: a setting that cannot be read is the command's one error
         # line, not a traceback.
-        logging.basicConfig(
-            level=settings().log_level.upper(),
-            format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        )
+        logs.configure(settings(), str(getattr(args, "command", None) or "imptrack"))
         code: int = args.run(args)
     except ImptrackError as exc:
         print(f"imptrack: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from app.ids import ENVELOPE_SLOTS, MAX_PARTITIONS
 
 PROFILES = ("dev", "production")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+LOG_FORMATS = ("text", "json")
 
 
 def _base_url(env: Mapping[str, str], name: str) -> str | None:
@@ -162,6 +163,8 @@ class Settings:
     home: Path
     profile: str
     log_level: str
+    log_format: str
+    """``text`` (for people, the default) or ``json`` (one object a line, app/logs.py)."""
     # An external cluster or Redis when set; otherwise ``imptrack up`` starts its own.
     kafka_broker: str | None
     redis_url: str | None
@@ -243,6 +246,7 @@ class Settings:
             home=Path(env.get("IMPTRACK_HOME") or Path.cwd() / "var").resolve(),
             profile=profile,
             log_level=env.get("LOG_LEVEL", "info").lower(),
+            log_format=_choice(env, "LOG_FORMAT", LOG_FORMATS),
             kafka_broker=env.get("KAFKA_BROKER") or None,
             redis_url=env.get("REDIS_URL") or None,
             embedded_broker_port=_int(env, "IMPTRACK_BROKER_PORT", 19092, 1),

@@ -368,6 +368,8 @@ SERVER_POSTBACK_SCHEMA = pa.schema(
         ("pid", pa.int32()),
         ("goal", pa.string()),
         ("advertiser_id", pa.int32()),
+        ("error_kind", pa.string()),
+        ("replay_of", pa.string()),
     ]
 )
 _OUTCOME_FIELDS = (
@@ -381,6 +383,8 @@ _OUTCOME_FIELDS = (
     "pid",
     "goal",
     "advertiser_id",
+    "error_kind",
+    "replay_of",
 )
 
 

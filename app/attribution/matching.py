@@ -101,7 +101,9 @@ def attribute(
             f"unknown aimp_id {request.aimp_id}: no impression with this ID was tracked",
             RefusalKind.UNKNOWN_ID,
         )
-    at_ms = id_ms(postback.postback_id)
+    # A replay is judged as of its original: the windows from the time the advertiser
+    # sent it, not from the replay's.
+    at_ms = id_ms(postback.original_id)
     offer = _offer_open(catalog, source.offer_id)
     _sender_allowed(offer, request, postback.ip)
     _in_time(offer, request, source, at_ms)

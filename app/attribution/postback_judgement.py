@@ -50,5 +50,6 @@ def judge_postback(
             pid=None if source is None else source.pid,
             advertiser_id=None if source is None else source.advertiser_id,
         )
-    key = action_key(conversion.offer_id, conversion.action_id, postback.postback_id)
+    # A replay is its original's action: sent again twice, it is one conversion.
+    key = action_key(conversion.offer_id, conversion.action_id, postback.original_id)
     return key, MatchedPostback(postback=postback, conversion=conversion)

@@ -20,12 +20,20 @@ warn, not its level). Test: tests/unit/compat/test_faust_worker.py.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
 
 class LevelKeepingWorker(faust.Worker):
-    """``faust.Worker`` whose root logger stays at the worker's log level."""
+    """``faust.Worker`` whose root logger stays at the worker's log level, and whose
+    logging takes the app's ``logging_config`` (app/logs.py: JSON lines) when it has
+    one."""
+
+    def __init__(self, app: faust.App, *services: Any, **kwargs: Any) -> None:
+        if kwargs.get("logging_config") is None:
+            kwargs["logging_config"] = getattr(app, "logging_config", None)
+        super().__init__(app, *services, **kwargs)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)

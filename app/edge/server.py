@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 import uvloop
 from aiohttp import web
 
+from app import logs
 from app.attribution.verdicts import VerdictWaiter
 from app.catalog.destination_addresses import AddressPolicy
 from app.catalog.follower import CatalogFollower
@@ -205,6 +206,8 @@ def create_edge_app(settings: Settings) -> web.Application:
 def run_edge(settings: Settings) -> None:
     """Serve one edge process; several share the port through ``SO_REUSEPORT``."""
     install(settings)
+    # A spawned edge process starts with no logging of its parent's.
+    logs.configure(settings, "edge")
     malformed_log.install()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(

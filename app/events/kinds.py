@@ -121,10 +121,10 @@ _OUTCOME_FIELDS_V1 = (
     "revision",
 )
 OUTCOME_ENVELOPE = envelope_kind(
-    "postback outcomes", _OUTCOME_FIELDS_V1, (*_OUTCOME_FIELDS_V1, "error_kind")
+    "postback outcomes", _OUTCOME_FIELDS_V1, (*_OUTCOME_FIELDS_V1, "error_kind", "replay_of")
 )
 """What became of a batch's postbacks (``params``: each one's parameters, an object).
-Format 2 added each refusal's ``error_kind``."""
+Format 2 added each refusal's ``error_kind`` and a replay's ``replay_of``."""
 
 CONVERSION_ENVELOPE = envelope_kind(
     "conversions",

@@ -6,6 +6,8 @@ from typing import Any
 
 import faust
 
+from app.ids import is_valid_id
+
 SUB_FIELDS = tuple(f"sub{n}" for n in range(1, 9))
 
 IMPRESSION = "impression"
@@ -241,10 +243,11 @@ def postback_payload(
     ip: str | None,
     reply_to: str | None,
     problem: str | None,
+    replay_of: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON object the edge produces for a postback; it decodes as a
-    :class:`Postback`."""
-    return {
+    """The JSON object the edge produces for a postback (and ``imptrack postbacks
+    replay`` for one sent again); it decodes as a :class:`Postback`."""
+    payload = {
         "postback_id": postback_id,
         "method": method,
         "params": params,
@@ -252,6 +255,9 @@ def postback_payload(
         "reply_to": reply_to,
         "problem": problem,
     }
+    if replay_of is not None:
+        payload["replay_of"] = replay_of
+    return payload
 
 
 class Postback(faust.Record, serializer="json"):
@@ -269,6 +275,16 @@ class Postback(faust.Record, serializer="json"):
     ip: str | None = None
     reply_to: str | None = None
     problem: str | None = None
+    # The refused postback this one sends again (app/attribution/replay.py): judged by
+    # today's catalog, but by its original's time and as its original's action.
+    replay_of: str | None = None
+
+    @property
+    def original_id(self) -> str:
+        """The ID of the postback as the advertiser sent it: this one's, or for a
+        replay its original's (only a well-formed ID counts)."""
+        replayed = self.replay_of
+        return replayed if isinstance(replayed, str) and is_valid_id(replayed) else self.postback_id
 
 
 class Conversion(faust.Record, serializer="json"):
@@ -353,3 +369,5 @@ class PostbackOutcome(faust.Record, serializer="json"):
     # What kind of error refused it (app.attribution.params.RefusalKind): a bounded
     # set to count by; outcomes decided before it existed have none.
     error_kind: str | None = None
+    # The postback that this one sent again (``Postback.replay_of``), if it is a replay.
+    replay_of: str | None = None

@@ -26,6 +26,8 @@ from app.compat.faust_flow import QueueKeepingApp
 from app.compat.faust_producer import RunningProducerApp
 from app.compat.faust_worker import LevelKeepingWorker
 from app.compat.rocksdb_store import store_url
+from app.events import kinds
+from app.logs import faust_logging_config
 from app.settings import Settings
 
 
@@ -44,6 +46,9 @@ class ImptrackApp(RunningProducerApp, QueueKeepingApp):
     producer hand-over of :mod:`app.compat.faust_producer` and the flow control of
     :mod:`app.compat.faust_flow`."""
 
+    logging_config: dict[str, Any] | None = None
+    """What its worker merges into Faust's logging (app/logs.py); None: Faust's own."""
+
     def _new_transport(self) -> Any:
         return KafkaTransport(self.conf.broker_consumer, self)
 
@@ -52,7 +57,7 @@ def build_faust_app(settings: Settings, role: Role) -> ImptrackApp:
     """An app with nothing in it yet: the role's factory declares its topics, tables,
     agents and pages. The library patches it runs on are installed first."""
     install(settings)
-    return ImptrackApp(
+    app = ImptrackApp(
         role.app_id,
         broker=settings.faust_broker,
         # RocksDB with one memory budget for every table (app/compat/rocksdb_store.py).
@@ -88,6 +93,9 @@ def build_faust_app(settings: Settings, role: Role) -> ImptrackApp:
         # The root logger stays at LOG_LEVEL (app/compat/faust_worker.py).
         Worker=LevelKeepingWorker,
     )
+    process = {kinds.WORKER_APP_ID: "worker", kinds.FORWARDER_APP_ID: "forwarder"}
+    app.logging_config = faust_logging_config(settings, process.get(role.app_id, role.app_id))
+    return app
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:

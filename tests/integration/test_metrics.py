@@ -6,6 +6,7 @@ exported — and shows the gauges an operator reads (lag, tables, DuckDB, memory
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -237,3 +238,28 @@ async def test_metric_names_follow_prometheus_conventions(
                     family.name,
                     labels,
                 )
+
+
+def test_imptrack_status_shows_processes_lag_rates_and_breakers(
+    running_stack: RunningStack,
+) -> None:
+    """One screen from the same pages: the imptrack processes up and healthy, each
+    group's lag, rates over the time since the last reading; --json the same."""
+    stack = running_stack
+    done = stack.imptrack("status", "--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    states = {p["name"]: p for p in shown["processes"]}
+    for name in ("worker", "forwarder", "exporter", "edge"):
+        assert states[name]["up"] and states[name]["health"] == "ok", states[name]
+        assert states[name]["rss_bytes"] > 10 * 2**20
+    assert {"imptrack", "exporter"} <= set(shown["lag"])
+    assert shown["rates_over_seconds"] > 0
+    assert set(shown["rates_per_second"]) >= {"pixels", "clicks", "postbacks", "deliveries"}
+    assert shown["open_breakers"] is not None
+
+    watched = stack.imptrack("status", "--watch", "0.2", "--times", "2")
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stdout.count("imptrack status of") == 2
+    assert "consumer lag (records behind)" in watched.stdout
+    assert "open circuit breakers:" in watched.stdout

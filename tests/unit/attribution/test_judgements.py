@@ -95,3 +95,38 @@ def test_a_postback_is_matched_to_its_click_under_its_action_key_or_refused_when
     unknown = judge_postback(postback, request, None, CATALOG)
     assert isinstance(unknown, PostbackOutcome)
     assert (unknown.status, unknown.offer_id) == (2, None)
+
+
+def test_a_replay_is_its_originals_action_judged_by_its_originals_time() -> None:
+    """Sent again without an action_id, two replays of one postback are one action
+    (so one conversion); each is judged by the windows from the original's time."""
+    sent_ms = 1_790_000_000_000
+    ids = IdGenerator(TEST_SEAL)  # its own: IDs only go forward in time
+    click = Click(
+        clickid=ids.new_id(now_ms=sent_ms - 1000), offer_id=5, pid=3, advertiser_id=9, link="none"
+    )
+    original = ids.new_id(now_ms=sent_ms)
+    replays = [
+        Postback(
+            postback_id=ids.new_id(now_ms=sent_ms + days * 86_400_000),
+            method="GET",
+            params={"clickid": click.clickid},
+            replay_of=original,
+        )
+        for days in (10, 11)
+    ]
+    keys = []
+    for replay in replays:
+        request = read_postback(replay, TEST_SEAL)
+        assert isinstance(request, PostbackRequest)
+        key, matched = judge_postback(replay, request, click, CATALOG)  # type: ignore[misc]
+        keys.append(key)
+        # The conversion is dated when the advertiser sent it, not when it was replayed.
+        assert (matched.conversion.created_ms, matched.conversion.postback_id) == (
+            sent_ms,
+            replay.postback_id,
+        )
+    assert keys == [f"5:postback:{original}"] * 2
+    # A replay_of that is no ID does not count.
+    odd = Postback(postback_id=original, method="GET", params={}, replay_of="nope")
+    assert odd.original_id == original
