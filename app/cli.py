@@ -120,6 +120,48 @@ def _cmd_postbacks_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deliveries_replay(args: argparse.Namespace) -> int:
+    import asyncio
+    from collections import Counter
+
+    from app.forwarding.replay import replay_deliveries
+    from reports.dead_letters import dead_letters
+
+    s = settings()
+    since = args.since or datetime(1970, 1, 1, tzinfo=UTC)
+    until = args.until or datetime.now(UTC)
+    if until <= since:
+        raise ConfigurationError(
+            f"--to {until.isoformat()} is not after --from {since.isoformat()}"
+        )
+    dead = dead_letters(s.duckdb_path, since, until, args.offer, args.destination)
+    by_kind = Counter(str(d.task["kind"]) for d in dead)
+    what = (
+        f"{len(dead)} dead-lettered deliveries"
+        + (
+            ""
+            if not by_kind
+            else " (" + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())) + ")"
+        )
+        + ("" if args.offer is None else f" of offer {args.offer}")
+        + ("" if args.destination is None else f" to {args.destination}")
+    )
+    if args.dry_run or not dead:
+        print(f"{what}{' would be sent again' if dead else ''}; nothing sent")
+        return 0
+    scheduled = asyncio.run(replay_deliveries(s, [(d.task, d.attempts) for d in dead]))
+    print(
+        f"scheduled {scheduled} of {what} again"
+        + (
+            ""
+            if scheduled == len(dead)
+            else f" ({len(dead) - scheduled} were scheduled by an earlier replay)"
+        )
+        + "; each attempt is in the Deliveries slice, numbered on from its dead letter's"
+    )
+    return 0
+
+
 def _when(raw: str) -> datetime:
     """A moment on the command line: a date (its midnight) or a date and time, in UTC
     unless it names its offset."""
@@ -359,6 +401,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--dry-run", action="store_true", help="count them, send nothing")
     replay.set_defaults(run=_cmd_postbacks_replay)
+    deliveries = sub.add_parser("deliveries", help="operate on deliveries already made")
+    deliveries_sub = deliveries.add_subparsers(
+        dest="deliveries_command", required=True, metavar="ACTION"
+    )
+    again = deliveries_sub.add_parser(
+        "replay",
+        help="send dead-lettered deliveries again",
+        description="Dead-lettered deliveries (impressions to advertisers, conversions to "
+        "affiliates; from the analysts' DuckDB snapshot) go back into the delivery "
+        "schedule, due now, each with FORWARD_MAX_ATTEMPTS attempts of its own, numbered "
+        "on from its dead letter's. One attempted since is not sent again, nor one dead "
+        "letter twice.",
+    )
+    again.add_argument(
+        "--from",
+        dest="since",
+        type=_when,
+        metavar="WHEN",
+        help="dead-lettered at or after (a date, or a date and time; UTC)",
+    )
+    again.add_argument(
+        "--to", dest="until", type=_when, metavar="WHEN", help="dead-lettered before (default: now)"
+    )
+    again.add_argument("--offer", type=_positive_id, help="only this offer's")
+    again.add_argument(
+        "--destination",
+        metavar="URL",
+        help="only this destination: the URL as configured, or the start of "
+        "the URL requested (e.g. https://adv.example)",
+    )
+    again.add_argument("--dry-run", action="store_true", help="count them, send nothing")
+    again.set_defaults(run=_cmd_deliveries_replay)
     state = sub.add_parser(
         "status",
         help="one screen: each process, consumer lag and its trend, rates, open breakers",

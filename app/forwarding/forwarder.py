@@ -32,6 +32,7 @@ from app.events.records import (
 from app.forwarding import outcomes
 from app.forwarding.courier import Courier
 from app.forwarding.schedule import (
+    ATTEMPTS_BEFORE,
     Attempted,
     Claim,
     Delivery,
@@ -188,13 +189,16 @@ class Forwarder:
     async def _deliver(self, claim: Claim) -> None:
         task = claim.fields
         attempt = claim.attempts + 1
+        # A replayed task's attempts go on from its dead letter's, with a budget of
+        # their own (app.forwarding.schedule.ATTEMPTS_BEFORE).
+        this_try = attempt - int(task.get(ATTEMPTS_BEFORE) or 0)
         at_ms = time.time_ns() // 1_000_000
         result = await self.courier.attempt(str(task["url"]))
-        outcome = outcomes.outcome(result, attempt, self.settings.max_attempts)
+        outcome = outcomes.outcome(result, this_try, self.settings.max_attempts)
         delay_ms = None
         if outcome == outcomes.RETRYING:
             delay = outcomes.retry_delay(
-                attempt,
+                this_try,
                 self.settings.backoff_seconds,
                 self.settings.backoff_max_seconds,
                 result.retry_after,

@@ -161,9 +161,20 @@ def task_id(task: Delivery | TaskFields) -> str:
     return _task_id(origin(fields["url"]), fields)
 
 
+REPLAY_OF = "replay_of"
+"""A task sent again by ``imptrack deliveries replay`` names the dead letter it
+replays (app/forwarding/replay.py): a delivery of its own, so the original's dedup
+key does not drop it, while the same dead letter replayed twice is one."""
+ATTEMPTS_BEFORE = "attempts_before"
+"""A replayed task's attempts made before it: its attempts are numbered on from
+there (each is a row of its own in DuckDB), with a budget of its own."""
+
+
 def _task_id(host: str, fields: TaskFields) -> str:
     destination = hashlib.blake2b(fields["destination"].encode(), digest_size=6).hexdigest()
-    return f"{host}|{delivered_item(fields)}|{destination}"
+    replay = fields.get(REPLAY_OF)
+    suffix = "" if not replay else f"|replay:{replay}"
+    return f"{host}|{delivered_item(fields)}|{destination}{suffix}"
 
 
 def _stored(fields: TaskFields, attempts: int) -> bytes:
@@ -250,7 +261,8 @@ class DeliverySchedule:
                 for task in group.tasks:
                     fields = task_fields(task)
                     host = origin(fields["url"])
-                    args += [_task_id(host, fields), host, _stored(fields, 0)]
+                    made = int(fields.get(ATTEMPTS_BEFORE) or 0)
+                    args += [_task_id(host, fields), host, _stored(fields, made)]
                 await self._enqueue(keys=[HOSTS, TASKS, SOURCES], args=args, client=pipe)
                 # Naming and encoding a batch's tasks takes a while (a backlog of
                 # envelopes: hundreds of thousands): deliveries go on meanwhile.

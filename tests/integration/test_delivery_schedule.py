@@ -12,9 +12,11 @@ import redis.asyncio as aioredis
 
 from app.events.provenance import Source
 from app.events.records import AffiliatePostbackTask, ForwardTask
+from app.forwarding.replay import replay_name, replayed
 from app.forwarding.schedule import (
     DUE,
     NEW_SOURCE_MS,
+    REPLAY_OF,
     SOURCES,
     TASKS,
     DeliverySchedule,
@@ -271,3 +273,27 @@ async def test_affiliate_postbacks_share_the_schedule_each_revision_once(
     await client.zadd(DUE, {stored_before: 0})
     (found,) = [c for c in await schedule.claim(10) if c.id == stored_before]
     assert found.task == impression
+
+
+async def test_a_dead_letter_replayed_is_a_delivery_of_its_own_scheduled_once(
+    client: aioredis.Redis,
+) -> None:
+    """imptrack deliveries replay: the original's dedup key does not drop the replay;
+    the same dead letter replayed twice is scheduled once; its attempts go on from
+    the dead letter's. A replay that died too is another dead letter."""
+    schedule = _schedule(client)
+    task = _task()
+    assert await schedule.enqueue([task]) == 1
+    (claim,) = await schedule.claim(10)
+    assert await schedule.finish(claim, b"{}", retry_delay_ms=None, breaker="fail")
+    assert await schedule.enqueue([task]) == 0  # the original, replayed: dropped
+
+    again = replayed(task.asdict(), 5)
+    assert await schedule.enqueue([again, again]) == 1
+    assert await schedule.enqueue([replayed(task.asdict(), 5)]) == 0
+    (claim,) = await schedule.claim(10)
+    assert claim.attempts == 5 and claim.fields[REPLAY_OF] == replay_name(task.asdict(), 5)
+    assert claim.id != task_id(task)
+    assert await schedule.finish(claim, b"{}", retry_delay_ms=None, breaker="fail")
+    # Dead again at attempt 10: that dead letter is replayed once more.
+    assert await schedule.enqueue([replayed(task.asdict(), 10)]) == 1

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.events.records import AffiliatePostbackAttempt, DeliveryAttempt
 from app.forwarding.forwarder import Forwarder, delivery_log_record
 from app.forwarding.outcomes import AttemptResult
-from app.forwarding.schedule import Attempted, Claim
+from app.forwarding.schedule import ATTEMPTS_BEFORE, REPLAY_OF, Attempted, Claim
 from app.settings import ForwardingSettings
 
 _IMPRESSION = {
@@ -179,3 +179,36 @@ async def test_attempts_are_kept_through_a_redis_error_and_recorded_after() -> N
     recorded = [a.claim.id for call in schedule.calls for a in call]
     assert sorted(recorded) == sorted(c.id for c in claims)
     assert len(courier.urls) == 3
+
+
+class FailingCourier(FakeCourier):
+    """Answers 503 (retryable) to every URL."""
+
+    async def attempt(self, url: str) -> AttemptResult:
+        self.urls.append(url)
+        return AttemptResult(503, "HTTP 503", 1.0, retryable=True)
+
+
+async def test_a_replayed_task_retries_with_a_budget_of_its_own() -> None:
+    """A dead letter replayed after 5 attempts is attempted as number 6, and a failure
+    there is a retry (its first of FORWARD_MAX_ATTEMPTS), not a dead letter again;
+    the same failure at the original's 5th attempt is one."""
+    replayed_claim = _claim(1)
+    replayed_claim = Claim(
+        replayed_claim.id,
+        "token",
+        replayed_claim.fields | {REPLAY_OF: "x@y#5", ATTEMPTS_BEFORE: 5},
+        5,
+    )
+    original = _claim(2)
+    original = Claim(original.id, "token", original.fields, 4)
+    schedule = FakeSchedule([replayed_claim, original])
+    forwarder = Forwarder(_settings(), schedule, FailingCourier())  # type: ignore[arg-type]
+    await _run_until(forwarder, lambda: sum(forwarder.outcomes.values()) == 2)
+    recorded = {
+        a.claim.id: (orjson.loads(a.record)["attempt"], orjson.loads(a.record)["outcome"])
+        for call in schedule.calls
+        for a in call
+    }
+    assert recorded[replayed_claim.id] == (6, "retrying")
+    assert recorded[original.id] == (5, "dead_letter")
