@@ -31,9 +31,6 @@ FIRST_READING_GAP_SECONDS = 3.0
 HTTP_TIMEOUT = 2.0
 IMPTRACK_ROLES = ("worker", "forwarder", "exporter", "edge")
 
-RATES: dict[str, Callable[[dict[str, float]], float]] = {}
-"""Each rate shown, by name, as a sum over one reading's counters."""
-
 
 def _counter(name: str, **labels: str) -> Callable[[dict[str, float]], float]:
     def total(counters: dict[str, float]) -> float:
@@ -47,18 +44,17 @@ def _matches(key: str, name: str, labels: dict[str, str]) -> bool:
     return found == name and all(f'{k}="{v}"' in rest for k, v in labels.items())
 
 
-RATES.update(
-    {
-        "pixels": _counter("imptrack_http_requests_total", endpoint="/imp"),
-        "clicks": _counter("imptrack_http_requests_total", endpoint="/click"),
-        "postbacks": _counter("imptrack_http_requests_total", endpoint="/postback"),
-        "impressions judged": _counter(
-            "imptrack_agent_events_total", agent="impressions", direction="in"
-        ),
-        "deliveries": _counter("imptrack_deliveries_total"),
-        "rows exported": _counter("imptrack_exported_rows_total"),
-    }
-)
+RATES: dict[str, Callable[[dict[str, float]], float]] = {
+    "pixels": _counter("imptrack_http_requests_total", endpoint="/imp"),
+    "clicks": _counter("imptrack_http_requests_total", endpoint="/click"),
+    "postbacks": _counter("imptrack_http_requests_total", endpoint="/postback"),
+    "impressions judged": _counter(
+        "imptrack_agent_events_total", agent="impressions", direction="in"
+    ),
+    "deliveries": _counter("imptrack_deliveries_total"),
+    "rows exported": _counter("imptrack_exported_rows_total"),
+}
+"""Each rate shown, by name, as a sum over one reading's counters."""
 
 
 @dataclass
