@@ -54,20 +54,24 @@ def _bindable(ports: range) -> list[socket.socket] | None:
     return sockets
 
 
-def free_port_block(count: int) -> int:
+def free_port_block(count: int, taken: frozenset[int] = frozenset()) -> int:
     """The first of ``count`` consecutive ports that nothing listens on now (a local
     Kafka cluster's nodes take two ports each from the first).
 
     Chosen below the kernel's ephemeral range: a port from it (what binding port 0
     gives) can be taken by any outgoing connection's local end while its service is
     down, and a worker restarted after a SIGKILL then could not listen again (seen in
-    test_scale_out: "address already in use" on the links server's port)."""
+    test_scale_out: "address already in use" on the links server's port). None of
+    ``taken`` is in it: ports chosen for another part, which nothing listens on yet.
+    """
     low, _ = _ephemeral_range()
     top = low - count
     for _ in range(200):
         first = random.randint(LOWEST_PORT, top) if top > LOWEST_PORT else None
         if first is None:
             (first,) = _ports_from_the_kernel(1)
+        if taken.intersection(range(first, first + count)):
+            continue  # chosen already for another part, though nothing listens yet
         held = _bindable(range(first, first + count))
         if held is not None:
             for sock in held:

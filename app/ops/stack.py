@@ -329,10 +329,16 @@ def isolated_stack(home: Path, **extra_env: str) -> Stack:
     whatever the environment names (for the integration tests and the benchmarks),
     unless ``extra_env`` names them itself (``KAFKA_BROKER``, ``REDIS_URL``)."""
     redis, exporter, edge = probes.free_ports(3)
+    # Each choice avoids the ports chosen before it: nothing listens on them until the
+    # stack starts, so a port check alone could give one twice (seen in CI: the
+    # forwarder's web port was the exporter's, which then could not bind).
+    taken = {redis, exporter, edge}
 
     def block(name: str, ports_each: int = 1) -> int:
-        count = int(extra_env.get(name) or os.environ.get(name) or 1)
-        return probes.free_port_block(ports_each * count)
+        count = int(extra_env.get(name) or os.environ.get(name) or 1) * ports_each
+        first = probes.free_port_block(count, frozenset(taken))
+        taken.update(range(first, first + count))
+        return first
 
     broker = block("IMPTRACK_KAFKA_NODES", 2)
     worker, forwarder = block("WORKER_PROCESSES"), block("FORWARDER_PROCESSES")

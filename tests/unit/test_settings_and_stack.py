@@ -11,6 +11,7 @@ import pytest
 
 from app.events import kinds
 from app.exceptions import ConfigurationError
+from app.ops import probes
 from app.ops.probes import free_ports
 from app.ops.stack import Stack, isolated_stack
 from app.ops.topic_specs import topic_specs
@@ -248,3 +249,30 @@ def test_a_setting_the_command_cannot_read_is_one_line_not_a_traceback() -> None
         "imptrack: POSTBACK_SECURITY_REQUIRED='maybe' must be 1 or 0 "
         "(also true/false, yes/no, on/off)\n"
     )
+
+
+def test_an_isolated_stacks_ports_are_all_different(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens on the ports chosen until the stack starts, so each choice
+    avoids the ones before it. Here the random pick is forced into a narrow range,
+    where a check of what listens alone would give the same port twice."""
+    picks = iter([20_000, 20_000, 20_000, 20_001, 20_001, 20_002, 20_003, 20_004, 20_005] * 20)
+    monkeypatch.setattr(probes.random, "randint", lambda low, high: next(picks))
+    monkeypatch.setattr(probes, "free_ports", lambda count: [20_010, 20_011, 20_012][:count])
+    s = isolated_stack(tmp_path, IMPTRACK_KAFKA_NODES="1").settings
+    ports = [
+        s.embedded_redis_port,
+        s.exporter_port,
+        s.edge_port,
+        s.worker_web_port,
+        s.worker_links_port,
+        s.forwarder_web_port,
+    ]
+    assert len(set(ports)) == len(ports), ports
+
+
+def test_a_port_block_never_overlaps_the_ports_taken() -> None:
+    first = probes.free_port_block(3)
+    again = probes.free_port_block(3, frozenset(range(first, first + 3)))
+    assert not set(range(again, again + 3)) & set(range(first, first + 3))
