@@ -91,15 +91,11 @@ def _cmd_postbacks_replay(args: argparse.Namespace) -> int:
     from reports.refused_postbacks import refused_postbacks
 
     s = settings()
-    until = args.until or datetime.now(UTC)
-    if until <= args.since:
-        raise ConfigurationError(
-            f"--to {until.isoformat()} is not after --from {args.since.isoformat()}"
-        )
-    refused = refused_postbacks(s.duckdb_path, args.since, until, args.offer, args.error_kind)
+    since, until = _replay_range(args)
+    refused = refused_postbacks(s.duckdb_path, since, until, args.offer, args.error_kind)
     kinds_seen = Counter(r.error_kind or "unknown" for r in refused)
     what = (
-        f"{len(refused)} refused postbacks from {args.since.isoformat()} to {until.isoformat()}"
+        f"{len(refused)} refused postbacks from {since.isoformat()} to {until.isoformat()}"
         + ("" if args.offer is None else f" of offer {args.offer}")
         + (
             ""
@@ -128,12 +124,7 @@ def _cmd_deliveries_replay(args: argparse.Namespace) -> int:
     from reports.dead_letters import dead_letters
 
     s = settings()
-    since = args.since or datetime(1970, 1, 1, tzinfo=UTC)
-    until = args.until or datetime.now(UTC)
-    if until <= since:
-        raise ConfigurationError(
-            f"--to {until.isoformat()} is not after --from {since.isoformat()}"
-        )
+    since, until = _replay_range(args)
     dead = dead_letters(s.duckdb_path, since, until, args.offer, args.destination)
     by_kind = Counter(str(d.task["kind"]) for d in dead)
     what = (
@@ -160,6 +151,35 @@ def _cmd_deliveries_replay(args: argparse.Namespace) -> int:
         + "; each attempt is in the Deliveries slice, numbered on from its dead letter's"
     )
     return 0
+
+
+def _replay_range(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    """A replay's ``--from`` (the epoch when not asked for) and ``--to`` (now)."""
+    since = args.since or datetime(1970, 1, 1, tzinfo=UTC)
+    until = args.until or datetime.now(UTC)
+    if until <= since:
+        raise ConfigurationError(
+            f"--to {until.isoformat()} is not after --from {since.isoformat()}"
+        )
+    return since, until
+
+
+def _add_replay_arguments(parser: argparse.ArgumentParser, what: str, since_required: bool) -> None:
+    """``--from``, ``--to``, ``--offer`` and ``--dry-run``, of the moments ``what``
+    happened ("refused", "dead-lettered")."""
+    parser.add_argument(
+        "--from",
+        dest="since",
+        type=_when,
+        required=since_required,
+        metavar="WHEN",
+        help=f"{what} at or after (a date, or a date and time; UTC)",
+    )
+    parser.add_argument(
+        "--to", dest="until", type=_when, metavar="WHEN", help=f"{what} before (default: now)"
+    )
+    parser.add_argument("--offer", type=_positive_id, help="only this offer's")
+    parser.add_argument("--dry-run", action="store_true", help="count them, send nothing")
 
 
 def _when(raw: str) -> datetime:
@@ -384,22 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
         "new decision in the log, naming the original in replay_of; none is edited. One "
         "accepted, first or when sent again, is never sent again.",
     )
-    replay.add_argument(
-        "--from",
-        dest="since",
-        type=_when,
-        required=True,
-        metavar="WHEN",
-        help="refused at or after (a date, or a date and time; UTC)",
-    )
-    replay.add_argument(
-        "--to", dest="until", type=_when, metavar="WHEN", help="refused before (default: now)"
-    )
-    replay.add_argument("--offer", type=_positive_id, help="only this offer's")
+    _add_replay_arguments(replay, "refused", since_required=True)
     replay.add_argument(
         "--error-kind", choices=[k.value for k in RefusalKind], help="only refusals of this kind"
     )
-    replay.add_argument("--dry-run", action="store_true", help="count them, send nothing")
     replay.set_defaults(run=_cmd_postbacks_replay)
     deliveries = sub.add_parser("deliveries", help="operate on deliveries already made")
     deliveries_sub = deliveries.add_subparsers(
@@ -414,24 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
         "on from its dead letter's. One attempted since is not sent again, nor one dead "
         "letter twice.",
     )
-    again.add_argument(
-        "--from",
-        dest="since",
-        type=_when,
-        metavar="WHEN",
-        help="dead-lettered at or after (a date, or a date and time; UTC)",
-    )
-    again.add_argument(
-        "--to", dest="until", type=_when, metavar="WHEN", help="dead-lettered before (default: now)"
-    )
-    again.add_argument("--offer", type=_positive_id, help="only this offer's")
+    _add_replay_arguments(again, "dead-lettered", since_required=False)
     again.add_argument(
         "--destination",
         metavar="URL",
         help="only this destination: the URL as configured, or the start of "
         "the URL requested (e.g. https://adv.example)",
     )
-    again.add_argument("--dry-run", action="store_true", help="count them, send nothing")
     again.set_defaults(run=_cmd_deliveries_replay)
     state = sub.add_parser(
         "status",

@@ -14,22 +14,11 @@ from app.events.records import AFFILIATE_POSTBACK, IMPRESSION
 from reports import db
 from reports.sql import load
 
-_IMPRESSION_FIELDS = ("aimp_id", "offer_id", "pid", "advertiser_id", "destination", "url")
-_AFFILIATE_FIELDS = (
-    "conversion_id",
-    "revision",
-    "postback_id",
-    "offer_id",
-    "pid",
-    "advertiser_id",
-    "conversion_status",
-    "payout",
-    "currency",
-    "goal",
-    "destination",
-    "url",
-    "action_id",
+_QUERIES = (
+    ("dead_letter_deliveries", IMPRESSION),
+    ("dead_letter_affiliate_postbacks", AFFILIATE_POSTBACK),
 )
+"""Each kind's query: it selects the task's fields by their names, and its attempt."""
 
 
 @dataclass(frozen=True)
@@ -53,22 +42,16 @@ def dead_letters(
         "offer_id": offer_id,
         "destination": destination,
     }
+    found = []
     con = db.open_reader(snapshot)
     try:
-        impressions = con.execute(load("dead_letter_deliveries"), params).fetchall()
-        affiliates = con.execute(load("dead_letter_affiliate_postbacks"), params).fetchall()
+        for query, kind in _QUERIES:
+            cursor = con.execute(load(query), params)
+            names = [column[0] for column in cursor.description]
+            for row in cursor.fetchall():
+                task = dict(zip(names, row, strict=True))
+                attempts = int(task.pop("attempt"))
+                found.append(DeadLetter({**task, "kind": kind}, attempts))
     finally:
         con.close()
-    found = [
-        DeadLetter(
-            {**dict(zip(_IMPRESSION_FIELDS, row, strict=False)), "kind": IMPRESSION}, row[-1]
-        )
-        for row in impressions
-    ]
-    found += [
-        DeadLetter(
-            {**dict(zip(_AFFILIATE_FIELDS, row, strict=False)), "kind": AFFILIATE_POSTBACK}, row[-1]
-        )
-        for row in affiliates
-    ]
     return found

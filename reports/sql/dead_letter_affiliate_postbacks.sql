@@ -3,7 +3,7 @@
 -- conversion's revision told to one destination.
 SELECT
     dead.conversion_id, dead.revision, dead.postback_id, dead.offer_id, dead.pid,
-    dead.advertiser_id, dead.conversion_status, CAST(dead.payout AS VARCHAR), dead.currency,
+    dead.advertiser_id, dead.conversion_status, CAST(dead.payout AS VARCHAR) AS payout, dead.currency,
     dead.goal, dead.destination, dead.url, dead.action_id, dead.attempt
 FROM affiliate_postbacks AS dead
 WHERE dead.outcome = 'dead_letter'
