@@ -11,6 +11,7 @@ a deployment (docs/OPERATIONS.md, "The partition count").
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 
 from app.ids import IdGenerator, IdSeal
 
@@ -33,6 +34,13 @@ class Placement:
     def new_id(self) -> str:
         """The ID of a new event of its own (a click), on the next partition in turn."""
         return self.ids.new_id(partition=self.next_partition())
+
+    def of_postback(self, params: Mapping[str, str]) -> int:
+        """A postback's partition: that of the click or impression it names (the
+        worker holding that part of the clicks and impressions tables reads it,
+        app.events.kinds.POSTBACKS), else the next in turn."""
+        named = self.named(params.get("clickid", ""), params.get("aimp_id", ""))
+        return self.next_partition() if named is None else named
 
     def named(self, *values: str) -> int | None:
         """The partition of the first of ``values`` this network issued; None when

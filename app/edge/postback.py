@@ -22,7 +22,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from app.attribution.params import collect_params
 from app.edge.client_ip import client_ip
 from app.edge.keys import PLACEMENT, PRODUCER, SETTINGS, VERDICTS
-from app.edge.placement import Placement
 from app.edge.producer import BrokerUnavailable
 from app.edge.responses import NO_STORE, RETRY_AFTER_SECONDS, unreadable_body
 from app.events import kinds
@@ -102,13 +101,6 @@ async def _read_body(request: web.Request) -> tuple[list[tuple[str, str]], str |
     )
 
 
-def _placed(placement: Placement, params: dict[str, str]) -> int:
-    # The partition of the click or impression it names: the worker holding that
-    # part of the clicks and impressions tables reads it (app.events.kinds.POSTBACKS).
-    named = placement.named(params.get("clickid", ""), params.get("aimp_id", ""))
-    return placement.next_partition() if named is None else named
-
-
 async def postback(request: web.Request) -> web.Response:
     pairs: list[tuple[str, str]] = list(request.query.items())
     body_problem = None
@@ -120,7 +112,7 @@ async def postback(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     waiter = request.app[VERDICTS]
     placement = request.app[PLACEMENT]
-    partition = _placed(placement, params)
+    partition = placement.of_postback(params)
     postback_id = placement.ids.new_id(partition=partition)
     record = postback_payload(
         postback_id,

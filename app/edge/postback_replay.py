@@ -47,10 +47,7 @@ async def replay_postbacks(settings: Settings, postbacks: Iterable[Replayed]) ->
     sent = []
     try:
         for postback in postbacks:
-            named = placement.named(
-                postback.params.get("clickid", ""), postback.params.get("aimp_id", "")
-            )
-            partition = placement.next_partition() if named is None else named
+            partition = placement.of_postback(postback.params)
             postback_id = placement.ids.new_id(partition=partition)
             payload = postback_payload(
                 postback_id,
