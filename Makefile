@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export IMPTRACK_HOME ?= $(CURDIR)/var
 
-.PHONY: demo up down status test faults check format clean bench soak
+.PHONY: demo up down status test faults check format clean bench soak browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -28,8 +28,24 @@ down: $(STAMP)
 status: $(STAMP)
 	@$(BIN)/imptrack status || true
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The dashboard's browser test (tests/integration/test_dashboard.py) drives Debian's
+# chromium through chromium-driver. Installed here as the rest of `make test`'s needs
+# are (CI runs as root); without root it says what to install, and make test stops.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make test needs Debian's $(BROWSER_PACKAGES) for the dashboard's browser test;"; \
+		echo "install them as root: apt-get install $(BROWSER_PACKAGES)"; exit 1; \
+	fi; \
+	echo "installing $(BROWSER_PACKAGES) for the dashboard's browser test"; \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
+		|| { echo "could not install $(BROWSER_PACKAGES) with apt-get (above: why)"; exit 1; }; \
+	[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+		|| { echo "apt-get installed $(BROWSER_PACKAGES) but /usr/bin/chromium or /usr/bin/chromedriver is missing"; exit 1; }
 
 # The crash suite at full size (README, "The crash suite"), with the broker-kill round
 # on a 3-node Kafka; `make test` runs the component kills short. 60,000: the worker

@@ -4,6 +4,7 @@ While the exporter runs it holds DuckDB's write lock, so the stats API
 (``GET /api/v1/stats/SLICE``, with the API key) answers slices from the exporter's
 own connection; ``imptrack report`` reads through it meanwhile (as Arrow, so types
 survive). Analysts read the snapshot the exporter publishes (reports/snapshot.py).
+The dashboard (reports/dashboard) is served here too, and reads the stats API.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from app.exceptions import ReportError
 from app.installation_secrets import load_api_key
 from app.metrics.http import measured, metrics_page
 from app.metrics.process import ProcessMetrics
+from app.ops.stack import Stack
 from app.settings import Settings
+from reports.dashboard.pipeline import PipelineWatch
+from reports.dashboard.routes import SESSIONS, add_dashboard
+from reports.dashboard.sessions import Sessions
 from reports.exporter import Exporter
 from reports.formatting import (
     BINARY_FORMATS,
@@ -84,7 +89,9 @@ def _error(status: int, message: str) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     """``GET /api/v1/stats/SLICE``: a slice as JSON (default), CSV, Parquet, a text
     table or Arrow; the query names are those of ``imptrack report``."""
-    if not request.app[API_KEY_GATE].admits(request):
+    # The dashboard's page reads the slices here with its session; anyone else
+    # sends the key.
+    if not (request.app[SESSIONS].holds(request) or request.app[API_KEY_GATE].admits(request)):
         return _error(401, "missing or wrong API-Key header")
     query = dict(request.query)
     fmt = query.pop("format", "json")
@@ -132,21 +139,23 @@ def _json_value(value: object) -> object:
 
 
 def create_exporter_app(settings: Settings) -> web.Application:
-    app = create_stats_app(Exporter(settings), ApiKeyGate(load_api_key(settings), log))
+    app = create_stats_app(Exporter(settings), load_api_key(settings))
     app.cleanup_ctx.append(_export_ctx)
     return app
 
 
-def create_stats_app(exporter: Exporter, gate: ApiKeyGate) -> web.Application:
-    """Health and the stats API, answered from ``exporter``'s connection; without the
-    export loop, which :func:`create_exporter_app` adds."""
+def create_stats_app(exporter: Exporter, api_key: str) -> web.Application:
+    """Health, the stats API and the dashboard, answered from ``exporter``'s
+    connection; without the export loop, which :func:`create_exporter_app` adds."""
     app = web.Application(middlewares=[measured])
+    gate = ApiKeyGate(api_key, log)
     app[EXPORTER] = exporter
     app[API_KEY_GATE] = gate
     app[PROCESS] = ProcessMetrics("exporter")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/stats/{slice}", stats)
+    add_dashboard(app, gate, Sessions(api_key), PipelineWatch(Stack(exporter.settings)))
     return app
 
 

@@ -4,7 +4,7 @@ Aggregated slices (Daily, Advertisers, Offers, Affiliates, Custom) are one query
 shape: the ``stats_hourly`` rollup (migration 006), narrowed by the filters, grouped
 by the slice's dimensions and the currency, with the same metrics everywhere. Row
 slices (Conversions, Server postbacks, Affiliate postbacks) and the by-reason/by-destination slices
-(Rejections, Deliveries) have SQL of their own in ``reports/sql/slices``. Every
+(Postback errors, Rejections, Deliveries) have SQL of their own in ``reports/sql/slices``. Every
 slice is then sorted and limited the same way.
 
 Days and hours are those of the requested IANA timezone. The rollups are per UTC
@@ -348,6 +348,14 @@ SLICES: dict[str, Slice] = {
             "Server postbacks",
             lambda options, exact: sql.load("slices/postbacks"),
             (("received", True), ("postback_id", True)),
+            filters=frozenset({"offer", "affiliate", "advertiser"}),
+            needs_tz_exactness=False,
+        ),
+        Slice(
+            "postback-errors",
+            "Postback errors",
+            lambda options, exact: sql.load("slices/postback_errors"),
+            (("refusals", True), ("error_kind", False)),
             filters=frozenset({"offer", "affiliate", "advertiser"}),
             needs_tz_exactness=False,
         ),

@@ -14,11 +14,14 @@ PATH_LOGGED = 200  # characters of a refused request's path written to the log
 
 
 def is_authorized(request: web.BaseRequest, api_key: str) -> bool:
-    # The header's bytes as sent: aiohttp keeps bytes that are not UTF-8 as lone
-    # surrogates, which a plain encode() refuses.
-    given = request.headers.get(HEADER, "").encode("utf-8", "surrogateescape")
-    # Constant time: how much of a guess matched must not show in response times.
-    return hmac.compare_digest(given, api_key.encode())
+    return _is_the_key(request.headers.get(HEADER, ""), api_key)
+
+
+def _is_the_key(given: str, api_key: str) -> bool:
+    # The bytes as sent: aiohttp keeps bytes that are not UTF-8 as lone surrogates,
+    # which a plain encode() refuses. Constant time: how much of a guess matched
+    # must not show in response times.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode())
 
 
 class RefusedKeys:
@@ -51,7 +54,9 @@ class RefusedKeys:
         self._window = (clock(), 0)  # (when the current period began, lines in it)
         self._left_out = 0  # refusals due a line but over ``lines``
 
-    def refused(self, request: web.BaseRequest) -> None:
+    def refused(self, request: web.BaseRequest, sent: bool | None = None) -> None:
+        """Count a refusal of ``request``; ``sent``: whether a key was given (by
+        default, whether the request has the header)."""
         address = request.remote or "unknown"
         now = self._clock()
         last = self._seen.get(address)
@@ -65,7 +70,9 @@ class RefusedKeys:
             self._left_out += 1
             return
         self._window = (began, written + 1)
-        sent = "a wrong key" if request.headers.get(HEADER) else f"no {HEADER} header"
+        if sent is None:
+            sent = bool(request.headers.get(HEADER))
+        given = "a wrong key" if sent else f"no {HEADER} header"
         since = f"; {last[1]} more refused since its last line" if last and last[1] else ""
         # The path as sent, still percent-encoded: decoded, a %0A in it would forge a
         # line of the log. Without the query, which is no place for a key but may
@@ -74,7 +81,9 @@ class RefusedKeys:
         if self._left_out:
             since += f"; {self._left_out} refused and not logged (over {self._lines} lines)"
             self._left_out = 0
-        self._log.warning("refused %s %s from %s: %s%s", request.method, path, address, sent, since)
+        self._log.warning(
+            "refused %s %s from %s: %s%s", request.method, path, address, given, since
+        )
         # Re-inserted, so the dict's order is the order of the lines written.
         self._seen.pop(address, None)
         self._seen[address] = (now, 0)
@@ -95,6 +104,14 @@ class ApiKeyGate:
         if is_authorized(request, self._api_key):
             return True
         self._refused.refused(request)
+        return False
+
+    def admits_given(self, request: web.BaseRequest, given: str) -> bool:
+        """For a key typed into a form (the dashboard's login): checked, and a wrong
+        one logged, as the header is."""
+        if _is_the_key(given, self._api_key):
+            return True
+        self._refused.refused(request, sent=bool(given))
         return False
 
     def holds_key(self, request: web.BaseRequest) -> bool:

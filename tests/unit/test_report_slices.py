@@ -22,6 +22,7 @@ from reports.columns import (
     conversions_batch,
     impressions_batch,
     rejections_batch,
+    server_postbacks_batch,
 )
 from reports.formatting import as_arrow_stream, as_parquet, from_arrow_stream
 from reports.slice_request import SliceRequest
@@ -415,6 +416,64 @@ def test_rejections_by_reason_from_the_rollups_and_from_the_rows(tmp_path: Path)
             ("geo_blocked", 1),
             ("offer_paused", 1),
         ], tz
+
+
+def _outcome(at: datetime, offer: int, kind: str | None, error: str | None) -> dict[str, Any]:
+    return {
+        "postback_id": _new_id(_ms(at)),
+        "method": "GET",
+        "params": {"clickid": "c"},
+        "status": 1 if kind is None else 2,
+        "outcome": "created" if kind is None else "refused",
+        "error": error,
+        "error_kind": kind,
+        "offer_id": offer,
+        "pid": 100,
+        "advertiser_id": 10 if offer == 1 else 20,
+    }
+
+
+def test_postback_errors_count_the_refusals_by_kind_with_the_newest_words(
+    tmp_path: Path,
+) -> None:
+    """Refusals only (an accepted postback is not an error), per kind, the newest
+    refusal's words and time in the asked timezone; a refusal stored before kinds
+    existed counts as 'unknown'; the filters narrow."""
+    con = db.open_writer(tmp_path / "pb.duckdb")
+    later = MORNING.replace(hour=11)
+    outcomes = [
+        _outcome(MORNING, 1, None, None),
+        _outcome(MORNING, 1, "unknown_id", "unknown clickid abc"),
+        _outcome(later, 2, "unknown_id", "unknown clickid xyz"),
+        _outcome(MORNING, 2, "offer_not_active", "offer 2 is paused"),
+        _outcome(MORNING, 2, None, "no clickid or aimp_id") | {"status": 2},
+    ]
+    batch = {"server_postbacks": server_postbacks_batch(outcomes)}
+    store.write_batch(con, "c", store.Batch(batch, {("t", 0): 1}))
+    rows = _rows(
+        run_slice(con, "postback-errors", date_range("2026-03-01", "2026-03-01", "Europe/Berlin"))
+    )
+    assert [
+        (
+            r["error_kind"],
+            r["refusals"],
+            r["share_pct"],
+            r["offers"],
+            r["last_received"],
+            r["last_error"],
+        )
+        for r in rows
+    ] == [
+        ("unknown_id", 2, 50.0, 2, "2026-03-01 12:00:00", "unknown clickid xyz"),
+        ("offer_not_active", 1, 25.0, 1, "2026-03-01 11:00:00", "offer 2 is paused"),
+        ("unknown", 1, 25.0, 1, "2026-03-01 11:00:00", "no clickid or aimp_id"),
+    ]
+    narrowed = run_slice(con, "postback-errors", MARCH_1, SliceOptions(advertisers=(10,)))
+    assert [(r["error_kind"], r["refusals"]) for r in _rows(narrowed)] == [("unknown_id", 1)]
+    assert (
+        _rows(run_slice(con, "postback-errors", date_range("2026-03-02", "2026-03-02", "UTC")))
+        == []
+    )
 
 
 # Each metric of docs/REPORTING.md ("Metrics"), computed from the raw rows.

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.edge.api_keys import HEADER, ApiKeyGate
+from app.edge.api_keys import HEADER
 from app.settings import Settings
 from reports import db
 from reports.exporter import Exporter
@@ -26,7 +25,7 @@ async def stats_client(tmp_path: Path) -> AsyncIterator[TestClient]:
     settings = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
     exporter = Exporter(settings)
     exporter.con = db.open_writer(settings.exporter_db_path)
-    app = create_stats_app(exporter, ApiKeyGate(API_KEY, logging.getLogger("test")))
+    app = create_stats_app(exporter, API_KEY)
     async with TestClient(TestServer(app)) as client:
         yield client
     await exporter.stop()
