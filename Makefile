@@ -42,7 +42,7 @@ browser:
 		echo "install them as root: apt-get install $(BROWSER_PACKAGES)"; exit 1; \
 	fi; \
 	echo "installing $(BROWSER_PACKAGES) for the dashboard's browser test"; \
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; } \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; } \
 		|| { echo "could not install $(BROWSER_PACKAGES) with apt-get (above: why)"; exit 1; }; \
 	[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
 		|| { echo "apt-get installed $(BROWSER_PACKAGES) but /usr/bin/chromium or /usr/bin/chromedriver is missing"; exit 1; }

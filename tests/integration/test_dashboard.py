@@ -196,7 +196,7 @@ def _shown(value: Any, form: str) -> str:
     if form == "pct":
         return f"{float(value):.2f} %"
     if form == "ms":
-        return f"{value} ms"
+        return f"{float(value):.1f} ms"
     return str(value)
 
 

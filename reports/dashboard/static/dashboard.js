@@ -21,7 +21,7 @@ const FORMATS = {
   int: whole,
   money: (value) => cents(units(value)),
   pct: (value) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(2)} %`),
-  ms: (value) => (value === null || value === undefined ? "–" : `${value} ms`),
+  ms: (value) => (value === null || value === undefined ? "–" : `${Number(value).toFixed(1)} ms`),
   text: (value) => (value === null || value === undefined || value === "" ? "–" : String(value)),
 };
 
