@@ -38,6 +38,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         f"  exporter  {s.exporter_url}/healthz\n"
         f"  worker    {s.worker_url}/healthz\n"
         f"  forwarder {s.forwarder_url}/healthz\n"
+        f"  dashboard {s.exporter_url}/dashboard   (log in with the key in {s.api_key_file})\n"
         f"  duckdb    {s.duckdb_path}   (analysts' snapshot, docs/REPORTING.md)\n"
         f"  logs      {s.log_dir}\n"
         f"  data      {s.data_dir}\n"
