@@ -1,4 +1,4 @@
-"""Sending pixels to the edge under test, over real HTTP."""
+"""Sending pixels and clicks to the edge under test, over real HTTP."""
 
 from __future__ import annotations
 
@@ -67,3 +67,16 @@ def pixel_params(count: int, offer_id: int = 1, prefix: str = "t") -> list[dict[
         }
         for n in range(count)
     ]
+
+
+async def send_clicks(
+    session: aiohttp.ClientSession, stack: RunningStack, offer_id: int, pid: int, count: int
+) -> list[str]:
+    """``count`` clicks on the offer's tracking link, each answered 302; their clickids."""
+    clickids = []
+    for _ in range(count):
+        url = f"{stack.edge_url}/click?offer_id={offer_id}&pid={pid}"
+        async with session.get(url, allow_redirects=False) as response:
+            assert response.status == 302, await response.text()
+            clickids.append(response.headers["X-Clickid"])
+    return clickids

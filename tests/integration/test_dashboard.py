@@ -22,7 +22,7 @@ import pytest
 
 from tests.integration.advertiser import AdvertiserSink
 from tests.integration.conftest import RunningStack, started_stack
-from tests.integration.pixels import send_pixels
+from tests.integration.pixels import send_clicks, send_pixels
 
 pytestmark = pytest.mark.integration
 
@@ -140,12 +140,7 @@ async def _traffic(stack: RunningStack) -> None:
     run = await send_pixels(stack, sent)
     assert run.refused == 0 and len(run.accepted) == len(sent)
     async with aiohttp.ClientSession() as session:
-        clickids = []
-        for _ in range(CLICKS):
-            url = f"{stack.edge_url}/click?offer_id=1&pid=1"
-            async with session.get(url, allow_redirects=False) as response:
-                assert response.status == 302, await response.text()
-                clickids.append(response.headers["X-Clickid"])
+        clickids = await send_clicks(session, stack, 1, 1, CLICKS)
         answers = []
         for params in (
             {"clickid": clickids[0], "action_id": "d-1", "status": "1"},

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from demo.advertiser import LocalAdvertiser
 from tests.integration.admin import Admin
 from tests.integration.conftest import RunningStack
-from tests.integration.pixels import send_pixels
+from tests.integration.pixels import send_clicks, send_pixels
 
 pytestmark = pytest.mark.integration
 
@@ -92,12 +92,7 @@ async def _traffic(session: aiohttp.ClientSession, stack: RunningStack) -> None:
     paused = [{"offer_id": str(PAUSED), "pid": str(PID)}] * REJECTED
     run = await send_pixels(stack, paused, run=run)
     assert run.refused == 0 and len(run.accepted) == PIXELS + REJECTED
-    clickids = []
-    for _ in range(CLICKS):
-        url = f"{stack.edge_url}/click?offer_id={COUNTED}&pid={PID}"
-        async with session.get(url, allow_redirects=False) as response:
-            assert response.status == 302, await response.text()
-            clickids.append(response.headers["X-Clickid"])
+    clickids = await send_clicks(session, stack, COUNTED, PID, CLICKS)
     verdicts = []
     for params in (
         {"clickid": clickids[0], "action_id": "m-1"},

@@ -4,29 +4,11 @@ session; nothing else does, and the key never appears in a URL or a page."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from app.settings import Settings
-from reports import db
 from reports.dashboard.sessions import COOKIE, Sessions
-from reports.exporter import Exporter
-from reports.exporter_server import create_stats_app
-
-API_KEY = "dashboard-test-key"
-
-
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    settings = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
-    exporter = Exporter(settings)
-    exporter.con = db.open_writer(settings.exporter_db_path)
-    async with TestClient(TestServer(create_stats_app(exporter, API_KEY))) as client:
-        yield client
-    await exporter.stop()
+from tests.unit.reports.conftest import API_KEY
 
 
 async def _log_in(client: TestClient, key: str) -> tuple[int, str]:
@@ -36,16 +18,16 @@ async def _log_in(client: TestClient, key: str) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def test_the_page_sends_a_stranger_to_the_login_form(client: TestClient) -> None:
-    async with client.get("/dashboard", allow_redirects=False) as response:
+async def test_the_page_sends_a_stranger_to_the_login_form(stats_client: TestClient) -> None:
+    async with stats_client.get("/dashboard", allow_redirects=False) as response:
         assert response.status == 303
         assert response.headers["Location"] == "/dashboard/login"
-    async with client.get("/dashboard/login") as response:
+    async with stats_client.get("/dashboard/login") as response:
         assert response.status == 200
         page = await response.text()
         assert 'type="password"' in page and "{message}" not in page
     for path in ("/dashboard/pipeline", "/api/v1/stats/daily"):
-        async with client.get(path) as response:
+        async with stats_client.get(path) as response:
             assert response.status == 401, path
 
 
@@ -58,48 +40,48 @@ async def test_the_page_sends_a_stranger_to_the_login_form(client: TestClient) -
     ],
 )
 async def test_a_wrong_key_is_refused_with_the_form_again(
-    client: TestClient, key: str, status: int, said: str
+    stats_client: TestClient, key: str, status: int, said: str
 ) -> None:
-    got, page = await _log_in(client, key)
+    got, page = await _log_in(stats_client, key)
     assert got == status and said in page and "api_key" in page
 
 
 async def test_the_key_opens_the_page_the_api_and_the_pipeline_until_logout(
-    client: TestClient,
+    stats_client: TestClient,
 ) -> None:
-    async with client.post(
+    async with stats_client.post(
         "/dashboard/login", data={"api_key": API_KEY}, allow_redirects=False
     ) as response:
         assert response.status == 303 and response.headers["Location"] == "/dashboard"
         cookie = response.cookies[COOKIE]
         assert cookie["httponly"] and cookie["samesite"] == "Strict"
         assert API_KEY not in cookie.value
-    async with client.get("/dashboard") as response:
+    async with stats_client.get("/dashboard") as response:
         assert response.status == 200
         page = await response.text()
         assert "/dashboard/assets/plotly.min.js" in page and API_KEY not in page
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
-    async with client.get("/api/v1/stats/postback-errors") as response:
+    async with stats_client.get("/api/v1/stats/postback-errors") as response:
         assert response.status == 200, await response.text()
         assert (await response.json())["rows"] == []
-    async with client.get("/dashboard/pipeline") as response:
+    async with stats_client.get("/dashboard/pipeline") as response:
         assert response.status == 200
         shown = await response.json()
         assert {"processes", "lag", "rates_per_second", "series"} <= set(shown)
-    async with client.post("/dashboard/logout", allow_redirects=False) as response:
+    async with stats_client.post("/dashboard/logout", allow_redirects=False) as response:
         assert response.status == 303 and response.headers["Location"] == "/dashboard/login"
         assert response.cookies[COOKIE]["max-age"] == "0"
-    async with client.get("/api/v1/stats/daily") as response:
+    async with stats_client.get("/api/v1/stats/daily") as response:
         assert response.status == 401
 
 
-async def test_the_assets_are_served_from_here(client: TestClient) -> None:
-    async with client.get("/dashboard/assets/plotly.min.js") as response:
+async def test_the_assets_are_served_from_here(stats_client: TestClient) -> None:
+    async with stats_client.get("/dashboard/assets/plotly.min.js") as response:
         assert response.status == 200
         assert (await response.read()).startswith(b"/**\n* plotly.js v")
-    async with client.get("/dashboard/assets/dashboard.js") as response:
+    async with stats_client.get("/dashboard/assets/dashboard.js") as response:
         assert response.status == 200
-    async with client.get("/dashboard/assets/..%2Fsessions.py") as response:
+    async with stats_client.get("/dashboard/assets/..%2Fsessions.py") as response:
         assert response.status == 404
 
 

@@ -3,32 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from app.edge.api_keys import HEADER
-from app.settings import Settings
-from reports import db
-from reports.exporter import Exporter
-from reports.exporter_server import create_stats_app
 from reports.slices import SLICES
-
-API_KEY = "test-key"
-
-
-@pytest.fixture
-async def stats_client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    """The stats API over an empty reporting database (no broker: no export loop)."""
-    settings = Settings.from_env({"IMPTRACK_HOME": str(tmp_path)})
-    exporter = Exporter(settings)
-    exporter.con = db.open_writer(settings.exporter_db_path)
-    app = create_stats_app(exporter, API_KEY)
-    async with TestClient(TestServer(app)) as client:
-        yield client
-    await exporter.stop()
+from tests.unit.reports.conftest import API_KEY
 
 
 async def _get(client: TestClient, path: str, **params: str) -> tuple[int, object]:
