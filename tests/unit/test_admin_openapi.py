@@ -83,3 +83,18 @@ async def test_the_document_is_served_without_the_key_and_nothing_else_is(
             assert response.status == 401, path
     async with admin_client.get("/api/v1/openapi.json", headers={HEADER: "wrong"}) as response:
         assert response.status == 200
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"\xff"])
+async def test_a_catalog_document_that_is_no_json_is_refused_with_errors_like_any_other(
+    admin_client: TestClient, body: bytes
+) -> None:
+    """POST /api/v1/catalog answers every 400 with ``errors`` (schemathesis found the
+    unreadable body answered without it, against the document)."""
+    async with admin_client.post(
+        "/api/v1/catalog", data=body, headers={HEADER: API_KEY}
+    ) as response:
+        assert response.status == 400
+        answer = await response.json()
+    assert answer["field"] == "body" and "is not valid JSON" in answer["error"]
+    assert answer["errors"] == [{"error": answer["error"], "field": "body"}]

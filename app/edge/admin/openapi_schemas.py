@@ -13,10 +13,14 @@ from app.catalog.model import (
     PAYMENT_TYPES,
 )
 from app.catalog.validation import (
+    AFFILIATE_POSTBACK_MACROS,
+    IMPRESSION_MACROS,
     MAX_ADDITIONAL_URLS,
     MAX_AFFILIATE_POSTBACKS,
     MAX_DURATION_SECONDS,
     MAX_URL_LENGTH,
+    TRACKING_MACROS,
+    TRAFFICBACK_MACROS,
 )
 from app.edge.openapi import Schema, ref
 from app.events.statuses import CONVERSION_STATUS_LABELS
@@ -55,10 +59,25 @@ def _ids(description: str) -> Schema:
     return {"type": "array", "items": ref("Id"), "uniqueItems": True, "description": description}
 
 
-URL = _text(
-    MAX_URL_LENGTH,
-    "an http or https URL; {macros} known for its kind of URL, in the path, query or fragment only",
-)
+URL = _text(MAX_URL_LENGTH, "an http or https URL")
+
+
+def _url(macros: frozenset[str], answer: bool) -> Schema:
+    """A URL as answered, or as one may be sent: http(s), a host, and in its path,
+    query or fragment only the ``{macros}`` of its kind of URL."""
+    if answer:
+        return URL
+    macro = "|".join(sorted(macros))
+    return {
+        **URL,
+        "pattern": (
+            "^https?://[a-z0-9]+([.-][a-z0-9]+)*(:[1-9][0-9]{0,3})?"
+            f"([/?#]([A-Za-z0-9._~!$&'()*+,;=:@%/?#-]|\\{{({macro})\\}})*)?$"
+        ),
+        "description": f"an http or https URL; its macros: {', '.join(sorted(macros))}",
+    }
+
+
 STATUSES = {
     "type": "array",
     "items": {"enum": list(CONVERSION_STATUS_LABELS)},
@@ -97,11 +116,12 @@ def _payment(answer: bool) -> Schema:
 
 
 def _postback(answer: bool, on_offer: bool) -> Schema:
-    fields = {"url": URL, "statuses": STATUSES}
+    url = _url(AFFILIATE_POSTBACK_MACROS, answer)
+    fields = {"url": url, "statuses": STATUSES}
     if on_offer:
         fields["affiliates"] = _ids("for these affiliates only (left out: every affiliate)")
     shape = _object(fields, ("url",))
-    return shape if answer else {"anyOf": [URL, shape]}
+    return shape if answer else {"anyOf": [url, shape]}
 
 
 def _partner_fields(statuses: tuple[str, ...]) -> dict[str, Schema]:
@@ -127,15 +147,20 @@ def _offer_fields(answer: bool) -> dict[str, Schema]:
         "status": {"enum": list(OFFER_STATUSES)},
         "access": {"enum": list(ACCESS_MODES)},
         "allow_impressions": {"type": "boolean"},
-        "impressions_url": _nullable(URL),
+        "impressions_url": _nullable(_url(IMPRESSION_MACROS, answer)),
         "additional_impressions_urls": {
             "type": "array",
-            "items": ref("Destination"),
+            "items": _answer(
+                {
+                    "url": _url(IMPRESSION_MACROS, answer),
+                    "weight": {"type": "integer", "minimum": 1, "maximum": 100},
+                }
+            ),
             "maxItems": MAX_ADDITIONAL_URLS,
             "description": "weights add up to at most 100; the main URL takes the rest",
         },
-        "tracking_url": _nullable(URL),
-        "trafficback_url": _nullable(URL),
+        "tracking_url": _nullable(_url(TRACKING_MACROS, answer)),
+        "trafficback_url": _nullable(_url(TRAFFICBACK_MACROS, answer)),
         "view_through_window": _DURATION_OUT if answer else _DURATION_IN,
         "click_session": _DURATION_OUT if answer else _DURATION_IN,
         "payments": {"type": "array", "items": _payment(answer)},
@@ -219,12 +244,6 @@ def admin_schemas() -> dict[str, Schema]:
             {
                 **ERROR_FIELDS,
                 "errors": {"type": "array", "items": _answer(ERROR_FIELDS)},
-            }
-        ),
-        "Destination": _answer(
-            {
-                "url": URL,
-                "weight": {"type": "integer", "minimum": 1, "maximum": 100},
             }
         ),
     }

@@ -191,17 +191,25 @@ async def export_catalog(request: web.Request) -> web.Response:
 
 
 async def apply_catalog(request: web.Request) -> web.Response:
-    """The whole document is checked first; with any error nothing is written."""
-    document = await _body(request)
+    """The whole document is checked first; with any error nothing is written. Every
+    refusal has ``errors``, a body that is no JSON document too: one shape to read."""
+    try:
+        document = await _body(request)
+    except CatalogError as exc:
+        return _refused_document([exc])
     applied = await request.config_dict[CATALOG_SERVICE].apply_document(document)
-    if errors := applied.errors:
-        return _error(
-            400,
-            str(errors[0]),
-            errors[0].field,
-            errors=[{"error": str(e), "field": e.field} for e in errors],
-        )
+    if applied.errors:
+        return _refused_document(applied.errors)
     return _json({"changes": applied.written, "warnings": applied.warnings})
+
+
+def _refused_document(errors: list[CatalogError]) -> web.Response:
+    return _error(
+        400,
+        str(errors[0]),
+        errors[0].field,
+        errors=[{"error": str(e), "field": e.field} for e in errors],
+    )
 
 
 def create_admin_app() -> web.Application:
