@@ -7,7 +7,8 @@ A stack of its own: schemathesis creates, changes and deletes catalog entities a
 random, which would upset every test sharing the stack. A little traffic first, so
 the stats slices have rows to answer with. `make faults` runs it; its figures
 (operations, test cases, failures) are printed per API. ``OPENAPI_MAX_EXAMPLES``
-sets the test cases per operation and phase (50); ``OPENAPI_SEED`` replays a run.
+sets the test cases per operation and phase (100, schemathesis's default);
+``OPENAPI_SEED`` replays a run.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CHECKS = (
     "content_type_conformance",
     "response_schema_conformance",
 )
-MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES") or 50)
+MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES") or 100)
 SEED = os.environ.get("OPENAPI_SEED")
 
 # IDs no other test uses.
@@ -86,7 +87,8 @@ def _traffic(stack: RunningStack) -> None:
 
 
 def _schemathesis(document_url: str, api_key: str, report: Path) -> dict[str, Any]:
-    """``schemathesis run`` as an operator types it; its JSON report."""
+    """``schemathesis run`` as an operator types it, in the report's folder (where it
+    keeps its cache of failures to replay, not in the checkout); its JSON report."""
     argv = [
         sys.executable,
         "-m",
@@ -108,7 +110,7 @@ def _schemathesis(document_url: str, api_key: str, report: Path) -> dict[str, An
     if SEED:
         argv += ["--seed", SEED]
     started = time.monotonic()
-    subprocess.run(argv, timeout=1800, check=False)
+    subprocess.run(argv, cwd=report.parent, timeout=1800, check=False)
     figures: dict[str, Any] = json.loads(report.read_text())
     figures["wall_seconds"] = time.monotonic() - started
     return figures
