@@ -18,7 +18,7 @@ from app.edge.api_keys import HEADER, ApiKeyGate
 from app.edge.keys import API_KEY_GATE
 from app.edge.server import create_edge_app
 from app.settings import Settings
-from tests.openapi import check_openapi_31, differences
+from tests.openapi import check_examples, check_openapi_31, differences
 
 API_KEY = "test-key"
 
@@ -26,6 +26,12 @@ API_KEY = "test-key"
 def test_the_admin_document_is_valid_openapi_3_1() -> None:
     """The OpenAPI 3.1 meta-schema, and JSON Schema 2020-12 for each of its schemas."""
     check_openapi_31(admin_document())
+
+
+def test_every_request_example_fits_its_schema() -> None:
+    """The bodies a reader would copy: a new entity of each kind, a change of each,
+    an access rule, a catalog document."""
+    assert check_examples(admin_document()) == 8
 
 
 def test_the_admin_document_has_every_route_of_the_edge_under_api_v1_and_no_other(
@@ -98,3 +104,17 @@ async def test_a_catalog_document_that_is_no_json_is_refused_with_errors_like_an
         answer = await response.json()
     assert answer["field"] == "body" and "is not valid JSON" in answer["error"]
     assert answer["errors"] == [{"error": answer["error"], "field": "body"}]
+
+
+async def test_a_method_a_path_does_not_take_is_405_naming_the_ones_it_does(
+    admin_client: TestClient,
+) -> None:
+    """A 405 carries the Allow header RFC 9110 asks for (schemathesis's
+    unsupported_method check holds the API to it), and says it in words."""
+    async with admin_client.put("/api/v1/advertisers", headers={HEADER: API_KEY}) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET,HEAD,POST"
+        assert await response.json() == {
+            "error": "PUT is not a method of this path; it takes GET, HEAD, POST",
+            "field": None,
+        }

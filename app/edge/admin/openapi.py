@@ -49,12 +49,36 @@ def _path_id(name: str, description: str) -> dict[str, Any]:
     }
 
 
-def _body(schema: Schema, description: str) -> dict[str, Any]:
+def _body(schema: Schema, description: str, example: Any) -> dict[str, Any]:
     return {
         "required": True,
         "description": description,
-        "content": {"application/json": {"schema": schema}},
+        "content": {"application/json": {"schema": schema, "example": example}},
     }
+
+
+_EXAMPLES: dict[str, tuple[Any, Any]] = {
+    # kind: (a new one, a change)
+    "Advertiser": ({"name": "Acme"}, {"status": "inactive"}),
+    "Affiliate": (
+        {
+            "name": "Blog network",
+            "postback_urls": ["https://aff.example/pb?c={clickid}&s={status}"],
+        },
+        {"status": "blocked"},
+    ),
+    "Offer": (
+        {
+            "title": "Banner",
+            "advertiser_id": 1,
+            "allow_impressions": True,
+            "impressions_url": "https://acme.example/imp?aimp_id={aimp_id}&sub1={sub1}",
+            "payments": [{"type": "CPM", "revenue": "2.00", "payout": "1.50"}],
+            "postback_token": "s3cret",
+        },
+        {"status": "paused"},
+    ),
+}
 
 
 def _operation(
@@ -111,7 +135,7 @@ def _kind_paths(kinds: str, title: str, statuses: tuple[str, ...]) -> dict[str, 
                 f"create{title}",
                 f"Create an {kind}; without an `id` it gets the next free one",
                 {"201": json_answer(changed, ref(one)), **_refused(400, 409, 413)},
-                body=_body(ref(f"New{title}"), f"The new {kind}."),
+                body=_body(ref(f"New{title}"), f"The new {kind}.", _EXAMPLES[title][0]),
             ),
         },
         f"/{kinds}/{{id}}": {
@@ -126,7 +150,7 @@ def _kind_paths(kinds: str, title: str, statuses: tuple[str, ...]) -> dict[str, 
                 "Change the fields given; the others stay as they are",
                 {"200": json_answer(changed, ref(one)), **_refused(400, 404, 413)},
                 parameters=[id_parameter],
-                body=_body(ref(f"{title}Change"), "The fields to change."),
+                body=_body(ref(f"{title}Change"), "The fields to change.", _EXAMPLES[title][1]),
             ),
             "delete": _operation(
                 f"delete{title}",
@@ -185,7 +209,9 @@ def _access_paths() -> dict[str, Any]:
                 {"200": rule_set, **_refused(400, 404, 413)},
                 parameters=[offer, pid],
                 body=_body(
-                    ref("AccessRule"), 'Exactly {"rule": "enabled"} or {"rule": "disabled"}.'
+                    ref("AccessRule"),
+                    'Exactly {"rule": "enabled"} or {"rule": "disabled"}.',
+                    {"rule": "enabled"},
                 ),
             ),
             "delete": _operation(
@@ -257,7 +283,25 @@ def _catalog_paths() -> dict[str, Any]:
                     ),
                     **_refused(413),
                 },
-                body=_body(ref("CatalogDocument"), "Up to three lists, applied in this order."),
+                body=_body(
+                    ref("CatalogDocument"),
+                    "Up to three lists, applied in this order.",
+                    {
+                        "advertisers": [{"id": 1, "name": "Acme"}],
+                        "affiliates": [
+                            {"id": 7, "name": "Blog network", "blocked_advertisers": []}
+                        ],
+                        "offers": [
+                            {
+                                "id": 1,
+                                "title": "Banner",
+                                "advertiser_id": 1,
+                                "access": "approval",
+                                "enabled_affiliates": [7],
+                            }
+                        ],
+                    },
+                ),
             ),
         }
     }

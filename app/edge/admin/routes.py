@@ -56,6 +56,12 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         # aiohttp's text states the limit ("Maximum request body size 65536
         # exceeded."); its reason does not.
         return _error(exc.status, exc.text or exc.reason, "body")
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        refused = _error(405, f"{exc.method} is not a method of this path; it takes {allowed}")
+        # RFC 9110: a 405 names the methods the path takes.
+        refused.headers["Allow"] = exc.headers["Allow"]
+        return refused
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason)
 
