@@ -50,9 +50,11 @@ browser:
 # The crash suite at full size (README, "The crash suite"), with the broker-kill round
 # on a 3-node Kafka; `make test` runs the component kills short. 60,000: the worker
 # records 150-260 impressions/s on Kafka and 2 cores, so this is minutes of backlog
-# across the kills (200,000 was sized for the embedded broker's 1,500/s).
+# across the kills (200,000 was sized for the embedded broker's 1,500/s). Then
+# schemathesis against the admin and stats APIs' OpenAPI documents.
 faults: $(STAMP)
-	FAULTS_IMPRESSIONS=60000 $(BIN)/python -m pytest -q -s -m "" tests/integration/test_crash_suite.py
+	FAULTS_IMPRESSIONS=60000 $(BIN)/python -m pytest -q -s -m "" \
+		tests/integration/test_crash_suite.py tests/integration/test_openapi_conformance.py
 
 # Benchmarks against bare baselines (bench/README.md); QUICK=1 for a smoke run.
 bench: $(STAMP)

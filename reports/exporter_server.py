@@ -22,6 +22,7 @@ from aiohttp import web
 
 from app.compat import install
 from app.edge.api_keys import ApiKeyGate
+from app.edge.openapi import BASE_PATH, DOCUMENT_PATH, document_handler
 from app.exceptions import ReportError
 from app.installation_secrets import load_api_key
 from app.metrics.http import measured, metrics_page
@@ -42,6 +43,7 @@ from reports.formatting import (
 )
 from reports.slice_request import SliceRequest
 from reports.slices import run_slice
+from reports.stats_openapi import stats_document
 
 EXPORTER = web.AppKey("exporter", Exporter)
 API_KEY_GATE = web.AppKey("api_key_gate", ApiKeyGate)
@@ -155,6 +157,8 @@ def create_stats_app(exporter: Exporter, api_key: str) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/stats/{slice}", stats)
+    # Without the key, as the edge's: the API's description holds no data.
+    app.router.add_get(BASE_PATH + DOCUMENT_PATH, document_handler(stats_document))
     add_dashboard(app, gate, Sessions(api_key), PipelineWatch(Stack(exporter.settings)))
     return app
 

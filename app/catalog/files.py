@@ -99,12 +99,14 @@ def plan_document(
         for n, item in enumerate(items):
             where = f"{section}[{n}]"
             try:
+                # Items without an id are each a new entity, with the next free id.
                 if isinstance(item, Mapping) and "id" in item:
                     entity_id(item["id"])  # true is not 1: no entity is taken for another
-                if isinstance(item, Mapping) and item.get("id") in seen:
-                    raise CatalogError("id", f"{item['id']} appears more than once in {section}")
-                if isinstance(item, Mapping):
-                    seen.add(item.get("id"))
+                    if item["id"] in seen:
+                        raise CatalogError(
+                            "id", f"{item['id']} appears more than once in {section}"
+                        )
+                    seen.add(item["id"])
                 record(_plan_item(work, section, item, postback_security_required))
             except CatalogError as exc:
                 errors.append(CatalogError(f"{where}.{exc.field}", exc.problem))

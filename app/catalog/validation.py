@@ -71,7 +71,7 @@ MAX_AFFILIATE_POSTBACKS = 10
 _MACRO = re.compile(r"\{([^{}]*)\}")
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"[A-Z]{3}")  # fullmatch: a $ would let "USD\n" through
 
 
 def _known(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
@@ -224,7 +224,7 @@ def _payments(value: Any) -> tuple[Payment, ...]:
         _known(item, {"type", "revenue", "payout", "currency", "goal", "affiliates"}, "a payment")
         kind = _choice(item.get("type"), f"{where}.type", PAYMENT_TYPES)
         currency = item.get("currency", "USD")
-        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
             raise CatalogError(
                 f"{where}.currency", f"must be a three-letter code like USD, not {currency!r}"
             )

@@ -90,6 +90,13 @@ def test_default_range_is_the_last_seven_days() -> None:
         (None, "yesterday", "UTC", "--to 'yesterday' is not a date"),
         ("2026-03-05", "2026-03-01", "UTC", "--from 2026-03-05 is after --to 2026-03-01"),
         (None, None, "Mars/Olympus", "is not an IANA timezone"),
+        # Found by schemathesis through the stats API, each a 500 before.
+        (None, None, "x" * 300, "is not an IANA timezone"),
+        (None, None, "Europe", "is not an IANA timezone"),
+        ("9999-12-31", "9999-12-31", "UTC", "reaches past the years a date can have"),
+        ("0001-01-01", "0001-01-01", "Asia/Tokyo", "reaches past the years"),
+        (None, "0001-01-03", "UTC", "week before --to.* reaches past the years"),
+        ("0001-01-02", "2026-03-01", "UTC", "is 739675 days; a slice covers at most 36525"),
     ],
 )
 def test_bad_ranges_say_what_is_wrong(

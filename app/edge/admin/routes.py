@@ -19,13 +19,17 @@ from app.catalog.files import to_document
 from app.catalog.model import Offer
 from app.catalog.offer_links import offer_links, parse_pid
 from app.catalog.validation import as_dict, id_from_text
+from app.edge.admin.openapi import admin_document
 from app.edge.api_keys import HEADER
 from app.edge.keys import API_KEY_GATE, CATALOG_SERVICE, SETTINGS
+from app.edge.openapi import DOCUMENT_PATH, document_handler
 from app.edge.responses import unreadable_body
 from app.exceptions import CatalogError, CatalogUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLURALS = {"advertisers": "advertiser", "affiliates": "affiliate", "offers": "offer"}
+PUBLIC_ROUTE = "openapi"
+"""The route served without the key: the API's description, which holds no data."""
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -39,7 +43,8 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """API-Key check first; then every failure as a JSON answer, never a 500 page."""
-    if not request.config_dict[API_KEY_GATE].admits(request):
+    public = request.match_info.route.name == PUBLIC_ROUTE
+    if not public and not request.config_dict[API_KEY_GATE].admits(request):
         return _error(401, f"a valid {HEADER} header is required")
     try:
         return await handler(request)
@@ -51,6 +56,12 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         # aiohttp's text states the limit ("Maximum request body size 65536
         # exceeded."); its reason does not.
         return _error(exc.status, exc.text or exc.reason, "body")
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        refused = _error(405, f"{exc.method} is not a method of this path; it takes {allowed}")
+        # RFC 9110: a 405 names the methods the path takes.
+        refused.headers["Allow"] = exc.headers["Allow"]
+        return refused
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason)
 
@@ -186,22 +197,31 @@ async def export_catalog(request: web.Request) -> web.Response:
 
 
 async def apply_catalog(request: web.Request) -> web.Response:
-    """The whole document is checked first; with any error nothing is written."""
-    document = await _body(request)
+    """The whole document is checked first; with any error nothing is written. Every
+    refusal has ``errors``, a body that is no JSON document too: one shape to read."""
+    try:
+        document = await _body(request)
+    except CatalogError as exc:
+        return _refused_document([exc])
     applied = await request.config_dict[CATALOG_SERVICE].apply_document(document)
-    if errors := applied.errors:
-        return _error(
-            400,
-            str(errors[0]),
-            errors[0].field,
-            errors=[{"error": str(e), "field": e.field} for e in errors],
-        )
+    if applied.errors:
+        return _refused_document(applied.errors)
     return _json({"changes": applied.written, "warnings": applied.warnings})
+
+
+def _refused_document(errors: list[CatalogError]) -> web.Response:
+    return _error(
+        400,
+        str(errors[0]),
+        errors[0].field,
+        errors=[{"error": str(e), "field": e.field} for e in errors],
+    )
 
 
 def create_admin_app() -> web.Application:
     """The ``/api/v1`` sub-application; it reads its keys from the edge app."""
     admin = web.Application(middlewares=[admin_middleware])
+    admin.router.add_get(DOCUMENT_PATH, document_handler(admin_document), name=PUBLIC_ROUTE)
     kinds = "{kind:advertisers|affiliates|offers}"
     admin.router.add_get("/catalog", export_catalog)
     admin.router.add_post("/catalog", apply_catalog)

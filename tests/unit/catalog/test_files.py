@@ -87,6 +87,13 @@ def test_every_error_is_reported_with_its_place_and_nothing_is_planned() -> None
     ]
 
 
+def test_items_without_an_id_are_each_a_new_entity() -> None:
+    """Two advertisers without an id get the next free ids (schemathesis found the
+    second one answered 500: it was taken for a repeat of the first's missing id)."""
+    catalog = catalog_from({"advertisers": [{"id": 3, "name": "A"}, {"name": "B"}, {"name": "C"}]})
+    assert {a.id: a.name for a in catalog.advertisers.values()} == {3: "A", 4: "B", 5: "C"}
+
+
 @pytest.mark.parametrize(("text", "name"), [("{", "c.json"), ("a: [", "c.yaml")])
 def test_unreadable_text_names_the_file(text: str, name: str) -> None:
     with pytest.raises(CatalogError, match=rf"^{name}: is not valid"):

@@ -164,6 +164,13 @@ def test_an_update_changes_only_the_fields_given() -> None:
             "'adv.example/landing' has no scheme (start it with https://)",
         ),
         ({"tracking_url": "ftp://adv.example/x"}, "tracking_url", "not a ftp: one"),
+        # A regex's $ matches before a final newline: "USD\n" was taken, a currency of
+        # its own in every report and an answer against the admin API's document.
+        (
+            {"payments": [{"type": "CPM", "revenue": 1, "payout": 1, "currency": "USD\n"}]},
+            "payments[0].currency",
+            "three-letter code like USD",
+        ),
     ],
 )
 def test_refusals_name_the_field(changes: dict[str, Any], field: str, problem: str) -> None:
