@@ -76,19 +76,23 @@ def _catalog(home: Path, sink: AdvertiserSink) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dashboard_stack(
-    tmp_path_factory: pytest.TempPathFactory, advertiser: AdvertiserSink
-) -> Iterator[RunningStack]:
+def dashboard_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     home = tmp_path_factory.mktemp("dashboard")
-    with started_stack(
-        home,
-        _catalog(home, advertiser),
-        EXPORT_BATCH_SECONDS="0.2",
-        FORWARD_ALLOWED_NETWORKS="127.0.0.1/32",
-        FORWARD_BACKOFF_SECONDS="0.2",
-        FORWARD_BACKOFF_MAX_SECONDS="1",
-    ) as running:
-        yield running
+    # An advertiser of its own: other tests count every request the shared one got
+    # on a path (test_forwarding's /gone).
+    advertiser = AdvertiserSink().start()
+    try:
+        with started_stack(
+            home,
+            _catalog(home, advertiser),
+            EXPORT_BATCH_SECONDS="0.2",
+            FORWARD_ALLOWED_NETWORKS="127.0.0.1/32",
+            FORWARD_BACKOFF_SECONDS="0.2",
+            FORWARD_BACKOFF_MAX_SECONDS="1",
+        ) as running:
+            yield running
+    finally:
+        advertiser.stop()
 
 
 @pytest.fixture(scope="module")
