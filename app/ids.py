@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
+ID_PATTERN = re.compile(r"[0-9a-f]{24}")  # fullmatch: a $ would let a final newline through
 
 EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 _TIME_HEX = 11  # 44 bits
@@ -66,7 +66,7 @@ _SINGLE_SEQ = _ENVELOPE_SEQS  # sequence 3: IDs made one at a time
 def is_valid_id(value: str) -> bool:
     """Whether ``value`` has the form of an ID (24 lowercase hex); says nothing of who
     issued it: :meth:`IdSeal.issued` does."""
-    return bool(ID_PATTERN.match(value))
+    return ID_PATTERN.fullmatch(value) is not None
 
 
 def id_ms(value: str) -> int:

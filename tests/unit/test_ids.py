@@ -26,6 +26,8 @@ def test_ids_are_24_lowercase_hex_and_carry_their_time() -> None:
     assert is_valid_id(issued)
     assert id_time(issued) == datetime.fromtimestamp(1_795_000_000.123, tz=UTC)
     assert int(issued[:11], 16) == 1_795_000_000_123 - EPOCH_MS
+    for unlike in (issued + "\n", issued.upper(), issued[:-1], issued + "0", " " + issued):
+        assert not is_valid_id(unlike), repr(unlike)
 
 
 def test_ids_sort_by_time_and_never_repeat() -> None:
