@@ -75,6 +75,19 @@ async def test_advertiser_affiliate_and_offer_lifecycle(admin: Admin) -> None:
     assert (await admin.ok("GET", "/offers/501"))["status"] == "deleted"
     active = await admin.ok("GET", "/offers?status=active")
     assert 501 not in [o["id"] for o in active["offers"]]
+    # A status no offer can have, or a parameter lists do not take: said, not an
+    # empty list that reads as "none".
+    assert await admin.call("GET", "/offers?status=pending") == (
+        400,
+        {
+            "error": "status: must be one of active, paused, stopped, deleted, not 'pending'",
+            "field": "status",
+        },
+    )
+    assert await admin.call("GET", "/affiliates?state=active") == (
+        400,
+        {"error": "state: is not a parameter of this page; it takes status", "field": "state"},
+    )
     assert (await admin.ok("DELETE", "/advertisers/501"))["status"] == "deleted"
 
 

@@ -119,7 +119,7 @@ def _kind_paths(kinds: str, title: str, statuses: tuple[str, ...]) -> dict[str, 
                             "additionalProperties": False,
                         },
                     ),
-                    **_refused(),
+                    **_refused(400),
                 },
                 parameters=[
                     {

@@ -16,7 +16,7 @@ from aiohttp import web
 from app.catalog import commands
 from app.catalog.changes import Entity
 from app.catalog.files import to_document
-from app.catalog.model import Offer
+from app.catalog.model import OFFER_STATUSES, PARTNER_STATUSES, Offer
 from app.catalog.offer_links import offer_links, parse_pid
 from app.catalog.validation import as_dict, id_from_text
 from app.edge.admin.openapi import admin_document
@@ -77,6 +77,12 @@ async def _body(request: web.Request) -> Any:
         raise CatalogError("body", f"is not valid JSON ({exc})") from None
 
 
+def _only_parameters(request: web.Request, known: str) -> None:
+    unknown = sorted(set(request.query) - {known})
+    if unknown:
+        raise CatalogError(unknown[0], f"is not a parameter of this page; it takes {known}")
+
+
 def _id(request: web.Request, name: str) -> int:
     return id_from_text(request.match_info[name], name)
 
@@ -86,9 +92,15 @@ def _kind(request: web.Request) -> str:
 
 
 async def list_entities(request: web.Request) -> web.Response:
-    catalog = await request.config_dict[CATALOG_SERVICE].catalog()
-    found = commands.entities(catalog, _kind(request)).values()
+    _only_parameters(request, "status")
+    kind = _kind(request)
     status = request.query.get("status")
+    statuses = OFFER_STATUSES if kind == "offer" else PARTNER_STATUSES
+    if status is not None and status not in statuses:
+        # An empty list would read as "none has it", not "there is no such status".
+        raise CatalogError("status", f"must be one of {', '.join(statuses)}, not {status!r}")
+    catalog = await request.config_dict[CATALOG_SERVICE].catalog()
+    found = commands.entities(catalog, kind).values()
     rows = [as_dict(e) for e in sorted(found, key=lambda e: e.id) if status in (None, e.status)]
     return _json({request.match_info["kind"]: rows})
 
@@ -137,9 +149,7 @@ def _one(decided: tuple[Any, Any]) -> tuple[Any, list[Any]]:
 
 async def offer_links_page(request: web.Request) -> web.Response:
     """The offer's links for one affiliate (``?pid=``), from PUBLIC_BASE_URL."""
-    unknown = sorted(set(request.query) - {"pid"})
-    if unknown:
-        raise CatalogError(unknown[0], "is not a parameter of this page; it takes pid")
+    _only_parameters(request, "pid")
     catalog = await request.config_dict[CATALOG_SERVICE].catalog()
     base_url = request.config_dict[SETTINGS].links_base_url
     pid = parse_pid(request.query.get("pid"))
