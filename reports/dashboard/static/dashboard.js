@@ -126,6 +126,12 @@ const CHART_LAYOUT = {
 };
 const CHART_CONFIG = { displayModeBar: false, responsive: true };
 
+// An axis of counts: whole-number ticks from 0, at most about five of them.
+function countAxis(title, values, extra = {}) {
+  const top = Math.max(1, ...values);
+  return { title: { text: title }, rangemode: "tozero", tick0: 0, dtick: Math.max(1, Math.ceil(top / 5)), ...extra };
+}
+
 function chart(id, traces, layout = {}) {
   window.Plotly.react(id, traces, { ...CHART_LAYOUT, ...layout }, CHART_CONFIG);
 }
@@ -173,8 +179,9 @@ function showHours(labels, rows) {
     { x, y: series("impressions"), name: "impressions", type: "bar", marker: { color: "#9db8d9" } },
     { x, y: series("clicks"), name: "clicks", type: "scatter", mode: "lines", yaxis: "y2" },
     { x, y: series("conversions"), name: "conversions", type: "scatter", mode: "lines", yaxis: "y2" },
-  ], { yaxis: { title: { text: "impressions" }, rangemode: "tozero", tickformat: ",d" },
-    yaxis2: { title: { text: "clicks, conversions" }, overlaying: "y", side: "right", rangemode: "tozero", tickformat: ",d" } });
+  ], { yaxis: countAxis("impressions", series("impressions")),
+    yaxis2: countAxis("clicks, conversions", [...series("clicks"), ...series("conversions")],
+      { overlaying: "y", side: "right" }) });
   const moneyTraces = [];
   for (const currency of currencies) {
     const hours = money.get(currency).hours;
@@ -270,7 +277,7 @@ function showPipeline(pipeline) {
   const x = pipeline.series.map((p) => p.at);
   const traces = Object.keys(pipeline.rates_per_second).map((name) => ({
     x, y: pipeline.series.map((p) => p.rates_per_second[name]), name: `${name}/s`,
-    type: "scatter", mode: "lines",
+    type: "scatter", mode: "lines+markers",
   }));
   const groups = Object.keys(pipeline.lag);
   for (const group of groups) {
@@ -279,7 +286,10 @@ function showPipeline(pipeline) {
       type: "scatter", mode: "lines", yaxis: "y2", line: { dash: "dot" },
     });
   }
+  // The last ten minutes, however few readings there are yet.
+  const now = Date.now();
   chart("chart-throughput", traces, {
+    xaxis: { type: "date", title: { text: "UTC" }, range: [new Date(now - 600 * 1000).toISOString(), new Date(now).toISOString()] },
     yaxis: { title: { text: "per second" }, rangemode: "tozero" },
     yaxis2: { title: { text: "records behind" }, overlaying: "y", side: "right", rangemode: "tozero" },
   });
