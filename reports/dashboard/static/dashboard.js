@@ -289,7 +289,7 @@ function showPipeline(pipeline) {
   // The last ten minutes, however few readings there are yet.
   const now = Date.now();
   chart("chart-throughput", traces, {
-    xaxis: { type: "date", title: { text: "UTC" }, range: [new Date(now - 600 * 1000).toISOString(), new Date(now).toISOString()] },
+    xaxis: { type: "date", range: [new Date(now - 600 * 1000).toISOString(), new Date(now).toISOString()] },
     yaxis: { title: { text: "per second" }, rangemode: "tozero" },
     yaxis2: { title: { text: "records behind" }, overlaying: "y", side: "right", rangemode: "tozero" },
   });
