@@ -6,10 +6,11 @@ start it seeks to the stored offsets, so whatever was not committed to DuckDB is
 read again and whatever was is not.
 
 Recorded and rejected impressions come in envelopes (app.events.envelopes), many a
-record: a fetch's envelopes become Arrow columns whole, field by field. A record
-that is no envelope it can read is copied, as it was, to ``unreadable-records``
-(app.events.dead_letters), and the broker has acknowledged the copy before the
-offsets past it are stored.
+record: a fetch's envelopes become Arrow columns whole, field by field; the other
+kinds are one JSON object a record. A record it cannot read (no envelope it knows,
+no JSON object, or one of the wrong shape) is copied, as it was, to
+``unreadable-records`` (app.events.dead_letters), and the broker has acknowledged
+the copy before the offsets past it are stored: nothing accepted is dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -66,7 +67,6 @@ class Exporter:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.cluster_id = ""
         self.exported: dict[str, int] = {}
-        self.skipped_malformed = 0
         self.sent_to_unreadable = 0
         self.batches = 0
         self.last_batch_at: float | None = None
@@ -154,10 +154,10 @@ class Exporter:
                 kind = EXPORTED_TOPICS[tp.topic]
                 envelope_kind = ENVELOPED_TOPICS.get(tp.topic)
                 if envelope_kind is None:
-                    rows = self._columns(kind, self._decode(tp, messages))
+                    rows, unreadable = read_objects(kind, messages)
                 else:
                     rows, unreadable = read_envelopes(envelope_kind, kind, messages)
-                    await self._send_unreadable(tp, unreadable)
+                await self._send_unreadable(tp, unreadable)
                 chunks[kind].append(rows)
                 pending += rows.num_rows
                 next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
@@ -170,17 +170,6 @@ class Exporter:
             # Also when traffic stops: the last batches must reach the analysts' copy.
             if self._unpublished and self._copying is None and self.snapshot.due():
                 await self._start_publishing()
-
-    def _decode(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> list[dict[str, Any]]:
-        events = []
-        for message in messages:
-            try:
-                events.append(orjson.loads(message.value))
-            except orjson.JSONDecodeError:
-                # Not ours to guess at; skipping keeps the partition moving.
-                self.skipped_malformed += 1
-                log.error("skipped a malformed event at %s:%d", tp, message.offset)
-        return events
 
     async def _send_unreadable(
         self, tp: TopicPartition, unreadable: list[tuple[ConsumerRecord, str]]
@@ -266,16 +255,6 @@ class Exporter:
         except (OSError, duckdb.Error):
             log.exception("could not publish the snapshot %s", self.snapshot.target)
 
-    def _columns(self, kind: str, events: list[dict[str, Any]]) -> pa.Table:
-        try:
-            return ROW_BUILDERS[kind](events)
-        except (KeyError, TypeError, ValueError) as exc:
-            # One event with a wrong shape must not stop the export of the others.
-            kept = _well_formed(kind, events)
-            self.skipped_malformed += len(events) - len(kept)
-            log.error("skipped %d malformed %s in a batch: %s", len(events) - len(kept), kind, exc)
-            return ROW_BUILDERS[kind](kept)
-
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
@@ -324,7 +303,6 @@ class Exporter:
             # Edge to the DuckDB file, per impression committed in the last minute
             # (reports/freshness.py); the analysts' copy is published after it.
             "end_to_end": self.end_to_end.summary(),
-            "skipped_malformed": self.skipped_malformed,
             "sent_to_unreadable": self.sent_to_unreadable,
             "batches": self.batches,
             "last_batch_at": self.last_batch_at,
@@ -356,31 +334,56 @@ def read_envelopes(
             envelopes.append((message, envelope_kind.decode(message.value)))
         except UnreadableEnvelope as exc:
             unreadable.append((message, str(exc)))
-    build = ENVELOPE_BUILDERS[kind]
+    table = _built_each(
+        ENVELOPE_BUILDERS[kind],
+        envelopes,
+        lambda envelope, exc: f"{envelope_kind.kind} envelope v{envelope.format.version}: {exc}",
+        unreadable,
+    )
+    return table, unreadable
+
+
+def read_objects(
+    kind: str, messages: Sequence[ConsumerRecord]
+) -> tuple[pa.Table, list[tuple[ConsumerRecord, str]]]:
+    """The rows of ``kind`` (an exported table carried one JSON object a record) in a
+    fetch, and the records that are no such object, each with why."""
+    unreadable: list[tuple[ConsumerRecord, str]] = []
+    events: list[tuple[ConsumerRecord, Any]] = []
+    for message in messages:
+        try:
+            events.append((message, orjson.loads(message.value or b"")))
+        except orjson.JSONDecodeError as exc:
+            unreadable.append((message, f"{kind} record: not JSON ({exc})"))
+    table = _built_each(
+        ROW_BUILDERS[kind],
+        events,
+        lambda _, exc: f"{kind} record of the wrong shape: {type(exc).__name__}: {exc}",
+        unreadable,
+    )
+    return table, unreadable
+
+
+def _built_each(
+    build: Callable[[list[Any]], pa.Table],
+    decoded: list[tuple[ConsumerRecord, Any]],
+    why: Callable[[Any, Exception], str],
+    unreadable: list[tuple[ConsumerRecord, str]],
+) -> pa.Table:
+    """``build`` of the decoded items, all at once; when that fails, item by item, each
+    one it cannot build added to ``unreadable`` (then in offset order) with ``why``: a
+    record of the wrong shape must not stop the export of the others."""
     try:
-        return build([envelope for _, envelope in envelopes]), unreadable
+        return build([item for _, item in decoded])
     except _UNBUILDABLE:
         pass
-    # An envelope of the wrong shape must not stop the export of the others.
     kept = []
-    for message, envelope in envelopes:
+    for message, item in decoded:
         try:
-            build([envelope])
+            build([item])
         except _UNBUILDABLE as exc:
-            reason = f"{envelope_kind.kind} envelope v{envelope.format.version}: {exc}"
-            unreadable.append((message, reason))
+            unreadable.append((message, why(item, exc)))
         else:
-            kept.append(envelope)
-    unreadable.sort(key=lambda item: item[0].offset)
-    return build(kept), unreadable
-
-
-def _well_formed(kind: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kept = []
-    for event in events:
-        try:
-            ROW_BUILDERS[kind]([event])
-        except (KeyError, TypeError, ValueError):
-            continue
-        kept.append(event)
-    return kept
+            kept.append(item)
+    unreadable.sort(key=lambda found: found[0].offset)
+    return build(kept)

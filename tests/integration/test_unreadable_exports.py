@@ -1,9 +1,12 @@
-"""Records on an enveloped topic that the exporter cannot read go to
-unreadable-records, as they were, and the export goes on past them."""
+"""Records on an exported topic that the exporter cannot read (an envelope, or a JSON
+object a record) go to unreadable-records, as they were, and the export goes on past
+them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -94,7 +97,6 @@ async def test_an_unreadable_envelope_goes_to_unreadable_records_and_the_export_
     assert rows == [(e["aimp_id"], e["sub1"]) for e in after]
     status = stack.exported_status()
     assert status["sent_to_unreadable"] == before["sent_to_unreadable"] + 1
-    assert status["skipped_malformed"] == before["skipped_malformed"]
 
     records = await unreadable_records(stack.settings.broker)
     (copy,) = [m for m in records if m.value == unreadable]
@@ -110,3 +112,39 @@ async def test_an_unreadable_envelope_goes_to_unreadable_records_and_the_export_
     said = f"unreadable record at {TOPIC}:0 offset {sent.offset} sent to {dead_letters.TOPIC}: "
     (line,) = [line for line in log.splitlines() if said in line]
     assert "ERROR" in line and line.endswith(said + reason)
+
+
+async def test_a_json_record_it_cannot_read_goes_to_unreadable_records_too(
+    stack: RunningStack,
+) -> None:
+    """On a topic of one JSON object a record (deliveries): text that is no JSON and
+    an object of the wrong shape are copied with why, and the partition moves past
+    them. They were dropped and counted before; a money field that was no number
+    stopped the export."""
+    topic = kinds.DELIVERIES.topic
+    token = os.urandom(8).hex()
+    bad = [b"{not json " + token.encode(), orjson.dumps({"aimp_id": token})]
+    before = stack.exported_status()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.broker, acks="all")
+    await producer.start()
+    try:
+        sent = [await producer.send_and_wait(topic, value, partition=0) for value in bad]
+    finally:
+        await producer.stop()
+
+    def moved_past() -> bool:
+        status = stack.exported_status()
+        return status["positions"].get(f"{topic}:0", 0) > sent[-1].offset
+
+    deadline = time.monotonic() + 60
+    while not moved_past():
+        assert time.monotonic() < deadline, "the export did not move past the records"
+        await asyncio.sleep(0.2)
+    status = stack.exported_status()
+    assert status["sent_to_unreadable"] == before["sent_to_unreadable"] + 2
+    records = await unreadable_records(stack.settings.broker)
+    copies = [m for m in records if m.value in bad]
+    assert [m.value for m in copies] == bad
+    reasons = [dict(m.headers)[dead_letters.REASON].decode() for m in copies]
+    assert reasons[0].startswith("deliveries record: not JSON (")
+    assert reasons[1].startswith("deliveries record of the wrong shape: KeyError")

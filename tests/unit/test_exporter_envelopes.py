@@ -1,16 +1,17 @@
-"""What the exporter makes of a fetch of envelopes (reports.exporter.read_envelopes):
-the rows of those it can read, and every other record with the reason it is sent to
-unreadable-records."""
+"""What the exporter makes of a fetch of envelopes (reports.exporter.read_envelopes)
+or of JSON objects (read_objects): the rows of those it can read, and every other
+record with the reason it is sent to unreadable-records."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiokafka import ConsumerRecord
 
 from app.events import kinds
 from app.ids import IdGenerator
-from reports.exporter import ENVELOPED_TOPICS, EXPORTED_TOPICS, read_envelopes
+from reports.exporter import ENVELOPED_TOPICS, EXPORTED_TOPICS, read_envelopes, read_objects
 from tests.ids import TEST_SEAL
 
 RECORDED = kinds.RECORDED_IMPRESSIONS
@@ -119,3 +120,50 @@ def test_envelopes_of_postback_outcomes_become_server_postbacks_and_a_bad_one_is
             "(it reads 1, 2)",
         ),
     ]
+
+
+def _attempt(**fields: Any) -> dict[str, Any]:
+    ids = IdGenerator(TEST_SEAL)
+    return {
+        "conversion_id": ids.new_id(),
+        "revision": 1,
+        "postback_id": ids.new_id(),
+        "offer_id": 1,
+        "pid": 2,
+        "advertiser_id": 3,
+        "goal": "1",
+        "conversion_status": 1,
+        "currency": "USD",
+        "destination": "https://aff.example/pb",
+        "url": "https://aff.example/pb?c=1",
+        "attempt": 1,
+        "outcome": "delivered",
+        "latency_ms": 12.5,
+        "at_ms": 1_795_000_000_000,
+        "payout": "3.00",
+        **fields,
+    }
+
+
+def test_json_records_of_the_wrong_shape_are_set_aside_not_a_stop_of_the_export() -> None:
+    """A JSON kind's records (affiliate postback attempts): the good ones become rows;
+    text that is no JSON, JSON that is no object, and an object whose payout is no
+    number (decimal's InvalidOperation, which once stopped the export loop) are each
+    returned with why, in offset order."""
+    good = [_attempt(), _attempt(revision=2)]
+    fetch = fetch_factory(
+        [
+            orjson.dumps(good[0]),
+            b"{not json",
+            orjson.dumps([1, 2]),
+            orjson.dumps(_attempt(payout="three")),
+            orjson.dumps(good[1]),
+        ]
+    )
+    table, unreadable = read_objects("affiliate_postbacks", fetch)
+    assert table.column("conversion_id").to_pylist() == [a["conversion_id"] for a in good]
+    assert [message for message, _ in unreadable] == fetch[1:4]
+    reasons = [reason for _, reason in unreadable]
+    assert reasons[0].startswith("affiliate_postbacks record: not JSON (")
+    assert reasons[1].startswith("affiliate_postbacks record of the wrong shape: TypeError")
+    assert reasons[2].startswith("affiliate_postbacks record of the wrong shape: Invalid")
