@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError
 
 from app.compat.kafka_metadata import cluster_id, wait_for_partitions
 from app.events import dead_letters, kinds
-from app.events.envelopes import Envelope, EnvelopeKind, UnreadableEnvelope
+from app.events.envelopes import EnvelopeKind, UnreadableEnvelope
 from app.metrics import export as export_metrics
 from app.metrics.state import LAG_TIMEOUT_SECONDS, record_lag
 from app.settings import Settings
@@ -327,20 +327,13 @@ def read_envelopes(
 ) -> tuple[pa.Table, list[tuple[ConsumerRecord, str]]]:
     """The rows of ``kind`` (an exported table) that a fetch's envelopes hold, and the
     records that are no envelope it can read, each with why."""
-    unreadable: list[tuple[ConsumerRecord, str]] = []
-    envelopes: list[tuple[ConsumerRecord, Envelope]] = []
-    for message in messages:
-        try:
-            envelopes.append((message, envelope_kind.decode(message.value)))
-        except UnreadableEnvelope as exc:
-            unreadable.append((message, str(exc)))
-    table = _built_each(
+    return _read(
+        messages,
+        envelope_kind.decode,
+        str,
         ENVELOPE_BUILDERS[kind],
-        envelopes,
         lambda envelope, exc: f"{envelope_kind.kind} envelope v{envelope.format.version}: {exc}",
-        unreadable,
     )
-    return table, unreadable
 
 
 def read_objects(
@@ -348,20 +341,33 @@ def read_objects(
 ) -> tuple[pa.Table, list[tuple[ConsumerRecord, str]]]:
     """The rows of ``kind`` (an exported table carried one JSON object a record) in a
     fetch, and the records that are no such object, each with why."""
+    return _read(
+        messages,
+        lambda value: orjson.loads(value or b""),
+        lambda exc: f"{kind} record: not JSON ({exc})",
+        ROW_BUILDERS[kind],
+        lambda _, exc: f"{kind} record of the wrong shape: {type(exc).__name__}: {exc}",
+    )
+
+
+def _read(
+    messages: Sequence[ConsumerRecord],
+    decode: Callable[[bytes], Any],
+    undecodable: Callable[[Exception], str],
+    build: Callable[[list[Any]], pa.Table],
+    unbuildable: Callable[[Any, Exception], str],
+) -> tuple[pa.Table, list[tuple[ConsumerRecord, str]]]:
+    """Each record decoded, then the rows ``build`` makes of them; the records it
+    cannot decode or build, each with why (``undecodable``, ``unbuildable``), in
+    offset order."""
     unreadable: list[tuple[ConsumerRecord, str]] = []
-    events: list[tuple[ConsumerRecord, Any]] = []
+    decoded: list[tuple[ConsumerRecord, Any]] = []
     for message in messages:
         try:
-            events.append((message, orjson.loads(message.value or b"")))
-        except orjson.JSONDecodeError as exc:
-            unreadable.append((message, f"{kind} record: not JSON ({exc})"))
-    table = _built_each(
-        ROW_BUILDERS[kind],
-        events,
-        lambda _, exc: f"{kind} record of the wrong shape: {type(exc).__name__}: {exc}",
-        unreadable,
-    )
-    return table, unreadable
+            decoded.append((message, decode(message.value)))
+        except (UnreadableEnvelope, orjson.JSONDecodeError) as exc:
+            unreadable.append((message, undecodable(exc)))
+    return _built_each(build, decoded, unbuildable, unreadable), unreadable
 
 
 def _built_each(
